@@ -1,0 +1,16 @@
+//! autosend: a self-hosted mailing manager with production-grade error reporting.
+//!
+//! Data flows one way: `web` → services → `db` / `cache` / `mail` → `domain`.
+
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod mail;
+pub mod reporting;
+pub mod signing;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod web;

@@ -1,0 +1,195 @@
+//! Outgoing mail: one [`Mailer`] over four transports (SPEC §3 `EMAIL_BACKEND`).
+//!
+//! `smtp` sends over a pooled connection (STARTTLS or implicit TLS, with a timeout), `file`
+//! writes one `.eml` per message under `data/outbox/`, `console` prints, and `memory` keeps
+//! what was sent so tests can read it. Send errors say whether a retry can help.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::config::{EmailBackend, Settings};
+
+/// Why a message was not sent, and whether sending it again may work.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// SMTP 4xx, a refused or broken connection, a timeout: retry later.
+    #[error("temporary failure: {0}")]
+    Temporary(String),
+    /// SMTP 5xx or a message the server can never accept: do not retry.
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+}
+
+/// A message the memory backend kept.
+#[derive(Debug, Clone)]
+pub struct SentEmail {
+    pub from: String,
+    pub to: Vec<String>,
+    /// The whole message as it would travel (RFC 5322).
+    pub raw: String,
+}
+
+/// What the memory backend has sent, shared with whoever holds a clone (tests).
+#[derive(Debug, Clone, Default)]
+pub struct Outbox(Arc<Mutex<Vec<SentEmail>>>);
+
+impl Outbox {
+    pub fn messages(&self) -> Vec<SentEmail> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+    pub fn clear(&self) {
+        if let Ok(mut m) = self.0.lock() {
+            m.clear();
+        }
+    }
+    fn push(&self, email: SentEmail) {
+        if let Ok(mut m) = self.0.lock() {
+            m.push(email);
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File(AsyncFileTransport<Tokio1Executor>),
+    Console,
+    Memory(Outbox),
+}
+
+#[derive(Clone)]
+pub struct Mailer {
+    transport: Transport,
+}
+
+impl Mailer {
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let transport = match settings.email_backend {
+            EmailBackend::Smtp => Transport::Smtp(smtp_transport(settings)?),
+            EmailBackend::File => {
+                let dir = settings.data_dir.join("outbox");
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create outbox {}", dir.display()))?;
+                Transport::File(AsyncFileTransport::new(dir))
+            }
+            EmailBackend::Console => Transport::Console,
+            EmailBackend::Memory => Transport::Memory(Outbox::default()),
+        };
+        Ok(Self { transport })
+    }
+
+    /// The memory backend's outbox (tests); `None` for other backends.
+    pub fn outbox(&self) -> Option<Outbox> {
+        match &self.transport {
+            Transport::Memory(outbox) => Some(outbox.clone()),
+            _ => None,
+        }
+    }
+
+    /// Sends one message; returns the server's reply (or a note for local backends).
+    pub async fn send(&self, message: Message) -> Result<String, SendError> {
+        match &self.transport {
+            Transport::Smtp(smtp) => match smtp.send(message).await {
+                Ok(response) => Ok(format!(
+                    "{} {}",
+                    response.code(),
+                    response.message().collect::<Vec<_>>().join(" ")
+                )),
+                Err(err) => Err(classify(&err)),
+            },
+            Transport::File(file) => match file.send(message).await {
+                Ok(id) => Ok(format!("written {id}.eml")),
+                // A full disk or a permission problem may be fixed by the operator.
+                Err(err) => Err(SendError::Temporary(err.to_string())),
+            },
+            Transport::Console => {
+                let raw = String::from_utf8_lossy(&message.formatted()).into_owned();
+                println!("----- e-mail -----\n{raw}\n----- end -----");
+                Ok("printed".to_string())
+            }
+            Transport::Memory(outbox) => {
+                let envelope = message.envelope();
+                outbox.push(SentEmail {
+                    from: envelope.from().map(|a| a.to_string()).unwrap_or_default(),
+                    to: envelope.to().iter().map(|a| a.to_string()).collect(),
+                    raw: String::from_utf8_lossy(&message.formatted()).into_owned(),
+                });
+                Ok("stored".to_string())
+            }
+        }
+    }
+
+    /// Whether the transport can send now (connects for SMTP); for `check`.
+    pub async fn check(&self) -> anyhow::Result<()> {
+        match &self.transport {
+            Transport::Smtp(smtp) => {
+                let ok = smtp
+                    .test_connection()
+                    .await
+                    .context("SMTP server did not answer")?;
+                anyhow::ensure!(ok, "SMTP server refused the connection test");
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn smtp_transport(settings: &Settings) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+    let smtp = &settings.smtp;
+    let builder = if smtp.use_ssl {
+        AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
+    } else if smtp.use_tls {
+        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
+    } else {
+        Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+            &smtp.host,
+        ))
+    }
+    .with_context(|| format!("SMTP_HOST {:?} cannot be used for TLS", smtp.host))?;
+    let mut builder = builder
+        .port(smtp.port)
+        .timeout(Some(Duration::from_secs(smtp.timeout_secs)))
+        .pool_config(PoolConfig::new().max_size(settings.send_concurrency as u32 + 1));
+    if let (Some(user), Some(password)) = (&smtp.user, &smtp.password) {
+        builder = builder.credentials(Credentials::new(
+            user.clone(),
+            password.expose().to_string(),
+        ));
+    }
+    Ok(builder.build())
+}
+
+fn classify(err: &lettre::transport::smtp::Error) -> SendError {
+    let text = err.to_string();
+    if err.is_permanent() || err.is_client() {
+        SendError::Permanent(text)
+    } else {
+        SendError::Temporary(text)
+    }
+}
+
+/// Builds a plain-text e-mail with an optional HTML alternative.
+pub fn compose(
+    from: &Mailbox,
+    to: &Mailbox,
+    subject: &str,
+    text: String,
+    html: Option<String>,
+) -> anyhow::Result<Message> {
+    let builder = Message::builder()
+        .from(from.clone())
+        .to(to.clone())
+        .subject(subject);
+    let message = match html {
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, html)),
+        None => builder.body(text),
+    };
+    message.context("cannot build e-mail")
+}

@@ -1,0 +1,90 @@
+//! Building and running the application (zero2prod's `Application`).
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use poem::Server;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+
+use crate::config::Settings;
+use crate::state::AppState;
+use crate::web;
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(20);
+
+pub struct Application {
+    acceptor: TcpAcceptor,
+    port: u16,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects everything and binds `BIND` (port 0 picks a free port, for tests).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        web::error::install_panic_hook();
+        let bind = settings.bind;
+        let state = AppState::build(settings).await?;
+        let acceptor = TcpListener::bind(bind)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("cannot listen on {bind} (BIND)"))?;
+        let port = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().map(|s| s.port()))
+            .context("listener has no local address")?;
+        Ok(Self {
+            acceptor,
+            port,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish (bounded).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = web::router(self.state.clone());
+        let server = Server::new_with_acceptor(self.acceptor).run_with_graceful_shutdown(
+            app,
+            shutdown,
+            Some(GRACEFUL_SHUTDOWN),
+        );
+        let result = server.await.context("web server failed");
+        tracing::info!("web server stopped");
+        self.state.db.close().await;
+        result
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received, shutting down"),
+        _ = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

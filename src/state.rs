@@ -1,0 +1,36 @@
+//! What every handler and background task shares: settings, database, cache, mailer, keys.
+
+use std::sync::Arc;
+
+use crate::cache::Cache;
+use crate::config::Settings;
+use crate::db::Db;
+use crate::mail::Mailer;
+use crate::signing::Signer;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub cache: Arc<Cache>,
+    pub mailer: Mailer,
+    pub signer: Signer,
+}
+
+impl AppState {
+    /// Connects the database (migrating it) and the cache, and builds the mailer.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = Db::connect(&settings.database, settings.log_sql).await?;
+        db.migrate().await?;
+        let cache = Cache::from_settings(settings.redis_url.as_ref(), &settings.redis_prefix)?;
+        let mailer = Mailer::from_settings(&settings)?;
+        let signer = Signer::new(settings.secret_key.clone());
+        Ok(Self {
+            settings: Arc::new(settings),
+            db,
+            cache: Arc::new(cache),
+            mailer,
+            signer,
+        })
+    }
+}

@@ -1,0 +1,60 @@
+//! htmx awareness: a page for browsers, the fragment alone for htmx swaps (kanidm's HxRequest).
+
+use poem::http::HeaderMap;
+use poem::{FromRequest, IntoResponse, Request, RequestBody, Response};
+
+use crate::state::AppState;
+use crate::web::csrf::CsrfSecret;
+use crate::web::views::layout::layout;
+
+/// Whether the request wants a fragment: `HX-Request` set and not a boosted navigation.
+pub fn wants_fragment(headers: &HeaderMap) -> bool {
+    let has = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    };
+    has("hx-request") && !has("hx-boosted")
+}
+
+/// What every rendered page needs to know about its request.
+#[derive(Debug, Clone)]
+pub struct PageCtx {
+    /// A fresh CSRF token for forms and the page's meta tag (empty when no cookie is known).
+    pub csrf_token: String,
+    /// Render the fragment only.
+    pub fragment: bool,
+    /// The request path, to mark the current navigation entry.
+    pub path: String,
+}
+
+impl PageCtx {
+    pub fn from_request(req: &Request) -> Self {
+        let csrf_token = match (req.extensions().get::<CsrfSecret>(), req.data::<AppState>()) {
+            (Some(secret), Some(state)) => secret.token(&state.signer),
+            _ => String::new(),
+        };
+        Self {
+            csrf_token,
+            fragment: wants_fragment(req.headers()),
+            path: req.uri().path().to_string(),
+        }
+    }
+
+    /// The full page, or only `content` for an htmx swap; always `Vary: HX-Request`.
+    pub fn render(&self, title: &str, content: maud::Markup) -> Response {
+        let body = if self.fragment {
+            content
+        } else {
+            layout(self, title, content)
+        };
+        body.with_header("Vary", "HX-Request").into_response()
+    }
+}
+
+impl<'a> FromRequest<'a> for PageCtx {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        Ok(Self::from_request(req))
+    }
+}

@@ -1,0 +1,371 @@
+//! The middleware every request passes, outermost first:
+//! security headers → edge (request id, context, access log, error pages, panics) →
+//! host check → body cap → cookies → CSRF → routes.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::FutureExt as _;
+use poem::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use poem::web::cookie::{Cookie, SameSite};
+use poem::{Endpoint, IntoResponse, Request, Response};
+
+use crate::reporting::mask;
+use crate::state::AppState;
+use crate::telemetry::{RequestContext, in_context};
+use crate::web::csrf::{self, CsrfSecret};
+use crate::web::error::{InternalError, take_panic};
+use crate::web::htmx::PageCtx;
+use crate::web::views::errors;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+fn state(req: &Request) -> AppState {
+    req.data::<AppState>()
+        .cloned()
+        .expect("AppState is attached to the router")
+}
+
+/// The incoming `X-Request-Id` when it is a sane token (≤ 64 of `[A-Za-z0-9._-]`), SPEC §8.
+pub fn sane_request_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(REQUEST_ID_HEADER)?.to_str().ok()?;
+    let sane = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    sane.then(|| value.to_string())
+}
+
+/// What is known of a request before it is handed on, for error pages and logs.
+struct RequestSnapshot {
+    method: Method,
+    path: String,
+    uri: String,
+    headers: HeaderMap,
+}
+
+impl RequestSnapshot {
+    fn of(req: &Request) -> Self {
+        Self {
+            method: req.method().clone(),
+            path: req.uri().path().to_string(),
+            uri: req.original_uri().to_string(),
+            headers: req.headers().clone(),
+        }
+    }
+
+    /// Method, URL and headers, masked, for the DEBUG page.
+    fn describe(&self, state: &AppState) -> Vec<(String, String)> {
+        let settings = &state.settings;
+        let secrets = settings.secret_values();
+        let mut rows = vec![
+            ("Method".to_string(), self.method.to_string()),
+            ("URL".to_string(), mask::scrub(&self.uri, &secrets)),
+        ];
+        for (name, value) in &self.headers {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            let shown = mask::masked_value(name.as_str(), &value, &settings.sensitive_fields);
+            rows.push((name.to_string(), mask::scrub(&shown, &secrets)));
+        }
+        rows
+    }
+}
+
+/// Request id, task-local context, access log, and every error or panic turned into a page.
+pub async fn edge<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    let state = state(&req);
+    let request_id =
+        sane_request_id(req.headers()).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let ctx = RequestContext::new(request_id.clone());
+    in_context(ctx.clone(), async move {
+        let started = Instant::now();
+        let snapshot = RequestSnapshot::of(&req);
+        let page = error_page_ctx(&req);
+        let outcome = AssertUnwindSafe(ep.call(req)).catch_unwind().await;
+        let mut resp = match outcome {
+            Ok(Ok(resp)) => resp.into_response(),
+            Ok(Err(err)) => error_response(&state, &ctx, &snapshot, &page, err),
+            Err(payload) => {
+                let panic = take_panic(&*payload);
+                let chain = vec![format!("panic: {}", panic.message), panic.location];
+                tracing::error!(error = %chain.join(" at "), "request panicked");
+                server_error(&state, &ctx, &snapshot, &page, &chain, &panic.backtrace)
+            }
+        };
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        tracing::info!(
+            target: "access",
+            method = %snapshot.method,
+            path = %snapshot.path,
+            status = resp.status().as_u16(),
+            duration_ms = format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
+            "request"
+        );
+        Ok(resp)
+    })
+    .await
+}
+
+/// Error pages render outside the CSRF middleware; they get a token from the cookie if any.
+fn error_page_ctx(req: &Request) -> PageCtx {
+    let mut ctx = PageCtx::from_request(req);
+    if ctx.csrf_token.is_empty() {
+        let secret = cookie_value(req.headers(), csrf::COOKIE_NAME)
+            .and_then(|v| CsrfSecret::from_cookie(&v));
+        if let (Some(secret), Some(state)) = (secret, req.data::<AppState>()) {
+            ctx.csrf_token = secret.token(&state.signer);
+        }
+    }
+    ctx
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| Cookie::parse(pair.trim()).ok())
+        .find(|c| c.name() == name)
+        .map(|c| c.value_str().to_string())
+}
+
+fn error_response(
+    state: &AppState,
+    ctx: &RequestContext,
+    snapshot: &RequestSnapshot,
+    page: &PageCtx,
+    err: poem::Error,
+) -> Response {
+    let status = err.status();
+    if status.is_server_error() {
+        let (chain, backtrace) = match err.downcast_ref::<InternalError>() {
+            Some(internal) => (internal.chain(), internal.backtrace.clone()),
+            None => (vec![err.to_string()], String::new()),
+        };
+        tracing::error!(error = %chain.join(": "), status = status.as_u16(), "request failed");
+        return server_error(state, ctx, snapshot, page, &chain, &backtrace);
+    }
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let message = match status {
+        StatusCode::NOT_FOUND => {
+            "The page you asked for does not exist, or you may not see it.".to_string()
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "This address does not accept that kind of request.".to_string()
+        }
+        _ => err.to_string(),
+    };
+    let mut resp = page.render(
+        reason,
+        errors::client_error(status.as_u16(), reason, &message),
+    );
+    resp.set_status(status);
+    if status == StatusCode::TOO_MANY_REQUESTS
+        && let Some(retry) = err.downcast_ref::<RetryAfter>()
+    {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry.0.max(1)));
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Attached to a 429 error: how many seconds the client should wait.
+#[derive(Debug, thiserror::Error)]
+#[error("Too many attempts. Please wait {0} seconds and try again.")]
+pub struct RetryAfter(pub u64);
+
+fn server_error(
+    state: &AppState,
+    ctx: &RequestContext,
+    snapshot: &RequestSnapshot,
+    page: &PageCtx,
+    chain: &[String],
+    backtrace: &str,
+) -> Response {
+    let secrets = state.settings.secret_values();
+    let chain: Vec<String> = chain.iter().map(|c| mask::scrub(c, &secrets)).collect();
+    let request = snapshot.describe(state);
+    let debug = state.settings.debug.then(|| errors::Debug {
+        chain: &chain,
+        backtrace,
+        request: &request,
+    });
+    let mut resp = page.render("Server error", errors::server_error(&ctx.request_id, debug));
+    resp.set_status(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// `ALLOWED_HOSTS` (SPEC §3): any other `Host` gets 400.
+pub async fn host_check<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    let state = state(&req);
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    if !state.settings.allowed_hosts.allows(&host) {
+        return Err(poem::Error::from_string(
+            format!("Invalid Host header {host:?}: this server does not answer for that name."),
+            StatusCode::BAD_REQUEST,
+        ));
+    }
+    Ok(ep.call(req).await?.into_response())
+}
+
+/// Request bodies are capped (SPEC §11): over the cap answers 413 before anything is read.
+pub async fn body_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
+    let max = state(&req).settings.max_body_bytes;
+    let too_large = || {
+        poem::Error::from_string(
+            format!("The request is too large: the limit is {} KiB.", max / 1024),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(len) if len > max as u64 => return Err(too_large()),
+        Some(_) => {}
+        // A chunked body has no declared length: read it up to the cap.
+        None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
+            let bytes = req
+                .take_body()
+                .into_bytes_limit(max)
+                .await
+                .map_err(|_| too_large())?;
+            req.set_body(bytes);
+        }
+        None => {}
+    }
+    Ok(ep.call(req).await?.into_response())
+}
+
+/// Methods that change state and therefore need a CSRF token.
+fn is_unsafe(method: &Method) -> bool {
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
+/// Paths that accept POSTs from outside the site: RFC 8058 one-click unsubscribe comes from
+/// mail providers, without our cookie, and is authorised by its signed token instead.
+fn csrf_exempt(path: &str) -> bool {
+    path.starts_with("/u/")
+}
+
+/// Machine endpoints that render no form and change nothing: no CSRF cookie for them.
+fn csrf_irrelevant(req: &Request) -> bool {
+    let path = req.uri().path();
+    !is_unsafe(req.method())
+        && (path.starts_with("/assets/") || path == "/healthz" || path == "/metrics")
+}
+
+/// Ensures the CSRF cookie exists and checks the token of every state-changing request.
+pub async fn csrf<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
+    if csrf_irrelevant(&req) {
+        return Ok(ep.call(req).await?.into_response());
+    }
+    let state = state(&req);
+    let existing = req
+        .cookie()
+        .get(csrf::COOKIE_NAME)
+        .and_then(|c| CsrfSecret::from_cookie(c.value_str()));
+    let secret = match &existing {
+        Some(secret) => secret.clone(),
+        None => {
+            let secret = CsrfSecret::generate();
+            let mut cookie = Cookie::new_with_str(csrf::COOKIE_NAME, secret.cookie_value());
+            cookie.set_http_only(true);
+            cookie.set_same_site(SameSite::Lax);
+            cookie.set_secure(state.settings.https());
+            cookie.set_path("/");
+            cookie.set_max_age(std::time::Duration::from_secs(365 * 24 * 3600));
+            req.cookie().add(cookie);
+            secret
+        }
+    };
+    req.extensions_mut().insert(secret.clone());
+
+    if is_unsafe(req.method()) && !csrf_exempt(req.uri().path()) {
+        let token = match req.header(csrf::HEADER) {
+            Some(token) => Some(token.to_string()),
+            None => form_token(&mut req, state.settings.max_body_bytes).await,
+        };
+        let valid = existing.is_some() && token.is_some_and(|t| secret.verify(&state.signer, &t));
+        if !valid {
+            tracing::warn!(path = %req.uri().path(), "CSRF verification failed");
+            return Err(poem::Error::from_string(
+                "CSRF verification failed: the form was stale or did not come from this site. \
+                 Reload the page and try again.",
+                StatusCode::FORBIDDEN,
+            ));
+        }
+    }
+    Ok(ep.call(req).await?.into_response())
+}
+
+/// The `csrf_token` field of a urlencoded form body; the body is put back for the handler.
+async fn form_token(req: &mut Request, max: usize) -> Option<String> {
+    let is_form = req
+        .content_type()
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return None;
+    }
+    let bytes = req.take_body().into_bytes_limit(max).await.ok()?;
+    let token = url::form_urlencoded::parse(&bytes)
+        .find(|(name, _)| name == csrf::FORM_FIELD)
+        .map(|(_, value)| value.into_owned());
+    req.set_body(bytes);
+    token
+}
+
+/// The security headers of SPEC §11, on every response.
+pub async fn security_headers<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    let https = state(&req).settings.https();
+    let mut resp = ep.call(req).await?.into_response();
+    let headers = resp.headers_mut();
+    let set = |headers: &mut HeaderMap, name: &'static str, value: &'static str| {
+        headers
+            .entry(name)
+            .or_insert_with(|| HeaderValue::from_static(value));
+    };
+    set(
+        headers,
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+    );
+    set(headers, "x-frame-options", "DENY");
+    set(headers, "x-content-type-options", "nosniff");
+    set(headers, "referrer-policy", "same-origin");
+    set(headers, "cross-origin-opener-policy", "same-origin");
+    set(
+        headers,
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=(), payment=()",
+    );
+    if https {
+        set(
+            headers,
+            "strict-transport-security",
+            "max-age=31536000; includeSubDomains",
+        );
+    }
+    Ok(resp)
+}

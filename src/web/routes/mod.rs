@@ -1,0 +1,4 @@
+//! Handlers, one file per area. Routes hold no SQL: they call services and render views.
+
+pub mod health;
+pub mod home;
