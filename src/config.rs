@@ -301,14 +301,13 @@ impl Settings {
 pub const MASK: &str = "********************";
 
 fn url_password(url: &str) -> Option<String> {
-    Url::parse(url).ok()?.password().map(|p| percent_decode(p))
-}
-
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_string())
+    let parsed = Url::parse(url).ok()?;
+    let password = parsed.password()?;
+    Some(
+        percent_encoding::percent_decode_str(password)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 /// `scheme://user:pass@host` → `scheme://user:********************@host`.

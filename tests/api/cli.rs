@@ -1,0 +1,314 @@
+//! The binary itself: configuration errors, `serve` with its log files, `check`, `migrate`.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::client;
+
+const BIN: &str = env!("CARGO_BIN_EXE_autosend");
+
+/// The binary in `dir` with a clean environment (no inherited DATABASE_URL and the like).
+fn autosend(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn output(mut cmd: Command) -> (i32, String, String) {
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("command finished in time")
+        .expect("command ran");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn every_configuration_problem_is_one_line_and_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = output(autosend(
+        dir.path(),
+        &["check"],
+        &[
+            ("SECRET_KEY", "too-short"),
+            ("BIND", "not-an-address"),
+            ("SMTP_PORT", "70000"),
+            ("LOG_FORMAT", "xml"),
+        ],
+    ))
+    .await;
+    assert_eq!(code, 2, "{stderr}");
+    // SECRET_KEY is checked after the rest (it may write a file), so three lines here.
+    let lines: Vec<&str> = stderr.lines().collect();
+    for name in ["BIND", "SMTP_PORT", "LOG_FORMAT"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("configuration error: {name}: "))),
+            "{name} not reported: {stderr}"
+        );
+    }
+    assert_eq!(lines.len(), 3, "{stderr}");
+
+    let (code, _, stderr) = output(autosend(
+        dir.path(),
+        &["check"],
+        &[("SECRET_KEY", "too-short")],
+    ))
+    .await;
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("SECRET_KEY: must be at least 32 characters"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_dotenv_file_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "EMAIL_BACKEND=carrier-pigeon\n").unwrap();
+    let (code, _, stderr) = output(autosend(dir.path(), &["check"], &[])).await;
+    assert_eq!(code, 2);
+    assert!(stderr.contains("EMAIL_BACKEND: "), "{stderr}");
+}
+
+#[tokio::test]
+async fn postgres_without_secret_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = output(autosend(
+        dir.path(),
+        &["migrate"],
+        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")],
+    ))
+    .await;
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("SECRET_KEY: required with PostgreSQL"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2_and_help_lists_the_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, _) = output(autosend(dir.path(), &["no-such-command"], &[])).await;
+    assert_eq!(code, 2);
+    let (code, stdout, _) = output(autosend(dir.path(), &["--help"], &[])).await;
+    assert_eq!(code, 0);
+    for command in ["serve", "migrate", "check"] {
+        assert!(stdout.contains(command), "{stdout}");
+    }
+}
+
+#[tokio::test]
+async fn migrate_and_check_work_on_embedded_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = output(autosend(dir.path(), &["migrate"], &[])).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("up to date"));
+    assert!(dir.path().join("data/autosend.db").exists());
+    assert!(dir.path().join("data/secret_key").exists());
+
+    let (code, stdout, stderr) = output(autosend(dir.path(), &["check"], &[])).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("database: ok"));
+    assert!(stdout.contains("cache: ok (memory)"));
+    assert!(stdout.contains("mail: ok (file)"));
+}
+
+#[tokio::test]
+async fn check_fails_with_exit_1_when_a_service_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, _) = output(autosend(
+        dir.path(),
+        &["check"],
+        &[
+            ("REDIS_URL", "redis://127.0.0.1:1/0"),
+            ("EMAIL_BACKEND", "smtp"),
+            ("SMTP_PORT", "1"),
+            ("SMTP_TIMEOUT_SECS", "2"),
+        ],
+    ))
+    .await;
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("database: ok"), "{stdout}");
+    assert!(stdout.contains("cache: FAILED"), "{stdout}");
+    assert!(stdout.contains("mail: FAILED"), "{stdout}");
+}
+
+/// Starts `serve` on a free port and returns the child and its base URL.
+async fn serve(dir: &Path, env: &[(&str, &str)]) -> (Child, String, Vec<String>) {
+    let mut all = vec![("BIND", "127.0.0.1:0")];
+    all.extend_from_slice(env);
+    let mut child = autosend(dir, &["serve"], &all).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let port = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push(line.clone());
+            if let Some(rest) = line.split("(port ").nth(1) {
+                return rest
+                    .trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .to_string();
+            }
+        }
+        panic!("serve exited early: {seen:?}");
+    })
+    .await
+    .expect("serve printed its URL");
+    // Keep reading stdout so the child never blocks on a full pipe.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = tx.send(line);
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    while let Ok(line) = rx.try_recv() {
+        seen.push(line);
+    }
+    (child, format!("http://127.0.0.1:{port}"), seen)
+}
+
+async fn terminate(mut child: Child) -> i32 {
+    let pid = child.id().expect("child is running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("serve stopped after SIGTERM")
+        .unwrap();
+    status.code().unwrap_or(-1)
+}
+
+fn today() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}",
+        now.year(),
+        now.month() as u8,
+        now.day()
+    )
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[tokio::test]
+async fn serve_on_embedded_defaults_writes_the_log_files_with_request_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base, stdout) = serve(dir.path(), &[("LOG_SQL", "true")]).await;
+    assert!(
+        stdout
+            .iter()
+            .any(|l| l.contains("autosend createsuperuser")),
+        "first start explains how to create a user: {stdout:?}"
+    );
+    let http = client();
+    let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let home = http
+        .get(format!("{base}/"))
+        .header("X-Request-Id", "trace-me-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status(), 200);
+    assert_eq!(terminate(child).await, 0, "graceful shutdown exits 0");
+
+    for file in ["data/autosend.db", "data/secret_key"] {
+        assert!(dir.path().join(file).exists(), "{file}");
+    }
+    let day = today();
+    let logs = dir.path().join("logs");
+    let info = read(&logs.join(format!("app/app_info.{day}.log")));
+    let access = info
+        .lines()
+        .find(|l| l.contains("rid=trace-me-123"))
+        .unwrap_or_else(|| panic!("no line with the request id in {info}"));
+    assert!(
+        access.contains(" INFO access rid=trace-me-123 user=- "),
+        "{access}"
+    );
+    assert!(
+        access.contains("method=GET") && access.contains("path=/") && access.contains("status=200")
+    );
+    assert!(access.contains("duration_ms="));
+    // Line shape: 2026-11-20T12:00:00.123Z LEVEL target rid=… user=… message
+    let ts = access.split(' ').next().unwrap();
+    assert!(
+        ts.len() == 24 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
+        "{ts}"
+    );
+    assert!(info.contains("SIGTERM received"), "{info}");
+    assert!(logs.join(format!("app/app_errors.{day}.log")).exists());
+    let sql = read(&logs.join(format!("app/app_sql.{day}.log")));
+    assert!(
+        sql.contains("SELECT"),
+        "LOG_SQL=true writes statements: {sql}"
+    );
+    assert!(
+        !info.contains("_sqlx_migrations"),
+        "statements stay out of app_info"
+    );
+    for file in ["run", "jobs"] {
+        assert!(
+            logs.join(format!("scheduler/{file}.{day}.log")).exists(),
+            "{file}"
+        );
+    }
+    // The generated secret never reaches a log.
+    let key = read(&dir.path().join("data/secret_key"));
+    for entry in std::fs::read_dir(logs.join("app")).unwrap() {
+        assert!(!read(&entry.unwrap().path()).contains(key.trim()));
+    }
+}
+
+#[tokio::test]
+async fn json_log_lines_carry_the_same_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base, _) = serve(dir.path(), &[("LOG_FORMAT", "json")]).await;
+    client()
+        .get(format!("{base}/"))
+        .header("X-Request-Id", "json-rid-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(terminate(child).await, 0);
+    let info = read(
+        &dir.path()
+            .join(format!("logs/app/app_info.{}.log", today())),
+    );
+    let mut found = false;
+    for line in info.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for key in ["timestamp", "level", "target", "rid", "user", "message"] {
+            assert!(value.get(key).is_some(), "{key} missing: {line}");
+        }
+        if value["rid"] == "json-rid-1" {
+            found = true;
+            assert_eq!(value["user"], "-");
+            assert_eq!(value["status"], "200");
+        }
+    }
+    assert!(found, "{info}");
+}

@@ -1,0 +1,190 @@
+//! `spawn_app`: the real application on port 0 with a fresh database and the memory mailer.
+//!
+//! SQLite in a temp directory by default; a fresh PostgreSQL database (dropped afterwards)
+//! when `TEST_DATABASE_URL` is set; Redis with a per-app key prefix when `TEST_REDIS_URL` is.
+
+use std::collections::HashMap;
+
+use autosend::config::Settings;
+use autosend::mail::Outbox;
+use autosend::startup::Application;
+use autosend::state::AppState;
+use tokio::sync::oneshot;
+
+pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdef-0123456789";
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub outbox: Outbox,
+    pub dir: tempfile::TempDir,
+    _pg: Option<PgDatabase>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    /// A page's CSRF token, read from its `<meta name="csrf-token">` (also sets the cookie).
+    pub async fn csrf_token(&self) -> String {
+        let html = self.get("/").await.text().await.unwrap();
+        meta_csrf(&html).expect("page has a csrf-token meta tag")
+    }
+
+    /// Stops the server gracefully (in-flight requests finish).
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn meta_csrf(html: &str) -> Option<String> {
+    let start =
+        html.find(r#"name="csrf-token" content=""#)? + r#"name="csrf-token" content=""#.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_string())
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The variables every test app starts from; `customize` may change any of them.
+pub fn test_vars(dir: &std::path::Path) -> HashMap<String, String> {
+    let mut vars = HashMap::new();
+    let mut set = |k: &str, v: String| {
+        vars.insert(k.to_string(), v);
+    };
+    set("SECRET_KEY", SECRET_KEY.into());
+    set("BIND", "127.0.0.1:0".into());
+    set("DATA_DIR", dir.join("data").display().to_string());
+    set("LOG_DIR", dir.join("logs").display().to_string());
+    set("EMAIL_BACKEND", "memory".into());
+    set("SCHEDULER_INTERVAL_SECS", "0".into());
+    vars
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+    autosend::telemetry::init_for_tests();
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = test_vars(dir.path());
+    let pg = match std::env::var("TEST_DATABASE_URL") {
+        Ok(admin_url) if !admin_url.is_empty() => {
+            let db = PgDatabase::create(&admin_url).await;
+            vars.insert("DATABASE_URL".into(), db.url.clone());
+            Some(db)
+        }
+        _ => None,
+    };
+    if let Ok(redis) = std::env::var("TEST_REDIS_URL")
+        && !redis.is_empty()
+    {
+        vars.insert("REDIS_URL".into(), redis);
+        vars.insert(
+            "REDIS_PREFIX".into(),
+            format!("test-{}:", uuid::Uuid::new_v4().simple()),
+        );
+    }
+    customize(&mut vars);
+    let settings = Settings::from_vars(&vars).expect("test settings are valid");
+    let app = Application::build(settings).await.expect("app builds");
+    let port = app.port();
+    let state = app.state().clone();
+    let outbox = state.mailer.outbox().unwrap_or_default();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client: client(),
+        state,
+        outbox,
+        dir,
+        _pg: pg,
+        stop: Some(stop),
+    }
+}
+
+/// A PostgreSQL database made for one test app and dropped with it.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    async fn create(admin_url: &str) -> Self {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let name = format!("autosend_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::AnyConnection::connect(admin_url)
+            .await
+            .expect("TEST_DATABASE_URL is reachable");
+        // The name is ours (a uuid), never user input.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+            .execute(&mut conn)
+            .await
+            .expect("can create a test database");
+        let mut url = url::Url::parse(admin_url).expect("TEST_DATABASE_URL is a URL");
+        url.set_path(&name);
+        Self {
+            admin_url: admin_url.to_string(),
+            name,
+            url: url.to_string(),
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; a thread with its own runtime may block.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin_url).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}

@@ -1,0 +1,9 @@
+//! The one integration-test binary: the real app over HTTP (see helpers::spawn_app).
+
+mod assets;
+mod cli;
+mod errors;
+mod health;
+mod helpers;
+mod mail;
+mod middleware;
