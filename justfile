@@ -1,0 +1,52 @@
+# autosend tasks. `just --list` shows them all.
+
+set dotenv-load := false
+
+# Run autosend on embedded defaults (release build).
+run:
+    cargo run --release -- serve
+
+# Debug build with DEBUG=true: detailed error pages, verbose logs, no error e-mails.
+dev:
+    DEBUG=true cargo run -- serve
+
+# The test suite on the embedded defaults (SQLite, in-process cache).
+test:
+    cargo test
+
+# The test suite against the local PostgreSQL and Redis.
+test-pg db="postgres://postgres@127.0.0.1:5432/test" redis="redis://127.0.0.1:6379":
+    TEST_DATABASE_URL={{db}} TEST_REDIS_URL={{redis}} cargo test
+
+# Apply pending database migrations.
+migrate:
+    cargo run --release -- migrate
+
+# Demo data for a first look.
+seed:
+    @echo "seed-demo arrives with the delivery engine (issue 6); nothing to seed yet." && exit 1
+
+# Format the code.
+fmt:
+    cargo fmt
+
+# Formatting check and clippy with warnings as errors, as CI runs them.
+lint:
+    cargo fmt --check
+    cargo clippy --all-targets -- -D warnings
+
+# Benchmarks.
+bench:
+    @echo "The benchmark suite arrives with the performance issue (issue 8); nothing to run yet." && exit 1
+
+# Install the release binary and the systemd unit (run as root).
+install-service:
+    cargo build --release
+    install -Dm755 target/release/autosend /usr/local/bin/autosend
+    install -Dm644 deploy/autosend.service /etc/systemd/system/autosend.service
+    id -u autosend >/dev/null 2>&1 || useradd --system --home /var/lib/autosend --shell /usr/sbin/nologin autosend
+    install -d -o autosend -g autosend -m 0750 /var/lib/autosend /var/log/autosend
+    install -d -m 0750 /etc/autosend
+    test -f /etc/autosend/autosend.env || install -m 0640 -g autosend /dev/null /etc/autosend/autosend.env
+    systemctl daemon-reload
+    @echo "Now edit /etc/autosend/autosend.env, then: systemctl enable --now autosend"
