@@ -124,17 +124,25 @@ impl Cache {
     }
 
     pub async fn set(&self, key: &str, value: &str, ttl: Duration) {
+        self.set_checked(key, value, ttl).await;
+    }
+
+    /// Like [`Cache::set`], but says whether the value was stored (sessions must know).
+    pub async fn set_checked(&self, key: &str, value: &str, ttl: Duration) -> bool {
         if ttl.is_zero() {
-            return;
+            return false;
         }
         match &self.backend {
-            Backend::Memory(map) => map.insert(
-                key.to_string(),
-                MemoryEntry {
-                    value: value.to_string(),
-                    ttl,
-                },
-            ),
+            Backend::Memory(map) => {
+                map.insert(
+                    key.to_string(),
+                    MemoryEntry {
+                        value: value.to_string(),
+                        ttl,
+                    },
+                );
+                true
+            }
             Backend::Redis(pool) => {
                 let key = format!("{}{key}", self.prefix);
                 self.redis_call("SET", async {
@@ -143,7 +151,8 @@ impl Cache {
                         .await
                         .map_err(|e| e.to_string())
                 })
-                .await;
+                .await
+                .is_some()
             }
         }
     }

@@ -1,6 +1,11 @@
 //! The command line (SPEC §4): one function per command.
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+
+use crate::accounts::{self, passwords};
+use crate::db::users::{self, CreateUserError, NewUser};
+use crate::domain::{Email, Password};
 
 use crate::cache::Cache;
 use crate::config::Settings;
@@ -30,6 +35,24 @@ pub enum Command {
     Migrate,
     /// Validate the configuration and reach the database, the cache and the mail server.
     Check,
+    /// Create an active superuser (prompts for the password on a terminal).
+    Createsuperuser {
+        /// The superuser's e-mail address (the login).
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Create manager accounts (both manager permissions) with generated passwords.
+    ///
+    /// Prints one line `EMAIL PASSWORD` per account created; each password must be changed
+    /// at first login.
+    SeedManagers {
+        /// E-mail addresses of the managers to create.
+        #[arg(long = "email", required = true, num_args = 1..)]
+        emails: Vec<String>,
+    },
 }
 
 /// Runs a command; an error is a runtime failure (exit code 1).
@@ -38,7 +61,121 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::Check => check(settings).await,
+        Command::Createsuperuser {
+            email,
+            password_stdin,
+        } => createsuperuser(settings, &email, password_stdin).await,
+        Command::SeedManagers { emails } => seed_managers(settings, &emails).await,
     }
+}
+
+/// A database for commands that change accounts: connected and migrated.
+async fn migrated_db(settings: &Settings) -> anyhow::Result<Db> {
+    let db = Db::connect(&settings.database, settings.log_sql).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// The new superuser's password: from stdin (`--password-stdin`) or typed twice at a prompt.
+fn read_new_password(password_stdin: bool) -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    if password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    anyhow::ensure!(
+        std::io::stdin().is_terminal(),
+        "no terminal to prompt on: pass --password-stdin and pipe the password in"
+    );
+    let first = rpassword::prompt_password("Password: ").context("cannot read the password")?;
+    let second =
+        rpassword::prompt_password("Password (again): ").context("cannot read the password")?;
+    anyhow::ensure!(first == second, "the two passwords do not match");
+    Ok(first)
+}
+
+async fn createsuperuser(
+    settings: Settings,
+    email: &str,
+    password_stdin: bool,
+) -> anyhow::Result<()> {
+    let email = Email::parse(email).map_err(|m| anyhow::anyhow!("--email: {m}"))?;
+    let typed = read_new_password(password_stdin)?;
+    let password = Password::parse_new(&typed, &typed, email.as_str())
+        .map_err(|m| anyhow::anyhow!("password: {m}"))?;
+    let db = migrated_db(&settings).await?;
+    let new = NewUser {
+        email: email.to_string(),
+        password_hash: passwords::hash(password.expose()).await?,
+        is_active: true,
+        is_superuser: true,
+        view_all_mailings: true,
+        disable_mailing: true,
+        ..NewUser::default()
+    };
+    let created = users::create(&db, &new).await;
+    db.close().await;
+    match created {
+        Ok(id) => {
+            tracing::info!(user_id = id, "superuser created");
+            println!(
+                "Superuser {email} created. Log in at {}users/login",
+                settings.base_url
+            );
+            Ok(())
+        }
+        Err(CreateUserError::DuplicateEmail) => {
+            anyhow::bail!("a user with e-mail {email} already exists")
+        }
+        Err(CreateUserError::Unexpected(err)) => Err(err),
+    }
+}
+
+async fn seed_managers(settings: Settings, emails: &[String]) -> anyhow::Result<()> {
+    // Parse every address first: a typo creates nobody.
+    let parsed = emails
+        .iter()
+        .map(|e| Email::parse(e).map_err(|m| anyhow::anyhow!("--email {e:?}: {m}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let db = migrated_db(&settings).await?;
+    let mut failures = Vec::new();
+    for email in parsed {
+        let password = accounts::generate_password();
+        let new = NewUser {
+            email: email.to_string(),
+            password_hash: passwords::hash(&password).await?,
+            is_active: true,
+            view_all_mailings: true,
+            disable_mailing: true,
+            must_change_password: true,
+            ..NewUser::default()
+        };
+        match users::create(&db, &new).await {
+            Ok(id) => {
+                tracing::info!(user_id = id, "manager created");
+                println!("{email} {password}");
+            }
+            Err(CreateUserError::DuplicateEmail) => {
+                eprintln!("{email}: a user with this e-mail already exists; left unchanged");
+                failures.push(email.to_string());
+            }
+            Err(CreateUserError::Unexpected(err)) => {
+                db.close().await;
+                return Err(err);
+            }
+        }
+    }
+    db.close().await;
+    anyhow::ensure!(
+        failures.is_empty(),
+        "{} account(s) not created",
+        failures.len()
+    );
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //!
 //! Data flows one way: `web` → services → `db` / `cache` / `mail` → `domain`.
 
+pub mod accounts;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::accounts::sessions::SessionStore;
+use crate::accounts::throttle::LoginLimiter;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::Db;
@@ -15,6 +17,8 @@ pub struct AppState {
     pub cache: Arc<Cache>,
     pub mailer: Mailer,
     pub signer: Signer,
+    pub sessions: SessionStore,
+    pub login_limiter: Arc<LoginLimiter>,
 }
 
 impl AppState {
@@ -25,12 +29,16 @@ impl AppState {
         let cache = Cache::from_settings(settings.redis_url.as_ref(), &settings.redis_prefix)?;
         let mailer = Mailer::from_settings(&settings)?;
         let signer = Signer::new(settings.secret_key.clone());
+        let cache = Arc::new(cache);
+        let sessions = SessionStore::for_state(&db, &cache);
         Ok(Self {
             settings: Arc::new(settings),
             db,
-            cache: Arc::new(cache),
+            cache,
             mailer,
             signer,
+            sessions,
+            login_limiter: Arc::new(LoginLimiter::default()),
         })
     }
 }

@@ -121,8 +121,11 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
     let not_sql_chatter =
         |m: &Metadata<'_>| !(m.target() == SQL_TARGET && *m.level() > Level::WARN);
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![
+        // Console logs go to stderr: stdout is for what a command prints (seed-managers'
+        // `EMAIL PASSWORD` lines must be pipeable).
         tracing_subscriber::fmt::layer()
             .event_format(format.clone())
+            .with_writer(std::io::stderr)
             .with_filter(console_filter(&settings.log_level, settings.debug))
             .boxed(),
         file(&app_dir, "app_info")?

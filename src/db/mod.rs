@@ -4,6 +4,10 @@
 //! timeout) and the two migration sets, `migrations/sqlite` and `migrations/postgres`, whose
 //! file names match one for one.
 
+pub mod dashboard;
+pub mod sessions;
+pub mod users;
+
 use std::time::Duration;
 
 use anyhow::Context as _;

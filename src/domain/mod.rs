@@ -1,8 +1,33 @@
-//! Pure types of the product: no framework, no I/O.
+//! Pure types of the product: no framework, no I/O. Parse, don't validate: a value of these
+//! types is valid by construction.
+
+mod email;
+mod fields;
+mod page;
+mod password;
+mod scope;
+
+pub use email::Email;
+pub use fields::FieldErrors;
+pub use page::{PER_PAGE, PageRequest};
+pub use password::Password;
+pub use scope::Scope;
 
 use time_tz::Tz;
 
 /// The IANA zone of that name, if it exists.
 pub fn time_zone(name: &str) -> Option<&'static Tz> {
     time_tz::timezones::get_by_name(name)
+}
+
+/// Trims `value` and checks it fits in `max` characters and one line.
+pub fn one_line(value: &str, max: usize) -> Result<String, String> {
+    let value = value.trim();
+    if value.contains(['\r', '\n', '\0']) {
+        return Err("must be a single line".into());
+    }
+    if value.chars().count() > max {
+        return Err(format!("must be at most {max} characters"));
+    }
+    Ok(value.to_string())
 }

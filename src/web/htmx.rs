@@ -1,9 +1,12 @@
 //! htmx awareness: a page for browsers, the fragment alone for htmx swaps (kanidm's HxRequest).
 
-use poem::http::HeaderMap;
+use poem::http::{HeaderMap, StatusCode};
+use poem::session::Session;
 use poem::{FromRequest, IntoResponse, Request, RequestBody, Response};
 
+use crate::accounts::sessions::FLASH;
 use crate::state::AppState;
+use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfSecret;
 use crate::web::views::layout::layout;
 
@@ -27,6 +30,10 @@ pub struct PageCtx {
     pub fragment: bool,
     /// The request path, to mark the current navigation entry.
     pub path: String,
+    /// Who is logged in, for the navigation.
+    pub user: Option<CurrentUser>,
+    /// A one-time message left by the previous request (after a redirect).
+    pub flash: Option<String>,
 }
 
 impl PageCtx {
@@ -35,10 +42,20 @@ impl PageCtx {
             (Some(secret), Some(state)) => secret.token(&state.signer),
             _ => String::new(),
         };
+        // Taking the flash consumes it: it shows on exactly one page.
+        let flash = req.extensions().get::<Session>().and_then(|session| {
+            let flash = session.get::<String>(FLASH);
+            if flash.is_some() {
+                session.remove(FLASH);
+            }
+            flash
+        });
         Self {
             csrf_token,
             fragment: wants_fragment(req.headers()),
             path: req.uri().path().to_string(),
+            user: req.extensions().get::<CurrentUser>().cloned(),
+            flash,
         }
     }
 
@@ -51,6 +68,30 @@ impl PageCtx {
         };
         body.with_header("Vary", "HX-Request").into_response()
     }
+
+    /// [`PageCtx::render`] with another status (422 for a form to correct, 400 for a bad link).
+    pub fn render_status(
+        &self,
+        status: StatusCode,
+        title: &str,
+        content: maud::Markup,
+    ) -> Response {
+        let mut resp = self.render(title, content);
+        resp.set_status(status);
+        resp
+    }
+}
+
+/// Leaves a message for the next page the user sees (after a redirect).
+pub fn flash(req: &Request, message: impl Into<String>) {
+    if let Some(session) = req.extensions().get::<Session>() {
+        session.set(FLASH, message.into());
+    }
+}
+
+/// A 303 to `location`, the answer to a successful form post.
+pub fn see_other(location: &str) -> Response {
+    poem::web::Redirect::see_other(location).into_response()
 }
 
 impl<'a> FromRequest<'a> for PageCtx {

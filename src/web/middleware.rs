@@ -142,6 +142,10 @@ fn error_response(
     err: poem::Error,
 ) -> Response {
     let status = err.status();
+    // Redirects raised as errors (an anonymous visitor sent to the login page) pass as they are.
+    if status.is_redirection() {
+        return err.into_response();
+    }
     if status.is_server_error() {
         let (chain, backtrace) = match err.downcast_ref::<InternalError>() {
             Some(internal) => (internal.chain(), internal.backtrace.clone()),

@@ -1,6 +1,7 @@
 //! The HTTP side: router, middleware, handlers and views.
 
 pub mod assets;
+pub mod auth;
 pub mod csrf;
 pub mod error;
 pub mod htmx;
@@ -8,29 +9,74 @@ pub mod middleware;
 pub mod routes;
 pub mod views;
 
+use std::time::Duration;
+
 use poem::middleware::{Compression, CookieJarManager};
-use poem::{Endpoint, EndpointExt, Route, get};
+use poem::session::{CookieConfig, ServerSession};
+use poem::web::cookie::SameSite;
+use poem::{Endpoint, EndpointExt, Route, get, post};
 
 use crate::state::AppState;
 
+/// How long a login lasts without coming back.
+const SESSION_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+pub const SESSION_COOKIE: &str = "sessionid";
+
 /// Every route of SPEC §6 that exists so far, wrapped in the middleware stack.
 pub fn router(state: AppState) -> impl Endpoint {
+    use routes::{admin, health, home, users};
     let routes = Route::new()
-        .at("/", get(routes::home::index))
-        .at("/healthz", get(routes::health::healthz))
-        .at("/assets/*path", get(assets::serve));
+        .at("/", get(home::index))
+        .at("/healthz", get(health::healthz))
+        .at("/assets/*path", get(assets::serve))
+        .at("/users/login", get(users::login_page).post(users::login))
+        .at("/users/logout", post(users::logout))
+        .at("/users/signup", get(users::signup_page).post(users::signup))
+        .at("/users/activate/:token", get(users::activate))
+        .at(
+            "/users/password-reset",
+            get(users::reset_request_page).post(users::reset_request),
+        )
+        .at(
+            "/users/password-reset/:token",
+            get(users::reset_page).post(users::reset),
+        )
+        .at(
+            "/users/password-change",
+            get(users::password_change_page).post(users::password_change),
+        )
+        .at("/users/profile", get(users::profile))
+        .at(
+            "/users/profile/edit",
+            get(users::profile_edit_page).post(users::profile_edit),
+        )
+        .at("/admin/users", get(admin::users))
+        .at("/admin/users/:id", post(admin::update_user));
     with_middleware(routes, state)
 }
 
 /// Wraps routes in the middleware stack (outermost last). Public so tests can mount a
 /// deliberately failing handler behind exactly the stack users meet.
 pub fn with_middleware(routes: Route, state: AppState) -> impl Endpoint {
-    routes
+    let session_cookie = CookieConfig::new()
+        .name(SESSION_COOKIE)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.settings.https())
+        .max_age(SESSION_TTL);
+    // Boxing between layers keeps the nested endpoint type (and compile times) small.
+    let inner = routes
+        .around(auth::load_user)
         .around(middleware::csrf)
+        .with(ServerSession::new(session_cookie, state.sessions.clone()))
         .with(CookieJarManager::new())
+        .boxed();
+    inner
         .around(middleware::body_limit)
         .around(middleware::host_check)
         .with(Compression::new())
+        .boxed()
         .around(middleware::edge)
         .around(middleware::security_headers)
         .data(state)

@@ -312,3 +312,144 @@ async fn json_log_lines_carry_the_same_fields() {
     }
     assert!(found, "{info}");
 }
+
+#[tokio::test]
+async fn createsuperuser_reads_the_password_from_stdin() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |password: &'static str, email: &'static str| {
+        let mut cmd = autosend(
+            dir.path(),
+            &["createsuperuser", "--email", email, "--password-stdin"],
+            &[],
+        );
+        cmd.stdin(Stdio::piped());
+        async move {
+            let mut child = cmd.spawn().unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            stdin
+                .write_all(format!("{password}\n").as_bytes())
+                .await
+                .unwrap();
+            drop(stdin);
+            let out = child.wait_with_output().await.unwrap();
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    let (code, stdout, stderr) = run("a long enough secret", "Root@Example.com").await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("Superuser root@example.com created"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = run("a long enough secret", "root@example.com").await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    let (code, _, stderr) = run("short", "other@example.com").await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("at least 8"), "{stderr}");
+    let (code, _, stderr) = run("a long enough secret", "not-an-email").await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--email"), "{stderr}");
+    // Without --password-stdin and without a terminal there is nobody to ask.
+    let (code, _, stderr) = output(autosend(
+        dir.path(),
+        &["createsuperuser", "--email", "x@example.com"],
+        &[],
+    ))
+    .await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--password-stdin"), "{stderr}");
+    let (code, _, _) = output(autosend(dir.path(), &["createsuperuser"], &[])).await;
+    assert_eq!(code, 2, "--email is required");
+}
+
+#[tokio::test]
+async fn seed_managers_prints_one_line_per_account_and_forces_a_password_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = output(autosend(
+        dir.path(),
+        &[
+            "seed-managers",
+            "--email",
+            "m1@example.com",
+            "m2@example.com",
+        ],
+        &[],
+    ))
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let (email, password) = lines[0].split_once(' ').unwrap();
+    assert_eq!(email, "m1@example.com");
+    assert!(password.len() >= 12);
+
+    // The manager logs in and is sent to change the password before anything else.
+    let (child, base, _) = serve(dir.path(), &[]).await;
+    let http = client();
+    let html = http
+        .get(format!("{base}/users/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = crate::helpers::meta_csrf(&html).unwrap();
+    let resp = http
+        .post(format!("{base}/users/login"))
+        .form(&[
+            ("email", email),
+            ("password", password),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/users/password-change");
+    let resp = http
+        .get(format!("{base}/users/profile"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/users/password-change");
+    let resp = http
+        .post(format!("{base}/users/password-change"))
+        .form(&[
+            ("old_password", password),
+            ("password", "my own password"),
+            ("password2", "my own password"),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let profile = http
+        .get(format!("{base}/users/profile"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(profile.status(), 200);
+    let profile = profile.text().await.unwrap();
+    assert!(profile.contains("Sees every user") && profile.contains("May disable"));
+    assert_eq!(terminate(child).await, 0);
+
+    // A second run refuses the existing address and says so.
+    let (code, stdout, stderr) = output(autosend(
+        dir.path(),
+        &["seed-managers", "--email", "m1@example.com"],
+        &[],
+    ))
+    .await;
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("already exists"), "{stderr}");
+}

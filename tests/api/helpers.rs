@@ -20,9 +20,39 @@ pub struct TestApp {
     pub state: AppState,
     pub outbox: Outbox,
     pub dir: tempfile::TempDir,
+    vars: HashMap<String, String>,
     _pg: Option<PgDatabase>,
     stop: Option<oneshot::Sender<()>>,
 }
+
+/// Flags of a user made directly for a test.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Role {
+    pub active: bool,
+    pub superuser: bool,
+    pub view_all: bool,
+    pub disable: bool,
+}
+
+pub const ACTIVE: Role = Role {
+    active: true,
+    superuser: false,
+    view_all: false,
+    disable: false,
+};
+pub const SUPERUSER: Role = Role {
+    active: true,
+    superuser: true,
+    view_all: true,
+    disable: true,
+};
+pub const MANAGER: Role = Role {
+    active: true,
+    superuser: false,
+    view_all: true,
+    disable: true,
+};
+pub const PASSWORD: &str = "correct horse battery";
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
@@ -43,6 +73,66 @@ impl TestApp {
         meta_csrf(&html).expect("page has a csrf-token meta tag")
     }
 
+    /// Makes a user directly in the database; the password is [`PASSWORD`].
+    pub async fn create_user(&self, email: &str, role: Role) -> i64 {
+        let new = autosend::db::users::NewUser {
+            email: email.to_string(),
+            password_hash: autosend::accounts::passwords::hash(PASSWORD).await.unwrap(),
+            full_name: "Test User".to_string(),
+            is_active: role.active,
+            is_superuser: role.superuser,
+            view_all_mailings: role.view_all,
+            disable_mailing: role.disable,
+            must_change_password: false,
+        };
+        autosend::db::users::create(&self.state.db, &new)
+            .await
+            .unwrap()
+    }
+
+    /// POSTs a form with this client's CSRF token added.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        post_form_with(&self.client, self, path, fields).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_form("/users/login", &[("email", email), ("password", password)])
+            .await
+    }
+
+    /// Logs in (the user must exist) and checks it worked.
+    pub async fn login_as(&self, email: &str) {
+        let resp = self.login(email, PASSWORD).await;
+        assert_eq!(resp.status(), 303, "login of {email} failed");
+    }
+
+    /// The same application again on the same database (and Redis prefix): a restart.
+    pub async fn restart(&mut self) {
+        self.stop();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let settings = Settings::from_vars(&self.vars).expect("test settings are valid");
+        let app = Application::build(settings).await.expect("app rebuilds");
+        self.port = app.port();
+        self.address = format!("http://127.0.0.1:{}", self.port);
+        self.state = app.state().clone();
+        self.outbox = self.state.mailer.outbox().unwrap_or_default();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        self.stop = Some(stop);
+    }
+
+    /// The text bodies of the e-mails sent to `to`, oldest first.
+    pub fn mails_to(&self, to: &str) -> Vec<Mail> {
+        self.outbox
+            .messages()
+            .into_iter()
+            .filter(|m| m.to.iter().any(|t| t == to))
+            .map(|m| Mail::parse(&m.raw))
+            .collect()
+    }
+
     /// Stops the server gracefully (in-flight requests finish).
     pub fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -54,6 +144,75 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// POSTs a form from any client, fetching that client's CSRF token first.
+pub async fn post_form_with(
+    client: &reqwest::Client,
+    app: &TestApp,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let html = client
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = meta_csrf(&html).expect("csrf meta tag");
+    let mut form: Vec<(&str, &str)> = fields.to_vec();
+    form.push(("csrf_token", &token));
+    client.post(app.url(path)).form(&form).send().await.unwrap()
+}
+
+/// A sent e-mail, decoded.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl Mail {
+    pub fn parse(raw: &str) -> Self {
+        let parsed = mailparse::parse_mail(raw.as_bytes()).expect("e-mail parses");
+        let subject = parsed
+            .headers
+            .iter()
+            .find(|h| h.get_key().eq_ignore_ascii_case("subject"))
+            .map(|h| h.get_value())
+            .unwrap_or_default();
+        let mut text = String::new();
+        let mut html = String::new();
+        let mut parts = vec![&parsed];
+        while let Some(part) = parts.pop() {
+            if part.subparts.is_empty() {
+                let body = part.get_body().unwrap_or_default();
+                if part.ctype.mimetype == "text/html" {
+                    html.push_str(&body);
+                } else {
+                    text.push_str(&body);
+                }
+            } else {
+                parts.extend(part.subparts.iter());
+            }
+        }
+        Self {
+            subject,
+            text,
+            html,
+        }
+    }
+
+    /// The path of the first link found in the text body (the app's port is not BASE_URL's).
+    pub fn link_path(&self) -> String {
+        let start = self.text.find("http://").expect("a link in the e-mail");
+        let link = self.text[start..].split_whitespace().next().unwrap();
+        let url = url::Url::parse(link).expect("the link is a URL");
+        url.path().to_string()
     }
 }
 
@@ -129,6 +288,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)
         state,
         outbox,
         dir,
+        vars,
         _pg: pg,
         stop: Some(stop),
     }

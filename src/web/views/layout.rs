@@ -1,13 +1,26 @@
-//! The base layout every page shares.
+//! The base layout every page shares, and the form pieces every form uses.
 
 use maud::{DOCTYPE, Markup, html};
 
+use crate::domain::FieldErrors;
 use crate::web::assets;
 use crate::web::csrf;
 use crate::web::htmx::PageCtx;
 
-/// Navigation entries: (label, path). The current one is marked with `aria-current`.
-const NAV: &[(&str, &str)] = &[("Home", "/")];
+/// Navigation for logged-in users: (label, path). The current one is marked.
+const NAV: &[(&str, &str)] = &[("Dashboard", "/")];
+
+fn nav_link(ctx: &PageCtx, label: &str, path: &str) -> Markup {
+    let current = if path == "/" {
+        ctx.path == "/"
+    } else {
+        ctx.path.starts_with(path)
+    };
+    html! {
+        @if current { a href=(path) aria-current="page" { (label) } }
+        @else { a href=(path) { (label) } }
+    }
+}
 
 pub fn layout(ctx: &PageCtx, title: &str, content: Markup) -> Markup {
     html! {
@@ -26,16 +39,35 @@ pub fn layout(ctx: &PageCtx, title: &str, content: Markup) -> Markup {
                 header.site {
                     a.brand href="/" { "autosend" }
                     nav aria-label="Main" {
-                        @for (label, path) in NAV {
-                            @if ctx.path == *path {
-                                a href=(path) aria-current="page" { (label) }
-                            } @else {
-                                a href=(path) { (label) }
+                        @if let Some(user) = &ctx.user {
+                            @for (label, path) in NAV { (nav_link(ctx, label, path)) }
+                            @if user.is_superuser {
+                                (nav_link(ctx, "Users", "/admin/users"))
                             }
                         }
                     }
+                    div.user {
+                        @if let Some(user) = &ctx.user {
+                            a href="/users/profile" title="Your profile" { (user.email) }
+                            form method="post" action="/users/logout" {
+                                (csrf_field(ctx))
+                                button.link type="submit" { "Log out" }
+                            }
+                        } @else {
+                            a href="/users/login" { "Log in" }
+                            a.button href="/users/signup" { "Sign up" }
+                        }
+                    }
                 }
-                main #main { (content) }
+                main #main {
+                    @if let Some(message) = &ctx.flash {
+                        div.flash.success role="status" {
+                            span { (message) }
+                            button.flash-close type="button" aria-label="Dismiss" { "×" }
+                        }
+                    }
+                    (content)
+                }
                 footer {
                     span.muted { "autosend " (env!("CARGO_PKG_VERSION")) }
                 }
@@ -47,4 +79,120 @@ pub fn layout(ctx: &PageCtx, title: &str, content: Markup) -> Markup {
 /// The hidden CSRF field every state-changing form carries.
 pub fn csrf_field(ctx: &PageCtx) -> Markup {
     html! { input type="hidden" name=(csrf::FORM_FIELD) value=(ctx.csrf_token); }
+}
+
+/// How an input is presented: its type and browser hints.
+pub struct Input<'a> {
+    pub name: &'a str,
+    pub label: &'a str,
+    pub kind: &'a str,
+    pub value: &'a str,
+    pub autocomplete: &'a str,
+    pub required: bool,
+    pub hint: Option<&'a str>,
+}
+
+impl<'a> Input<'a> {
+    pub fn new(name: &'a str, label: &'a str) -> Self {
+        Self {
+            name,
+            label,
+            kind: "text",
+            value: "",
+            autocomplete: "off",
+            required: false,
+            hint: None,
+        }
+    }
+    pub fn kind(mut self, kind: &'a str) -> Self {
+        self.kind = kind;
+        self
+    }
+    pub fn value(mut self, value: &'a str) -> Self {
+        self.value = value;
+        self
+    }
+    pub fn autocomplete(mut self, autocomplete: &'a str) -> Self {
+        self.autocomplete = autocomplete;
+        self
+    }
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+    pub fn hint(mut self, hint: &'a str) -> Self {
+        self.hint = Some(hint);
+        self
+    }
+}
+
+/// A labelled input with its error message (and `aria-invalid`) when it has one.
+pub fn field(input: Input<'_>, errors: &FieldErrors) -> Markup {
+    let id = format!("f-{}", input.name);
+    let error = errors.get(input.name);
+    let described = format!("{id}-msg");
+    html! {
+        div.field {
+            label for=(id) { (input.label) }
+            input id=(id) name=(input.name) type=(input.kind) value=(input.value)
+                autocomplete=(input.autocomplete) required[input.required]
+                aria-invalid=[error.map(|_| "true")]
+                aria-describedby=[(error.is_some() || input.hint.is_some()).then_some(described.as_str())];
+            @if let Some(message) = error {
+                p.field-error id=(described) { (message) }
+            } @else if let Some(hint) = input.hint {
+                p.hint id=(described) { (hint) }
+            }
+        }
+    }
+}
+
+/// A form-wide message (a refused login, say).
+pub fn form_error(message: Option<&str>) -> Markup {
+    html! {
+        @if let Some(message) = message {
+            div.flash.error role="alert" { (message) }
+        }
+    }
+}
+
+/// Previous / next links that keep the rest of the query (`extra`, already encoded).
+pub fn pager(path: &str, extra: &str, page: crate::domain::PageRequest, total: i64) -> Markup {
+    let pages = page.pages(total);
+    let href = |n: i64| {
+        if extra.is_empty() {
+            format!("{path}?page={n}")
+        } else {
+            format!("{path}?{extra}&page={n}")
+        }
+    };
+    html! {
+        nav.pagination aria-label="Pages" {
+            @if page.page > 1 { a href=(href(page.page - 1)) rel="prev" { "← Previous" } }
+            @else { span.disabled { "← Previous" } }
+            span { "Page " (page.page.min(pages)) " of " (pages) " · " (total) " in all" }
+            @if page.page < pages { a href=(href(page.page + 1)) rel="next" { "Next →" } }
+            @else { span.disabled { "Next →" } }
+        }
+    }
+}
+
+/// A timestamp (unix ms) as a readable UTC-or-zone date and time.
+pub fn datetime(ms: i64, zone: &str) -> String {
+    let Ok(utc) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+    else {
+        return String::new();
+    };
+    let local = match crate::domain::time_zone(zone) {
+        Some(tz) => {
+            use time_tz::OffsetDateTimeExt;
+            utc.to_timezone(tz)
+        }
+        None => utc,
+    };
+    local
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute]"
+        ))
+        .unwrap_or_default()
 }

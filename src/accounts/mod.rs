@@ -1,0 +1,359 @@
+//! Accounts (SPEC §5): sign-up, activation, login, password reset and change, profiles.
+//!
+//! Routes call these functions with what the user typed; validation turns it into domain
+//! types or per-field messages, and nothing reaches the database unparsed.
+
+pub mod emails;
+pub mod passwords;
+pub mod sessions;
+pub mod throttle;
+pub mod tokens;
+
+use lettre::message::Mailbox;
+
+use crate::db::users::{self, CreateUserError, NewUser, Profile, User};
+use crate::domain::{Email, FieldErrors, Password, one_line};
+use crate::mail::compose;
+use crate::state::AppState;
+use tokens::{Purpose, TokenError};
+
+/// Longest full name, phone and country accepted.
+const MAX_NAME: usize = 150;
+const MAX_PHONE: usize = 32;
+const MAX_COUNTRY: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("invalid input")]
+    Validation(FieldErrors),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl AccountError {
+    fn field(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = FieldErrors::new();
+        errors.add(field, message);
+        AccountError::Validation(errors)
+    }
+}
+
+fn full_name(input: &str) -> Result<String, String> {
+    let name = one_line(input, MAX_NAME)?;
+    if name.chars().count() < 2 {
+        return Err("Enter your name (at least 2 characters).".into());
+    }
+    Ok(name)
+}
+
+/// What the sign-up form sends.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct SignupForm {
+    pub email: String,
+    pub password: String,
+    pub password2: String,
+    pub full_name: String,
+}
+
+/// Creates an inactive account and e-mails its activation link. `Ok(false)` when the account
+/// exists but the e-mail could not be sent.
+pub async fn signup(state: &AppState, form: &SignupForm) -> Result<bool, AccountError> {
+    let mut errors = FieldErrors::new();
+    let email = errors.check("email", Email::parse(&form.email));
+    let password = errors.check(
+        "password",
+        Password::parse_new(&form.password, &form.password2, form.email.trim()),
+    );
+    let name = errors.check("full_name", full_name(&form.full_name));
+    let (Some(email), Some(password), Some(name)) = (email, password, name) else {
+        return Err(AccountError::Validation(errors));
+    };
+    let new = NewUser {
+        email: email.into_string(),
+        password_hash: passwords::hash(password.expose()).await?,
+        full_name: name,
+        ..NewUser::default()
+    };
+    let id = match users::create(&state.db, &new).await {
+        Ok(id) => id,
+        Err(CreateUserError::DuplicateEmail) => {
+            return Err(AccountError::field(
+                "email",
+                "An account with this e-mail address already exists. Log in or reset your password.",
+            ));
+        }
+        Err(CreateUserError::Unexpected(err)) => return Err(err.into()),
+    };
+    let user = users::find_by_id(&state.db, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("user {id} vanished after sign-up"))?;
+    tracing::info!(user_id = id, "account created, awaiting activation");
+    let link = link(
+        state,
+        "/users/activate/",
+        &tokens::issue(&state.signer, Purpose::Activation, &user),
+    );
+    Ok(send(state, &user, emails::activation(&user, &link)).await)
+}
+
+/// Activates the account a link names.
+pub async fn activate(state: &AppState, token: &str) -> Result<User, TokenError> {
+    let user = user_for_token(state, token).await?;
+    tokens::check(&state.signer, Purpose::Activation, token, &user)?;
+    match users::activate(&state.db, user.id).await {
+        Ok(true) => {
+            tracing::info!(user_id = user.id, "account activated");
+            Ok(user)
+        }
+        Ok(false) => Err(TokenError::Invalid),
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "activation failed");
+            Err(TokenError::Invalid)
+        }
+    }
+}
+
+async fn user_for_token(state: &AppState, token: &str) -> Result<User, TokenError> {
+    let id = tokens::claimed_user(token)?;
+    match users::find_by_id(&state.db, id).await {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => Err(TokenError::Invalid),
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "cannot load the user of a token");
+            Err(TokenError::Invalid)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown e-mail or wrong password: one answer for both.
+    #[error("The e-mail address or the password is not right.")]
+    Invalid,
+    #[error(
+        "This account is not active. Open the activation link we e-mailed you, or ask an administrator."
+    )]
+    Inactive,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Checks credentials. Unknown e-mails cost the same time as wrong passwords.
+pub async fn authenticate(
+    state: &AppState,
+    email: &str,
+    password: &str,
+) -> Result<User, LoginError> {
+    let Ok(email) = Email::parse(email) else {
+        passwords::verify_dummy(password).await?;
+        return Err(LoginError::Invalid);
+    };
+    let Some(user) = users::find_by_email(&state.db, email.as_str()).await? else {
+        passwords::verify_dummy(password).await?;
+        return Err(LoginError::Invalid);
+    };
+    if !passwords::verify(password, &user.password_hash).await? {
+        return Err(LoginError::Invalid);
+    }
+    if !user.is_active {
+        return Err(LoginError::Inactive);
+    }
+    users::record_login(&state.db, user.id).await?;
+    Ok(user)
+}
+
+/// E-mails a reset link when an active account has this address; silent otherwise, so the
+/// page cannot tell who has an account.
+pub async fn request_password_reset(state: &AppState, email: &str) -> Result<(), AccountError> {
+    let email = Email::parse(email).map_err(|m| AccountError::field("email", m))?;
+    if let Some(user) = users::find_by_email(&state.db, email.as_str()).await?
+        && user.is_active
+    {
+        let token = tokens::issue(&state.signer, Purpose::PasswordReset, &user);
+        let link = link(state, "/users/password-reset/", &token);
+        send(state, &user, emails::password_reset(&user, &link)).await;
+    }
+    Ok(())
+}
+
+/// Checks a reset link without using it (for the form page).
+pub async fn check_reset_token(state: &AppState, token: &str) -> Result<User, TokenError> {
+    let user = user_for_token(state, token).await?;
+    tokens::check(&state.signer, Purpose::PasswordReset, token, &user)?;
+    if !user.is_active {
+        return Err(TokenError::Invalid);
+    }
+    Ok(user)
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct NewPasswordForm {
+    pub old_password: String,
+    pub password: String,
+    pub password2: String,
+}
+
+/// Sets the new password of a reset link; the link stops working (the hash it covers changes).
+pub async fn reset_password(
+    state: &AppState,
+    user: &User,
+    form: &NewPasswordForm,
+) -> Result<(), AccountError> {
+    let password = Password::parse_new(&form.password, &form.password2, &user.email)
+        .map_err(|m| AccountError::field("password", m))?;
+    let hash = passwords::hash(password.expose()).await?;
+    users::set_password(&state.db, user.id, &hash, false).await?;
+    sessions::end_all(state, user.id).await;
+    tracing::info!(user_id = user.id, "password reset");
+    Ok(())
+}
+
+/// Changes the password of a logged-in user who knows the old one.
+pub async fn change_password(
+    state: &AppState,
+    user: &User,
+    form: &NewPasswordForm,
+) -> Result<User, AccountError> {
+    let mut errors = FieldErrors::new();
+    if !passwords::verify(&form.old_password, &user.password_hash).await? {
+        errors.add("old_password", "Your current password is not right.");
+    }
+    let password = errors.check(
+        "password",
+        Password::parse_new(&form.password, &form.password2, &user.email),
+    );
+    if password
+        .as_ref()
+        .is_some_and(|p| p.expose() == form.old_password)
+    {
+        errors.add(
+            "password",
+            "Choose a password different from the current one.",
+        );
+    }
+    let Some(password) = password.filter(|_| errors.is_empty()) else {
+        return Err(AccountError::Validation(errors));
+    };
+    let hash = passwords::hash(password.expose()).await?;
+    users::set_password(&state.db, user.id, &hash, false).await?;
+    sessions::end_all(state, user.id).await;
+    tracing::info!(user_id = user.id, "password changed");
+    users::find_by_id(&state.db, user.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("user vanished during password change").into())
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct ProfileForm {
+    pub full_name: String,
+    pub phone: String,
+    pub country: String,
+    pub time_zone: String,
+}
+
+impl ProfileForm {
+    pub fn from_user(user: &User) -> Self {
+        Self {
+            full_name: user.full_name.clone(),
+            phone: user.phone.clone(),
+            country: user.country.clone(),
+            time_zone: user.time_zone.clone().unwrap_or_default(),
+        }
+    }
+}
+
+fn phone(input: &str) -> Result<String, String> {
+    let phone = one_line(input, MAX_PHONE)?;
+    let ok = phone
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.'));
+    if !ok {
+        return Err("Use digits, spaces and + - ( ) only.".into());
+    }
+    Ok(phone)
+}
+
+fn time_zone(input: &str) -> Result<Option<String>, String> {
+    let zone = input.trim();
+    if zone.is_empty() {
+        return Ok(None);
+    }
+    match crate::domain::time_zone(zone) {
+        Some(_) => Ok(Some(zone.to_string())),
+        None => Err(format!(
+            "{zone:?} is not a time zone; use a name like Europe/Berlin."
+        )),
+    }
+}
+
+pub async fn update_profile(
+    state: &AppState,
+    user: &User,
+    form: &ProfileForm,
+) -> Result<(), AccountError> {
+    let mut errors = FieldErrors::new();
+    let profile = Profile {
+        full_name: errors
+            .check("full_name", full_name(&form.full_name))
+            .unwrap_or_default(),
+        phone: errors
+            .check("phone", phone(&form.phone))
+            .unwrap_or_default(),
+        country: errors
+            .check("country", one_line(&form.country, MAX_COUNTRY))
+            .unwrap_or_default(),
+        time_zone: errors
+            .check("time_zone", time_zone(&form.time_zone))
+            .flatten(),
+    };
+    if !errors.is_empty() {
+        return Err(AccountError::Validation(errors));
+    }
+    users::update_profile(&state.db, user.id, &profile).await?;
+    Ok(())
+}
+
+fn link(state: &AppState, path: &str, token: &str) -> String {
+    let base = state.settings.base_url.as_str().trim_end_matches('/');
+    format!("{base}{path}{token}")
+}
+
+/// Sends an account e-mail; a failure is logged and reported as `false`, never a 500.
+async fn send(state: &AppState, user: &User, email: emails::AccountEmail) -> bool {
+    let to = match user.email.parse::<Mailbox>() {
+        Ok(to) => to,
+        Err(err) => {
+            tracing::error!(user_id = user.id, error = %err, "stored e-mail address does not parse");
+            return false;
+        }
+    };
+    let message = match compose(
+        &state.settings.default_from_email,
+        &to,
+        &email.subject,
+        email.text,
+        Some(email.html),
+    ) {
+        Ok(message) => message,
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "cannot compose account e-mail");
+            return false;
+        }
+    };
+    match state.mailer.send(message).await {
+        Ok(_) => true,
+        Err(err) => {
+            tracing::warn!(user_id = user.id, error = %err, "account e-mail not sent");
+            false
+        }
+    }
+}
+
+/// A new random password for accounts made from the command line.
+pub fn generate_password() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>())
+}

@@ -1,0 +1,39 @@
+//! The dashboard's counters (SPEC §6 `GET /`).
+
+use anyhow::Context as _;
+
+use super::Db;
+use crate::domain::Scope;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counters {
+    pub mailings: i64,
+    pub running: i64,
+    pub recipients: i64,
+}
+
+/// Mailings, running mailings and distinct recipient addresses the viewer may see.
+pub async fn counters(db: &Db, scope: &Scope) -> anyhow::Result<Counters> {
+    let (mailings_where, recipients_where) = match scope.owner_filter() {
+        Some(_) => ("WHERE owner_id = $1", "WHERE owner_id = $1"),
+        // `$1 = $1` keeps one bind for both shapes of the query.
+        None => ("WHERE $1 = $1", "WHERE $1 = $1"),
+    };
+    let owner = scope.owner_filter().unwrap_or(0);
+    let sql = format!(
+        "SELECT \
+           (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings {mailings_where}), \
+           (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings {mailings_where} AND status = 'running'), \
+           (SELECT CAST(COUNT(DISTINCT email) AS BIGINT) FROM recipients {recipients_where})"
+    );
+    let (mailings, running, recipients): (i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(owner)
+        .fetch_one(&db.pool)
+        .await
+        .context("cannot count dashboard figures")?;
+    Ok(Counters {
+        mailings,
+        running,
+        recipients,
+    })
+}

@@ -1,0 +1,48 @@
+//! Pagination as lists use it: `?page=` (1-based), a fixed page size.
+
+pub const PER_PAGE: i64 = 25;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub page: i64,
+    pub per_page: i64,
+}
+
+impl PageRequest {
+    /// From the raw `?page=` value: anything missing, unparsable or below 1 is page 1, and
+    /// absurd values are capped so the offset cannot overflow.
+    pub fn parse(raw: Option<&str>) -> Self {
+        let page = raw
+            .and_then(|p| p.trim().parse::<i64>().ok())
+            .unwrap_or(1)
+            .clamp(1, 1_000_000);
+        Self {
+            page,
+            per_page: PER_PAGE,
+        }
+    }
+
+    pub fn offset(&self) -> i64 {
+        (self.page - 1) * self.per_page
+    }
+
+    pub fn pages(&self, total: i64) -> i64 {
+        ((total + self.per_page - 1) / self.per_page).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PageRequest;
+
+    #[test]
+    fn parse_is_forgiving() {
+        assert_eq!(PageRequest::parse(None).page, 1);
+        assert_eq!(PageRequest::parse(Some("3")).offset(), 50);
+        assert_eq!(PageRequest::parse(Some("-2")).page, 1);
+        assert_eq!(PageRequest::parse(Some("abc")).page, 1);
+        assert_eq!(PageRequest::parse(Some("99999999999999999999")).page, 1);
+        assert_eq!(PageRequest::parse(Some("1")).pages(0), 1);
+        assert_eq!(PageRequest::parse(Some("1")).pages(26), 2);
+    }
+}

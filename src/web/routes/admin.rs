@@ -1,0 +1,100 @@
+//! `/admin/…`: superuser pages.
+
+use poem::http::StatusCode;
+use poem::web::{Data, Form, Path, Query};
+use poem::{IntoResponse, Request, Response, handler};
+use serde::Deserialize;
+
+use crate::db::users::{self as user_db, AccessFlags};
+use crate::domain::PageRequest;
+use crate::state::AppState;
+use crate::web::auth::Superuser;
+use crate::web::error::AppError;
+use crate::web::htmx::{PageCtx, flash, see_other};
+use crate::web::views::admin as views;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ListQuery {
+    q: String,
+    page: Option<String>,
+}
+
+#[handler]
+pub async fn users(
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    Superuser(_admin): Superuser,
+    Query(query): Query<ListQuery>,
+) -> poem::Result<Response> {
+    let q = query.q.trim().chars().take(200).collect::<String>();
+    let page = PageRequest::parse(query.page.as_deref());
+    let (list, total) = user_db::search(&state.db, &q, page.per_page, page.offset())
+        .await
+        .map_err(AppError::from)?;
+    Ok(ctx.render(
+        "Users",
+        views::users(&ctx, &list, &q, page, total, &state.settings.time_zone),
+    ))
+}
+
+/// An unchecked checkbox is simply absent from the form.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AccessForm {
+    is_active: Option<String>,
+    view_all_mailings: Option<String>,
+    disable_mailing: Option<String>,
+}
+
+fn checked(value: &Option<String>) -> bool {
+    value
+        .as_deref()
+        .is_some_and(|v| !matches!(v.trim(), "" | "0" | "false" | "off"))
+}
+
+#[handler]
+pub async fn update_user(
+    req: &Request,
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    Superuser(admin): Superuser,
+    Path(id): Path<String>,
+    Form(form): Form<AccessForm>,
+) -> poem::Result<Response> {
+    let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
+    let flags = AccessFlags {
+        is_active: checked(&form.is_active),
+        view_all_mailings: checked(&form.view_all_mailings),
+        disable_mailing: checked(&form.disable_mailing),
+    };
+    if id == admin.id && !flags.is_active {
+        return Err(poem::Error::from_string(
+            "You cannot deactivate your own account: ask another superuser.",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ));
+    }
+    if !user_db::set_access(&state.db, id, flags)
+        .await
+        .map_err(AppError::from)?
+    {
+        return Err(AppError::NotFound.into());
+    }
+    if !flags.is_active {
+        crate::accounts::sessions::end_all(state, id).await;
+    }
+    tracing::info!(target_user = id, ?flags, "user access changed");
+    if ctx.fragment {
+        let user = user_db::find_by_id(&state.db, id)
+            .await
+            .map_err(AppError::from)?
+            .ok_or(AppError::NotFound)?;
+        let row = views::user_row(&ctx, &user, &state.settings.time_zone);
+        return Ok(row
+            .with_header("HX-Trigger", "user-saved")
+            .with_header("Vary", "HX-Request")
+            .into_response());
+    }
+    flash(req, "The user was saved.");
+    Ok(see_other("/admin/users"))
+}
