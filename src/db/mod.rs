@@ -5,6 +5,8 @@
 //! file names match one for one.
 
 pub mod dashboard;
+pub mod messages;
+pub mod recipients;
 pub mod sessions;
 pub mod users;
 

@@ -6,6 +6,7 @@ mod fields;
 mod page;
 mod password;
 mod scope;
+pub mod template;
 
 pub use email::Email;
 pub use fields::FieldErrors;

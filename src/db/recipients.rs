@@ -1,0 +1,262 @@
+//! Recipients (the seed's *clients*): an owner's address book.
+
+use anyhow::Context as _;
+use sqlx::FromRow;
+
+use super::users::like_pattern;
+use super::{Db, now_ms};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Recipient {
+    pub id: i64,
+    pub owner_id: i64,
+    pub email: String,
+    pub full_name: String,
+    pub comment: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A row of the list page: the recipient, its owner's e-mail, and whether it unsubscribed.
+#[derive(Debug, Clone, FromRow)]
+pub struct ListedRecipient {
+    pub id: i64,
+    pub owner_id: i64,
+    pub email: String,
+    pub full_name: String,
+    pub comment: String,
+    pub created_at: i64,
+    pub owner_email: String,
+    pub unsubscribed: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    #[default]
+    Newest,
+    Name,
+}
+
+/// What a list shows: whose recipients, matching what, in which order.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// `None`: every owner (viewers with `view_all_mailings`, superusers).
+    pub owner: Option<i64>,
+    pub search: String,
+    pub sort: Sort,
+}
+
+impl ListQuery {
+    /// The WHERE clause and its binds ($1 owner, $2 pattern), in one place for list,
+    /// count and export.
+    fn filter(&self) -> (&'static str, i64, String) {
+        let search = !self.search.trim().is_empty();
+        let clause = match (self.owner.is_some(), search) {
+            (true, true) => {
+                "WHERE r.owner_id = $1 AND (lower(r.email) LIKE $2 ESCAPE '\\' \
+                 OR lower(r.full_name) LIKE $2 ESCAPE '\\' OR lower(r.comment) LIKE $2 ESCAPE '\\')"
+            }
+            (true, false) => "WHERE r.owner_id = $1 AND $2 = $2",
+            (false, true) => {
+                "WHERE $1 = $1 AND (lower(r.email) LIKE $2 ESCAPE '\\' \
+                 OR lower(r.full_name) LIKE $2 ESCAPE '\\' OR lower(r.comment) LIKE $2 ESCAPE '\\')"
+            }
+            (false, false) => "WHERE $1 = $1 AND $2 = $2",
+        };
+        (
+            clause,
+            self.owner.unwrap_or(0),
+            like_pattern(self.search.trim()),
+        )
+    }
+
+    fn order(&self) -> &'static str {
+        match self.sort {
+            Sort::Newest => "ORDER BY r.created_at DESC, r.id DESC",
+            Sort::Name => "ORDER BY r.full_name, r.id",
+        }
+    }
+}
+
+const LIST_COLUMNS: &str = "r.id, r.owner_id, r.email, r.full_name, r.comment, r.created_at, \
+    o.email AS owner_email, \
+    CASE WHEN u.id IS NULL THEN 0 ELSE 1 END AS unsubscribed";
+const LIST_JOINS: &str = "JOIN users o ON o.id = r.owner_id \
+    LEFT JOIN unsubscribes u ON u.owner_id = r.owner_id AND u.email = r.email";
+
+pub async fn list(
+    db: &Db,
+    query: &ListQuery,
+    limit: i64,
+    offset: i64,
+) -> anyhow::Result<Vec<ListedRecipient>> {
+    let (filter, owner, pattern) = query.filter();
+    let sql = format!(
+        "SELECT {LIST_COLUMNS} FROM recipients r {LIST_JOINS} {filter} {} LIMIT $3 OFFSET $4",
+        query.order()
+    );
+    sqlx::query_as::<_, ListedRecipient>(sqlx::AssertSqlSafe(sql))
+        .bind(owner)
+        .bind(pattern)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&db.pool)
+        .await
+        .context("cannot list recipients")
+}
+
+pub async fn count(db: &Db, query: &ListQuery) -> anyhow::Result<i64> {
+    let (filter, owner, pattern) = query.filter();
+    let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM recipients r {filter}");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(owner)
+        .bind(pattern)
+        .fetch_one(&db.pool)
+        .await
+        .context("cannot count recipients")
+}
+
+/// Every matching recipient, for the CSV export (in list order).
+pub async fn all(db: &Db, query: &ListQuery) -> anyhow::Result<Vec<ListedRecipient>> {
+    list(db, query, i64::MAX, 0).await
+}
+
+/// One recipient with its list details, whoever owns it (the caller checks the scope).
+pub async fn get_listed(db: &Db, id: i64) -> anyhow::Result<Option<ListedRecipient>> {
+    let sql = format!("SELECT {LIST_COLUMNS} FROM recipients r {LIST_JOINS} WHERE r.id = $1");
+    sqlx::query_as::<_, ListedRecipient>(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await
+        .context("cannot load recipient")
+}
+
+pub async fn get(db: &Db, id: i64) -> anyhow::Result<Option<Recipient>> {
+    sqlx::query_as::<_, Recipient>(
+        "SELECT id, owner_id, email, full_name, comment, created_at, updated_at \
+         FROM recipients WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await
+    .context("cannot load recipient")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("this e-mail address is already in the list")]
+    Duplicate,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+fn map_write(err: sqlx::Error, what: &'static str) -> WriteError {
+    match &err {
+        sqlx::Error::Database(e) if e.is_unique_violation() => WriteError::Duplicate,
+        _ => WriteError::Unexpected(anyhow::Error::new(err).context(what)),
+    }
+}
+
+/// Inserts a recipient (values already parsed and normalised).
+pub async fn insert(
+    db: &Db,
+    owner_id: i64,
+    email: &str,
+    full_name: &str,
+    comment: &str,
+) -> Result<i64, WriteError> {
+    let now = now_ms();
+    sqlx::query_scalar::<_, i64>(
+        "INSERT INTO recipients (owner_id, email, full_name, comment, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+    )
+    .bind(owner_id)
+    .bind(email)
+    .bind(full_name)
+    .bind(comment)
+    .bind(now)
+    .fetch_one(&db.pool)
+    .await
+    .map_err(|e| map_write(e, "cannot insert recipient"))
+}
+
+pub async fn update(
+    db: &Db,
+    id: i64,
+    email: &str,
+    full_name: &str,
+    comment: &str,
+) -> Result<(), WriteError> {
+    sqlx::query(
+        "UPDATE recipients SET email = $1, full_name = $2, comment = $3, updated_at = $4 WHERE id = $5",
+    )
+    .bind(email)
+    .bind(full_name)
+    .bind(comment)
+    .bind(now_ms())
+    .bind(id)
+    .execute(&db.pool)
+    .await
+    .map_err(|e| map_write(e, "cannot update recipient"))?;
+    Ok(())
+}
+
+pub async fn delete(db: &Db, id: i64) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM recipients WHERE id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .context("cannot delete recipient")?;
+    Ok(())
+}
+
+/// A row of an import, already validated.
+#[derive(Debug, Clone)]
+pub struct ImportRow {
+    pub email: String,
+    pub full_name: String,
+    pub comment: String,
+}
+
+/// Creates or updates (by e-mail) every row for one owner, in one transaction: an import
+/// lands whole or not at all. Returns (created, updated).
+pub async fn upsert_many(db: &Db, owner_id: i64, rows: &[ImportRow]) -> anyhow::Result<(u64, u64)> {
+    let now = now_ms();
+    let mut tx = db.pool.begin().await.context("cannot start the import")?;
+    let mut created = 0;
+    let mut updated = 0;
+    for row in rows {
+        let existed = sqlx::query(
+            "UPDATE recipients SET full_name = $1, comment = $2, updated_at = $3 \
+             WHERE owner_id = $4 AND email = $5",
+        )
+        .bind(&row.full_name)
+        .bind(&row.comment)
+        .bind(now)
+        .bind(owner_id)
+        .bind(&row.email)
+        .execute(&mut *tx)
+        .await
+        .context("cannot update an imported recipient")?
+        .rows_affected();
+        if existed == 0 {
+            sqlx::query(
+                "INSERT INTO recipients (owner_id, email, full_name, comment, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5)",
+            )
+            .bind(owner_id)
+            .bind(&row.email)
+            .bind(&row.full_name)
+            .bind(&row.comment)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .context("cannot insert an imported recipient")?;
+            created += 1;
+        } else {
+            updated += 1;
+        }
+    }
+    tx.commit().await.context("cannot commit the import")?;
+    Ok((created, updated))
+}

@@ -1,0 +1,180 @@
+//! Messages (SPEC §6 `/messages/…`): parsing, visibility, and the rule that a message used by
+//! a mailing cannot be deleted.
+
+use crate::db::messages::{self as db, DeleteError, Message};
+use crate::domain::{FieldErrors, Scope, one_line};
+use crate::objects::{ObjectError, changeable, visible};
+use crate::state::AppState;
+
+pub const MAX_SUBJECT: usize = 255;
+/// Bodies are letters, not archives: generous caps that still bound a row.
+pub const MAX_BODY: usize = 200_000;
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct MessageForm {
+    pub subject: String,
+    pub body: String,
+    pub body_html: String,
+}
+
+impl MessageForm {
+    pub fn from_message(m: &Message) -> Self {
+        Self {
+            subject: m.subject.clone(),
+            body: m.body.clone(),
+            body_html: m.body_html.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// A message as it may be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub subject: String,
+    pub body: String,
+    pub body_html: Option<String>,
+}
+
+fn parse_subject(input: &str) -> Result<String, String> {
+    if input.contains(['\r', '\n']) {
+        return Err("The subject must be a single line.".into());
+    }
+    let subject = one_line(input, MAX_SUBJECT)
+        .map_err(|_| format!("A subject has at most {MAX_SUBJECT} characters."))?;
+    if subject.is_empty() {
+        return Err("Enter a subject.".into());
+    }
+    Ok(subject)
+}
+
+fn parse_body(input: &str, required: bool) -> Result<Option<String>, String> {
+    let body = input.replace("\r\n", "\n");
+    if body.contains('\0') {
+        return Err("The text contains a NUL character.".into());
+    }
+    if body.chars().count() > MAX_BODY {
+        return Err(format!("At most {MAX_BODY} characters."));
+    }
+    if body.trim().is_empty() {
+        return if required {
+            Err("Enter the text of the message.".into())
+        } else {
+            Ok(None)
+        };
+    }
+    Ok(Some(body))
+}
+
+impl TryFrom<&MessageForm> for NewMessage {
+    type Error = FieldErrors;
+
+    fn try_from(form: &MessageForm) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let subject = errors.check("subject", parse_subject(&form.subject));
+        let body = errors.check("body", parse_body(&form.body, true)).flatten();
+        let body_html = errors.check("body_html", parse_body(&form.body_html, false));
+        match (subject, body, body_html) {
+            (Some(subject), Some(body), Some(body_html)) if errors.is_empty() => Ok(Self {
+                subject,
+                body,
+                body_html,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+pub async fn create(
+    state: &AppState,
+    scope: &Scope,
+    form: &MessageForm,
+) -> Result<i64, ObjectError> {
+    let new = NewMessage::try_from(form).map_err(ObjectError::Validation)?;
+    Ok(db::insert(
+        &state.db,
+        scope.user_id,
+        &new.subject,
+        &new.body,
+        new.body_html.as_deref(),
+    )
+    .await?)
+}
+
+pub async fn get(state: &AppState, scope: &Scope, id: i64) -> Result<Message, ObjectError> {
+    let message = db::get(&state.db, id).await?.ok_or(ObjectError::NotFound)?;
+    visible(scope, message.owner_id)?;
+    Ok(message)
+}
+
+pub async fn get_for_change(
+    state: &AppState,
+    scope: &Scope,
+    id: i64,
+) -> Result<Message, ObjectError> {
+    let message = get(state, scope, id).await?;
+    changeable(scope, message.owner_id)?;
+    Ok(message)
+}
+
+pub async fn update(
+    state: &AppState,
+    scope: &Scope,
+    id: i64,
+    form: &MessageForm,
+) -> Result<(), ObjectError> {
+    get_for_change(state, scope, id).await?;
+    let new = NewMessage::try_from(form).map_err(ObjectError::Validation)?;
+    Ok(db::update(
+        &state.db,
+        id,
+        &new.subject,
+        &new.body,
+        new.body_html.as_deref(),
+    )
+    .await?)
+}
+
+/// Deletes a message no mailing uses; otherwise says which mailings use it.
+pub async fn delete(state: &AppState, scope: &Scope, id: i64) -> Result<Message, ObjectError> {
+    let message = get_for_change(state, scope, id).await?;
+    match db::delete(&state.db, id).await {
+        Ok(()) => Ok(message),
+        Err(DeleteError::InUse) => Err(in_use(state, id).await),
+        Err(DeleteError::Unexpected(err)) => Err(err.into()),
+    }
+}
+
+async fn in_use(state: &AppState, id: i64) -> ObjectError {
+    match db::used_by(&state.db, id).await {
+        Ok(mailings) => {
+            let list = mailings
+                .iter()
+                .map(|(id, status)| format!("#{id} ({status})"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            ObjectError::Refused(format!(
+                "This message cannot be deleted: it is used by mailing {list}. \
+                 Delete those mailings first, or keep the message."
+            ))
+        }
+        Err(err) => ObjectError::Unexpected(err),
+    }
+}
+
+/// The message as a sample recipient would receive it: (subject, text, html).
+pub fn preview(
+    message: &Message,
+    full_name: &str,
+    email: &str,
+) -> (String, String, Option<String>) {
+    use crate::domain::template::{fill_html, fill_text};
+    (
+        fill_text(&message.subject, full_name, email),
+        fill_text(&message.body, full_name, email),
+        message
+            .body_html
+            .as_deref()
+            .map(|h| fill_html(h, full_name, email)),
+    )
+}

@@ -1,0 +1,49 @@
+//! What can go wrong with an owned object (a recipient, a message, a mailing), whatever it is.
+
+use crate::domain::{FieldErrors, Scope};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// Absent, or not the viewer's to see: both answer 404 (SPEC §5).
+    #[error("not found")]
+    NotFound,
+    /// Visible to the viewer (`view_all_mailings`) but not theirs to change.
+    #[error("You can see this, but it belongs to another user: you cannot change it.")]
+    ReadOnly,
+    /// The input did not parse; the form is shown again with these messages.
+    #[error("invalid input")]
+    Validation(FieldErrors),
+    /// The request is understood but refused for a reason the user should read.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// `Ok` when the viewer may see an object of `owner_id`.
+pub fn visible(scope: &Scope, owner_id: i64) -> Result<(), ObjectError> {
+    if scope.can_view(owner_id) {
+        Ok(())
+    } else {
+        Err(ObjectError::NotFound)
+    }
+}
+
+/// `Ok` when the viewer may change an object of `owner_id`; a visible but foreign object is
+/// read-only, an invisible one does not exist.
+pub fn changeable(scope: &Scope, owner_id: i64) -> Result<(), ObjectError> {
+    visible(scope, owner_id)?;
+    if scope.can_change(owner_id) {
+        Ok(())
+    } else {
+        Err(ObjectError::ReadOnly)
+    }
+}
+
+/// A path id as users may type it: anything that is not a positive integer names nothing.
+pub fn parse_id(raw: &str) -> Result<i64, ObjectError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(ObjectError::NotFound)
+}

@@ -1,0 +1,157 @@
+//! Recipients (SPEC §6 `/clients/…`): parsing what users type, the visibility rules, and
+//! CSV import and export.
+
+pub mod csv_io;
+
+use crate::db::recipients::{self as db, ListedRecipient, WriteError};
+use crate::domain::{Email, FieldErrors, Scope, one_line};
+use crate::objects::{ObjectError, changeable, visible};
+use crate::state::AppState;
+
+pub const MAX_NAME: usize = 200;
+pub const MAX_COMMENT: usize = 2000;
+
+/// What the recipient form sends.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct RecipientForm {
+    pub email: String,
+    pub full_name: String,
+    pub comment: String,
+}
+
+impl RecipientForm {
+    pub fn from_recipient(r: &ListedRecipient) -> Self {
+        Self {
+            email: r.email.clone(),
+            full_name: r.full_name.clone(),
+            comment: r.comment.clone(),
+        }
+    }
+}
+
+/// A recipient as it may be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRecipient {
+    pub email: Email,
+    pub full_name: String,
+    pub comment: String,
+}
+
+pub fn parse_name(input: &str) -> Result<String, String> {
+    let name = one_line(input, MAX_NAME)?;
+    if name.chars().count() < 2 {
+        return Err("Enter a name of at least 2 characters.".into());
+    }
+    Ok(name)
+}
+
+pub fn parse_comment(input: &str) -> Result<String, String> {
+    let comment = input.trim();
+    if comment.contains('\0') {
+        return Err("The comment contains a NUL character.".into());
+    }
+    if comment.chars().count() > MAX_COMMENT {
+        return Err(format!("A comment has at most {MAX_COMMENT} characters."));
+    }
+    Ok(comment.replace("\r\n", "\n"))
+}
+
+impl TryFrom<&RecipientForm> for NewRecipient {
+    type Error = FieldErrors;
+
+    fn try_from(form: &RecipientForm) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let email = errors.check("email", Email::parse(&form.email));
+        let full_name = errors.check("full_name", parse_name(&form.full_name));
+        let comment = errors.check("comment", parse_comment(&form.comment));
+        match (email, full_name, comment) {
+            (Some(email), Some(full_name), Some(comment)) if errors.is_empty() => Ok(Self {
+                email,
+                full_name,
+                comment,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn duplicate() -> ObjectError {
+    let mut errors = FieldErrors::new();
+    errors.add("email", "This address is already in your recipients.");
+    ObjectError::Validation(errors)
+}
+
+fn write_error(err: WriteError) -> ObjectError {
+    match err {
+        WriteError::Duplicate => duplicate(),
+        WriteError::Unexpected(err) => ObjectError::Unexpected(err),
+    }
+}
+
+/// Creates a recipient owned by the viewer.
+pub async fn create(
+    state: &AppState,
+    scope: &Scope,
+    form: &RecipientForm,
+) -> Result<i64, ObjectError> {
+    let new = NewRecipient::try_from(form).map_err(ObjectError::Validation)?;
+    db::insert(
+        &state.db,
+        scope.user_id,
+        new.email.as_str(),
+        &new.full_name,
+        &new.comment,
+    )
+    .await
+    .map_err(write_error)
+}
+
+/// A recipient the viewer may see.
+pub async fn get(state: &AppState, scope: &Scope, id: i64) -> Result<ListedRecipient, ObjectError> {
+    let recipient = db::get_listed(&state.db, id)
+        .await?
+        .ok_or(ObjectError::NotFound)?;
+    visible(scope, recipient.owner_id)?;
+    Ok(recipient)
+}
+
+/// A recipient the viewer may change.
+pub async fn get_for_change(
+    state: &AppState,
+    scope: &Scope,
+    id: i64,
+) -> Result<ListedRecipient, ObjectError> {
+    let recipient = get(state, scope, id).await?;
+    changeable(scope, recipient.owner_id)?;
+    Ok(recipient)
+}
+
+pub async fn update(
+    state: &AppState,
+    scope: &Scope,
+    id: i64,
+    form: &RecipientForm,
+) -> Result<(), ObjectError> {
+    get_for_change(state, scope, id).await?;
+    let new = NewRecipient::try_from(form).map_err(ObjectError::Validation)?;
+    db::update(
+        &state.db,
+        id,
+        new.email.as_str(),
+        &new.full_name,
+        &new.comment,
+    )
+    .await
+    .map_err(write_error)
+}
+
+pub async fn delete(
+    state: &AppState,
+    scope: &Scope,
+    id: i64,
+) -> Result<ListedRecipient, ObjectError> {
+    let recipient = get_for_change(state, scope, id).await?;
+    db::delete(&state.db, id).await?;
+    Ok(recipient)
+}
