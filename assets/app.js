@@ -59,7 +59,12 @@
   document.addEventListener("htmx:responseError", function (evt) {
     var xhr = evt.detail.xhr;
     var ref = (xhr && xhr.getResponseHeader("X-Request-Id")) || "n/a";
-    showError("Request failed (" + (xhr ? xhr.status : "?") + "). Reference: " + ref);
+    // 4xx pages say what was wrong; the server repeats it in X-Error-Message for us.
+    var said = xhr && xhr.getResponseHeader("X-Error-Message");
+    if (said) {
+      try { said = decodeURIComponent(said); } catch (e) { said = null; }
+    }
+    showError(said ? said : "Request failed (" + (xhr ? xhr.status : "?") + "). Reference: " + ref);
   });
   document.addEventListener("htmx:sendError", function () {
     showError("Request failed (network error). Please check your connection and retry.");

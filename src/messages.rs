@@ -138,6 +138,10 @@ pub async fn update(
 /// Deletes a message no mailing uses; otherwise says which mailings use it.
 pub async fn delete(state: &AppState, scope: &Scope, id: i64) -> Result<Message, ObjectError> {
     let message = get_for_change(state, scope, id).await?;
+    if !db::used_by(&state.db, id).await?.is_empty() {
+        return Err(in_use(state, id).await);
+    }
+    // The foreign key still guards against a mailing created in between.
     match db::delete(&state.db, id).await {
         Ok(()) => Ok(message),
         Err(DeleteError::InUse) => Err(in_use(state, id).await),

@@ -58,6 +58,9 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedImport, FileError> {
         return Err(FileError::Binary);
     }
     let text = std::str::from_utf8(bytes).map_err(|e| FileError::NotUtf8(e.valid_up_to()))?;
+    // One line ending for all: the csv crate miscounts record lines after CRLF, and the line
+    // numbers of rejected rows must match what the user sees in an editor.
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
 
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
@@ -152,9 +155,9 @@ pub fn export(rows: &[ListedRecipient]) -> anyhow::Result<Vec<u8>> {
     for r in rows {
         writer.write_record([r.email.as_str(), r.full_name.as_str(), r.comment.as_str()])?;
     }
-    Ok(writer
+    writer
         .into_inner()
-        .map_err(|e| anyhow::anyhow!("cannot finish the CSV: {e}"))?)
+        .map_err(|e| anyhow::anyhow!("cannot finish the CSV: {e}"))
 }
 
 #[cfg(test)]

@@ -42,6 +42,27 @@ impl From<AppError> for poem::Error {
     }
 }
 
+impl From<crate::objects::ObjectError> for poem::Error {
+    fn from(error: crate::objects::ObjectError) -> Self {
+        use crate::objects::ObjectError;
+        match error {
+            ObjectError::NotFound => AppError::NotFound.into(),
+            ObjectError::ReadOnly => {
+                poem::Error::from_string(error.to_string(), StatusCode::FORBIDDEN)
+            }
+            ObjectError::Refused(message) => {
+                poem::Error::from_string(message, StatusCode::CONFLICT)
+            }
+            // Handlers re-render their forms; reaching here means a form without fields.
+            ObjectError::Validation(_) => poem::Error::from_string(
+                "Some fields are not valid.",
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            ObjectError::Unexpected(err) => AppError::from(err).into(),
+        }
+    }
+}
+
 /// An unexpected failure with its cause chain and the backtrace of where it was raised.
 #[derive(Debug)]
 pub struct InternalError {
@@ -88,7 +109,9 @@ thread_local! {
 pub fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
+        // The previous hook still runs (it prints to stderr, and the test harness needs it).
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
             let message = match info.payload().downcast_ref::<&str>() {
                 Some(s) => s.to_string(),
                 None => match info.payload().downcast_ref::<String>() {
@@ -107,6 +130,7 @@ pub fn install_panic_hook() {
                 backtrace: Backtrace::force_capture().to_string(),
             };
             LAST_PANIC.with(|slot| *slot.borrow_mut() = Some(details));
+            previous(info);
         }));
     });
 }

@@ -177,6 +177,13 @@ fn error_response(
     }
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // htmx requests show this in a banner (assets/app.js): the page itself is not swapped in.
+    let encoded =
+        percent_encoding::utf8_percent_encode(&message, percent_encoding::NON_ALPHANUMERIC)
+            .to_string();
+    if let Ok(value) = HeaderValue::from_str(&encoded) {
+        resp.headers_mut().insert("x-error-message", value);
+    }
     resp
 }
 
@@ -323,20 +330,39 @@ pub async fn csrf<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Res
     Ok(ep.call(req).await?.into_response())
 }
 
-/// The `csrf_token` field of a urlencoded form body; the body is put back for the handler.
+/// The `csrf_token` field of a urlencoded or multipart form body; the body is put back for
+/// the handler (it is already capped by the body-limit middleware).
 async fn form_token(req: &mut Request, max: usize) -> Option<String> {
-    let is_form = req
-        .content_type()
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+    let content_type = req.content_type()?.to_string();
+    let urlencoded = content_type.starts_with("application/x-www-form-urlencoded");
+    let boundary = content_type
+        .starts_with("multipart/form-data")
+        .then(|| multer::parse_boundary(&content_type).ok())
+        .flatten();
+    if !urlencoded && boundary.is_none() {
         return None;
     }
     let bytes = req.take_body().into_bytes_limit(max).await.ok()?;
-    let token = url::form_urlencoded::parse(&bytes)
-        .find(|(name, _)| name == csrf::FORM_FIELD)
-        .map(|(_, value)| value.into_owned());
+    let token = match boundary {
+        None => url::form_urlencoded::parse(&bytes)
+            .find(|(name, _)| name == csrf::FORM_FIELD)
+            .map(|(_, value)| value.into_owned()),
+        Some(boundary) => multipart_token(bytes.clone(), boundary).await,
+    };
     req.set_body(bytes);
     token
+}
+
+/// Finds the CSRF field among the parts (forms put it first, so this rarely reads far).
+async fn multipart_token(bytes: bytes::Bytes, boundary: String) -> Option<String> {
+    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    while let Ok(Some(field)) = multipart.next_field().await {
+        if field.name() == Some(csrf::FORM_FIELD) {
+            return field.text().await.ok();
+        }
+    }
+    None
 }
 
 /// The security headers of SPEC §11, on every response.

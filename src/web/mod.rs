@@ -24,7 +24,7 @@ pub const SESSION_COOKIE: &str = "sessionid";
 
 /// Every route of SPEC §6 that exists so far, wrapped in the middleware stack.
 pub fn router(state: AppState) -> impl Endpoint {
-    use routes::{admin, health, home, users};
+    use routes::{admin, health, home, messages, recipients, users};
     let routes = Route::new()
         .at("/", get(home::index))
         .at("/healthz", get(health::healthz))
@@ -50,6 +50,27 @@ pub fn router(state: AppState) -> impl Endpoint {
             "/users/profile/edit",
             get(users::profile_edit_page).post(users::profile_edit),
         )
+        .at("/clients/", get(recipients::list).post(recipients::create))
+        .at("/clients/new", get(recipients::new_page))
+        .at(
+            "/clients/import",
+            get(recipients::import_page).post(recipients::import),
+        )
+        .at("/clients/export.csv", get(recipients::export))
+        .at("/clients/:id", get(recipients::detail))
+        .at(
+            "/clients/:id/edit",
+            get(recipients::edit_page).post(recipients::edit),
+        )
+        .at("/clients/:id/delete", post(recipients::delete))
+        .at("/messages/", get(messages::list).post(messages::create))
+        .at("/messages/new", get(messages::new_page))
+        .at("/messages/:id", get(messages::detail))
+        .at(
+            "/messages/:id/edit",
+            get(messages::edit_page).post(messages::edit),
+        )
+        .at("/messages/:id/delete", post(messages::delete))
         .at("/admin/users", get(admin::users))
         .at("/admin/users/:id", post(admin::update_user));
     with_middleware(routes, state)

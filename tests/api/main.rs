@@ -7,4 +7,6 @@ mod errors;
 mod health;
 mod helpers;
 mod mail;
+mod messages;
 mod middleware;
+mod recipients;

@@ -3,4 +3,6 @@
 pub mod admin;
 pub mod health;
 pub mod home;
+pub mod messages;
+pub mod recipients;
 pub mod users;

@@ -8,7 +8,11 @@ use crate::web::csrf;
 use crate::web::htmx::PageCtx;
 
 /// Navigation for logged-in users: (label, path). The current one is marked.
-const NAV: &[(&str, &str)] = &[("Dashboard", "/")];
+const NAV: &[(&str, &str)] = &[
+    ("Dashboard", "/"),
+    ("Recipients", "/clients/"),
+    ("Messages", "/messages/"),
+];
 
 fn nav_link(ctx: &PageCtx, label: &str, path: &str) -> Markup {
     let current = if path == "/" {
@@ -195,4 +199,58 @@ pub fn datetime(ms: i64, zone: &str) -> String {
             "[year]-[month]-[day] [hour]:[minute]"
         ))
         .unwrap_or_default()
+}
+
+/// A labelled multi-line input with its error message.
+pub fn textarea(
+    name: &str,
+    label: &str,
+    value: &str,
+    rows: u32,
+    hint: Option<&str>,
+    errors: &FieldErrors,
+) -> Markup {
+    let id = format!("f-{name}");
+    let described = format!("{id}-msg");
+    let error = errors.get(name);
+    html! {
+        div.field {
+            label for=(id) { (label) }
+            textarea id=(id) name=(name) rows=(rows)
+                aria-invalid=[error.map(|_| "true")]
+                aria-describedby=[(error.is_some() || hint.is_some()).then_some(described.as_str())] { (value) }
+            @if let Some(message) = error {
+                p.field-error id=(described) { (message) }
+            } @else if let Some(hint) = hint {
+                p.hint id=(described) { (hint) }
+            }
+        }
+    }
+}
+
+/// A delete button: htmx asks for confirmation and removes the row in place; without
+/// JavaScript the surrounding form posts and the server redirects.
+pub fn delete_button(ctx: &PageCtx, action: &str, question: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            (csrf_field(ctx))
+            button.button.danger.small type="submit"
+                hx-post=(action) hx-confirm=(question) hx-target="closest tr" hx-swap="outerHTML" { "Delete" }
+        }
+    }
+}
+
+/// `q=…&sort=…` for links that keep the list's state.
+pub fn query_string(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }

@@ -4,4 +4,6 @@ pub mod admin;
 pub mod errors;
 pub mod home;
 pub mod layout;
+pub mod messages;
+pub mod recipients;
 pub mod users;

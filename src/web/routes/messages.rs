@@ -1,0 +1,215 @@
+//! `/messages/…`: message CRUD with a preview for a sample recipient.
+
+use poem::http::StatusCode;
+use poem::web::{Data, Form, Path, Query};
+use poem::{IntoResponse, Request, Response, handler};
+use serde::Deserialize;
+
+use crate::db::messages as db;
+use crate::db::users;
+use crate::domain::{FieldErrors, PageRequest};
+use crate::messages::{self, MessageForm};
+use crate::objects::{ObjectError, parse_id};
+use crate::state::AppState;
+use crate::web::auth::AuthUser;
+use crate::web::error::AppError;
+use crate::web::htmx::{PageCtx, flash, see_other};
+use crate::web::views::messages as views;
+
+/// The sample recipient of previews.
+const SAMPLE_NAME: &str = "Ann Example";
+const SAMPLE_EMAIL: &str = "ann@example.com";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ListParams {
+    q: String,
+    page: Option<String>,
+}
+
+#[handler]
+pub async fn list(
+    req: &Request,
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Query(params): Query<ListParams>,
+) -> poem::Result<Response> {
+    let scope = user.scope();
+    let q: String = params.q.trim().chars().take(200).collect();
+    let page = PageRequest::parse(params.page.as_deref());
+    let owner = scope.owner_filter();
+    let rows = db::list(&state.db, owner, &q, page.per_page, page.offset())
+        .await
+        .map_err(AppError::from)?;
+    let total = db::count(&state.db, owner, &q)
+        .await
+        .map_err(AppError::from)?;
+    let can_change = |owner: i64| scope.can_change(owner);
+    let view = views::ListView {
+        rows: &rows,
+        q: &q,
+        page,
+        total,
+        everyone: owner.is_none(),
+        can_change: &can_change,
+        zone: user
+            .time_zone
+            .as_deref()
+            .unwrap_or(&state.settings.time_zone),
+    };
+    if ctx.fragment && req.header("hx-target") == Some("results") {
+        return Ok(views::results(&ctx, &view)
+            .with_header("Vary", "HX-Request")
+            .into_response());
+    }
+    Ok(ctx.render("Messages", views::list(&ctx, &view)))
+}
+
+#[handler]
+pub async fn new_page(ctx: PageCtx, AuthUser(_user): AuthUser) -> Response {
+    ctx.render(
+        "New message",
+        views::form(
+            &ctx,
+            "/messages/",
+            "New message",
+            &MessageForm::default(),
+            &FieldErrors::new(),
+        ),
+    )
+}
+
+#[handler]
+pub async fn create(
+    req: &Request,
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Form(form): Form<MessageForm>,
+) -> poem::Result<Response> {
+    match messages::create(state, &user.scope(), &form).await {
+        Ok(id) => {
+            flash(req, "The message was saved.");
+            Ok(see_other(&format!("/messages/{id}")))
+        }
+        Err(ObjectError::Validation(errors)) => Ok(ctx.render_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "New message",
+            views::form(&ctx, "/messages/", "New message", &form, &errors),
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[handler]
+pub async fn detail(
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let scope = user.scope();
+    let message = messages::get(state, &scope, parse_id(&id)?).await?;
+    let used_by = db::used_by(&state.db, message.id)
+        .await
+        .map_err(AppError::from)?;
+    let owner = users::find_by_id(&state.db, message.owner_id)
+        .await
+        .map_err(AppError::from)?
+        .map(|u| u.email)
+        .unwrap_or_default();
+    let (subject, text, html) = messages::preview(&message, SAMPLE_NAME, SAMPLE_EMAIL);
+    let preview = views::Preview {
+        name: SAMPLE_NAME,
+        email: SAMPLE_EMAIL,
+        subject: &subject,
+        text: &text,
+        html: html.as_deref(),
+    };
+    let zone = user
+        .time_zone
+        .as_deref()
+        .unwrap_or(&state.settings.time_zone);
+    Ok(ctx.render(
+        &message.subject.clone(),
+        views::detail(
+            &ctx,
+            &message,
+            &owner,
+            &used_by,
+            scope.can_change(message.owner_id),
+            &preview,
+            zone,
+        ),
+    ))
+}
+
+#[handler]
+pub async fn edit_page(
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let message = messages::get_for_change(state, &user.scope(), parse_id(&id)?).await?;
+    let action = format!("/messages/{}/edit", message.id);
+    Ok(ctx.render(
+        "Edit message",
+        views::form(
+            &ctx,
+            &action,
+            "Edit message",
+            &MessageForm::from_message(&message),
+            &FieldErrors::new(),
+        ),
+    ))
+}
+
+#[handler]
+pub async fn edit(
+    req: &Request,
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    Form(form): Form<MessageForm>,
+) -> poem::Result<Response> {
+    let id = parse_id(&id)?;
+    match messages::update(state, &user.scope(), id, &form).await {
+        Ok(()) => {
+            flash(req, "The message was saved.");
+            Ok(see_other(&format!("/messages/{id}")))
+        }
+        Err(ObjectError::Validation(errors)) => Ok(ctx.render_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Edit message",
+            views::form(
+                &ctx,
+                &format!("/messages/{id}/edit"),
+                "Edit message",
+                &form,
+                &errors,
+            ),
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[handler]
+pub async fn delete(
+    req: &Request,
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    messages::delete(state, &user.scope(), parse_id(&id)?).await?;
+    if ctx.fragment {
+        return Ok(Response::builder()
+            .header("HX-Trigger", "message-deleted")
+            .body(""));
+    }
+    flash(req, "The message was deleted.");
+    Ok(see_other("/messages/"))
+}

@@ -1,0 +1,274 @@
+//! `/clients/…`: recipients, with active search, CSV import and export.
+
+use poem::http::{StatusCode, header};
+use poem::web::{Data, Form, Multipart, Path, Query};
+use poem::{IntoResponse, Request, Response, handler};
+use serde::Deserialize;
+
+use crate::db::recipients::{self as db, ListQuery, Sort};
+use crate::domain::{FieldErrors, PageRequest};
+use crate::objects::{ObjectError, parse_id};
+use crate::recipients::{self, RecipientForm, csv_io};
+use crate::state::AppState;
+use crate::web::auth::AuthUser;
+use crate::web::error::AppError;
+use crate::web::htmx::{PageCtx, flash, see_other};
+use crate::web::views::recipients as views;
+
+/// Longest search text honoured; longer input is cut, never refused.
+const MAX_QUERY: usize = 200;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ListParams {
+    q: String,
+    sort: String,
+    page: Option<String>,
+}
+
+impl ListParams {
+    fn query(&self, owner: Option<i64>) -> ListQuery {
+        ListQuery {
+            owner,
+            search: self.q.trim().chars().take(MAX_QUERY).collect(),
+            sort: if self.sort == "name" {
+                Sort::Name
+            } else {
+                Sort::Newest
+            },
+        }
+    }
+}
+
+/// Whether an htmx request targets only the results (active search, pager).
+fn wants_results(req: &Request) -> bool {
+    req.header("hx-target") == Some("results")
+}
+
+#[handler]
+pub async fn list(
+    req: &Request,
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Query(params): Query<ListParams>,
+) -> poem::Result<Response> {
+    let scope = user.scope();
+    let query = params.query(scope.owner_filter());
+    let page = PageRequest::parse(params.page.as_deref());
+    let rows = db::list(&state.db, &query, page.per_page, page.offset())
+        .await
+        .map_err(AppError::from)?;
+    let total = db::count(&state.db, &query).await.map_err(AppError::from)?;
+    let can_change = |owner: i64| scope.can_change(owner);
+    let view = views::ListView {
+        rows: &rows,
+        q: &query.search,
+        sort: query.sort,
+        page,
+        total,
+        everyone: scope.owner_filter().is_none(),
+        can_change: &can_change,
+        zone: user
+            .time_zone
+            .as_deref()
+            .unwrap_or(&state.settings.time_zone),
+    };
+    if ctx.fragment && wants_results(req) {
+        return Ok(views::results(&ctx, &view)
+            .with_header("Vary", "HX-Request")
+            .into_response());
+    }
+    Ok(ctx.render("Recipients", views::list(&ctx, &view)))
+}
+
+#[handler]
+pub async fn new_page(ctx: PageCtx, AuthUser(_user): AuthUser) -> Response {
+    ctx.render(
+        "New recipient",
+        views::form(
+            &ctx,
+            "/clients/",
+            "New recipient",
+            &RecipientForm::default(),
+            &FieldErrors::new(),
+        ),
+    )
+}
+
+#[handler]
+pub async fn create(
+    req: &Request,
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Form(form): Form<RecipientForm>,
+) -> poem::Result<Response> {
+    match recipients::create(state, &user.scope(), &form).await {
+        Ok(_) => {
+            flash(req, format!("{} was added.", form.email.trim()));
+            Ok(see_other("/clients/"))
+        }
+        Err(ObjectError::Validation(errors)) => Ok(ctx.render_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "New recipient",
+            views::form(&ctx, "/clients/", "New recipient", &form, &errors),
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[handler]
+pub async fn detail(
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let scope = user.scope();
+    let recipient = recipients::get(state, &scope, parse_id(&id)?).await?;
+    let zone = user
+        .time_zone
+        .as_deref()
+        .unwrap_or(&state.settings.time_zone);
+    Ok(ctx.render(
+        &recipient.full_name.clone(),
+        views::detail(&ctx, &recipient, scope.can_change(recipient.owner_id), zone),
+    ))
+}
+
+#[handler]
+pub async fn edit_page(
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let recipient = recipients::get_for_change(state, &user.scope(), parse_id(&id)?).await?;
+    let action = format!("/clients/{}/edit", recipient.id);
+    Ok(ctx.render(
+        "Edit recipient",
+        views::form(
+            &ctx,
+            &action,
+            "Edit recipient",
+            &RecipientForm::from_recipient(&recipient),
+            &FieldErrors::new(),
+        ),
+    ))
+}
+
+#[handler]
+pub async fn edit(
+    req: &Request,
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    Form(form): Form<RecipientForm>,
+) -> poem::Result<Response> {
+    let id = parse_id(&id)?;
+    match recipients::update(state, &user.scope(), id, &form).await {
+        Ok(()) => {
+            flash(req, "The recipient was saved.");
+            Ok(see_other(&format!("/clients/{id}")))
+        }
+        Err(ObjectError::Validation(errors)) => Ok(ctx.render_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Edit recipient",
+            views::form(
+                &ctx,
+                &format!("/clients/{id}/edit"),
+                "Edit recipient",
+                &form,
+                &errors,
+            ),
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[handler]
+pub async fn delete(
+    req: &Request,
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let removed = recipients::delete(state, &user.scope(), parse_id(&id)?).await?;
+    if ctx.fragment {
+        // htmx swaps the row for this empty body: the row disappears in place.
+        return Ok(Response::builder()
+            .header("HX-Trigger", "recipient-deleted")
+            .body(""));
+    }
+    flash(req, format!("{} was deleted.", removed.email));
+    Ok(see_other("/clients/"))
+}
+
+#[handler]
+pub async fn export(
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Query(params): Query<ListParams>,
+) -> poem::Result<Response> {
+    let query = params.query(user.scope().owner_filter());
+    let rows = db::all(&state.db, &query).await.map_err(AppError::from)?;
+    let csv = csv_io::export(&rows).map_err(AppError::from)?;
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "text/csv; charset=utf-8")
+        .header(
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"recipients.csv\"",
+        )
+        .header(header::CACHE_CONTROL, "private, no-store")
+        .body(csv))
+}
+
+#[handler]
+pub async fn import_page(ctx: PageCtx, AuthUser(_user): AuthUser) -> Response {
+    ctx.render("Import recipients", views::import(&ctx, None))
+}
+
+#[handler]
+pub async fn import(
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    mut multipart: Multipart,
+) -> poem::Result<Response> {
+    let mut upload = None;
+    while let Some(part) = multipart.next_field().await? {
+        if part.name() == Some("file") {
+            upload = Some(part.bytes().await?);
+        }
+    }
+    let refuse = |message: String| {
+        ctx.render_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Import recipients",
+            views::import(&ctx, Some(&message)),
+        )
+    };
+    let Some(bytes) = upload else {
+        return Ok(refuse("Choose a CSV file to import.".into()));
+    };
+    let parsed = match csv_io::parse(&bytes) {
+        Ok(parsed) => parsed,
+        Err(err) => return Ok(refuse(err.to_string())),
+    };
+    let (created, updated) = db::upsert_many(&state.db, user.id, &parsed.rows)
+        .await
+        .map_err(AppError::from)?;
+    tracing::info!(
+        created,
+        updated,
+        rejected = parsed.rejected.len(),
+        "recipients imported"
+    );
+    Ok(ctx.render(
+        "Import finished",
+        views::import_result(created, updated, &parsed.rejected),
+    ))
+}

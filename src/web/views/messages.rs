@@ -1,0 +1,179 @@
+//! Message pages (`/messages/…`).
+
+use maud::{Markup, html};
+
+use crate::db::messages::{ListedMessage, Message};
+use crate::domain::template::PLACEHOLDERS;
+use crate::domain::{FieldErrors, PageRequest};
+use crate::messages::MessageForm;
+use crate::web::htmx::PageCtx;
+use crate::web::views::layout::{
+    Input, csrf_field, datetime, delete_button, field, pager, query_string, textarea,
+};
+
+pub struct ListView<'a> {
+    pub rows: &'a [ListedMessage],
+    pub q: &'a str,
+    pub page: PageRequest,
+    pub total: i64,
+    pub everyone: bool,
+    pub can_change: &'a dyn Fn(i64) -> bool,
+    pub zone: &'a str,
+}
+
+pub fn list(ctx: &PageCtx, view: &ListView<'_>) -> Markup {
+    html! {
+        div.page-head {
+            h1 { "Messages" }
+            div.actions { a.button href="/messages/new" { "New message" } }
+        }
+        form.search method="get" action="/messages/" role="search" {
+            label.sr-only for="q" { "Search messages" }
+            input #q type="search" name="q" value=(view.q) placeholder="Search subject or text"
+                hx-get="/messages/" hx-trigger="input changed delay:300ms, search"
+                hx-target="#results" hx-push-url="true";
+            button type="submit" { "Search" }
+        }
+        (results(ctx, view))
+    }
+}
+
+pub fn results(ctx: &PageCtx, view: &ListView<'_>) -> Markup {
+    html! {
+        div #results {
+            div.table-wrap {
+                table.list {
+                    thead {
+                        tr {
+                            th { "Subject" } th.num { "Mailings" }
+                            @if view.everyone { th { "Owner" } }
+                            th { "Created" } th { span.sr-only { "Actions" } }
+                        }
+                    }
+                    tbody {
+                        @for m in view.rows {
+                            tr id={ "message-" (m.id) } {
+                                td { a href={ "/messages/" (m.id) } { (m.subject) } }
+                                td.num { (m.mailings) }
+                                @if view.everyone { td { (m.owner_email) } }
+                                td { (datetime(m.created_at, view.zone)) }
+                                td.actions {
+                                    @if (view.can_change)(m.owner_id) {
+                                        a.button.secondary.small href={ "/messages/" (m.id) "/edit" } { "Edit" }
+                                        @if m.mailings == 0 {
+                                            (delete_button(ctx, &format!("/messages/{}/delete", m.id), &format!("Delete the message {:?}?", m.subject)))
+                                        } @else {
+                                            span.muted title="Mailings use this message" { "in use" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        @if view.rows.is_empty() {
+                            tr { td colspan="5" {
+                                @if view.q.is_empty() { "No messages yet. " a href="/messages/new" { "Write the first one" } "." }
+                                @else { "No message matches your search." }
+                            } }
+                        }
+                    }
+                }
+            }
+            (pager("/messages/", &query_string(&[("q", view.q)]), view.page, view.total))
+        }
+    }
+}
+
+pub fn form(
+    ctx: &PageCtx,
+    action: &str,
+    title: &str,
+    form: &MessageForm,
+    errors: &FieldErrors,
+) -> Markup {
+    html! {
+        section.narrow {
+            h1 { (title) }
+            div.hint {
+                p { "Placeholders are replaced for each recipient: "
+                    @for (i, p) in PLACEHOLDERS.iter().enumerate() {
+                        @if i > 0 { " and " }
+                        code { (p) }
+                    }
+                    " (their name and e-mail address). They work in the subject and in both bodies." }
+            }
+            form.stacked method="post" action=(action) {
+                (csrf_field(ctx))
+                (field(Input::new("subject", "Subject").value(&form.subject).required().hint("One line, at most 255 characters."), errors))
+                (textarea("body", "Text", &form.body, 10, Some("Plain text: every recipient gets it."), errors))
+                (textarea("body_html", "HTML (optional)", &form.body_html, 8,
+                    Some("When set, mail programs that show HTML show this instead of the text."), errors))
+                div.actions {
+                    button type="submit" { "Save" }
+                    a.button.secondary href="/messages/" { "Cancel" }
+                }
+            }
+        }
+    }
+}
+
+/// Who the preview pretends to send to.
+pub struct Preview<'a> {
+    pub name: &'a str,
+    pub email: &'a str,
+    pub subject: &'a str,
+    pub text: &'a str,
+    pub html: Option<&'a str>,
+}
+
+pub fn detail(
+    ctx: &PageCtx,
+    m: &Message,
+    owner: &str,
+    used_by: &[(i64, String)],
+    can_change: bool,
+    preview: &Preview<'_>,
+    zone: &str,
+) -> Markup {
+    html! {
+        section {
+            h1 { (m.subject) }
+            dl.details {
+                dt { "Owner" } dd { (owner) }
+                dt { "Created" } dd { (datetime(m.created_at, zone)) }
+                dt { "Updated" } dd { (datetime(m.updated_at, zone)) }
+                dt { "Used by" } dd {
+                    @if used_by.is_empty() { span.muted { "no mailing" } }
+                    @for (i, (id, status)) in used_by.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        a href={ "/mailings/" (id) } { "mailing #" (id) } " (" (status) ")"
+                    }
+                }
+            }
+            p.actions {
+                @if can_change {
+                    a.button href={ "/messages/" (m.id) "/edit" } { "Edit" }
+                    @if used_by.is_empty() {
+                        form.inline method="post" action={ "/messages/" (m.id) "/delete" } {
+                            (csrf_field(ctx))
+                            button.button.danger type="submit" { "Delete" }
+                        }
+                    } @else {
+                        span.muted { "It cannot be deleted while mailings use it." }
+                    }
+                } @else {
+                    span.muted { "Read-only: this message belongs to " (owner) "." }
+                }
+                a.button.secondary href="/messages/" { "Back to the list" }
+            }
+            h2 { "Preview for " (preview.name) " <" (preview.email) ">" }
+            p { strong { "Subject: " } (preview.subject) }
+            h3 { "Text" }
+            pre.preview { (preview.text) }
+            @if let Some(html) = preview.html {
+                h3 { "HTML" }
+                // Rendered in a sandbox: the message's markup can neither script nor style our page.
+                iframe.preview sandbox="" referrerpolicy="no-referrer" title="HTML preview" srcdoc=(html) {}
+            }
+        }
+    }
+}

@@ -1,0 +1,610 @@
+//! `/clients/…` over HTTP: CRUD, visibility, search, htmx fragments, CSV.
+
+use crate::helpers::{ACTIVE, MANAGER, SUPERUSER, TestApp, client, post_form_with, spawn_app};
+
+async fn add(app: &TestApp, email: &str, name: &str, comment: &str) -> reqwest::Response {
+    app.post_form(
+        "/clients/",
+        &[("email", email), ("full_name", name), ("comment", comment)],
+    )
+    .await
+}
+
+async fn id_of(app: &TestApp, owner: i64, email: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>("SELECT id FROM recipients WHERE owner_id = $1 AND email = $2")
+        .bind(owner)
+        .bind(email)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap()
+}
+
+async fn count(app: &TestApp) -> i64 {
+    sqlx::query_scalar::<_, i64>("SELECT CAST(COUNT(*) AS BIGINT) FROM recipients")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn owners_create_read_update_and_delete() {
+    let app = spawn_app().await;
+    let ann = app.create_user("ann@example.com", ACTIVE).await;
+    app.login_as("ann@example.com").await;
+
+    let resp = add(&app, " Bob@Example.com ", "Bob Stone", "met at the fair").await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/clients/");
+    let list = app.get("/clients/").await.text().await.unwrap();
+    assert!(list.contains("bob@example.com"), "stored normalised");
+    assert!(list.contains("was added"), "flash");
+    assert!(list.contains("hx-confirm"), "delete asks first");
+
+    let id = id_of(&app, ann, "bob@example.com").await;
+    let detail = app.get(&format!("/clients/{id}")).await;
+    assert_eq!(detail.status(), 200);
+    assert!(detail.text().await.unwrap().contains("met at the fair"));
+
+    let edit = app
+        .get(&format!("/clients/{id}/edit"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(edit.contains("value=\"Bob Stone\""));
+    let resp = app
+        .post_form(
+            &format!("/clients/{id}/edit"),
+            &[
+                ("email", "bob@example.com"),
+                ("full_name", "Robert Stone"),
+                ("comment", ""),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    assert!(
+        app.get(&format!("/clients/{id}"))
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("Robert Stone")
+    );
+
+    // htmx delete: an empty 200 that removes the row in place.
+    let html = app.get("/clients/").await.text().await.unwrap();
+    let token = crate::helpers::meta_csrf(&html).unwrap();
+    let resp = app
+        .client
+        .post(app.url(&format!("/clients/{id}/delete")))
+        .header("HX-Request", "true")
+        .header("X-CSRF-Token", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().is_empty());
+    assert_eq!(count(&app).await, 0);
+    assert_eq!(app.get(&format!("/clients/{id}")).await.status(), 404);
+
+    // Without JavaScript: the form posts and the list comes back.
+    add(&app, "cat@example.com", "Cat", "").await;
+    let id = id_of(&app, ann, "cat@example.com").await;
+    let resp = app.post_form(&format!("/clients/{id}/delete"), &[]).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(count(&app).await, 0);
+}
+
+#[tokio::test]
+async fn invalid_input_is_422_with_the_values_and_changes_nothing() {
+    let app = spawn_app().await;
+    app.create_user("ann@example.com", ACTIVE).await;
+    app.login_as("ann@example.com").await;
+    let long = "x".repeat(2001);
+    let cases: [(&str, &str, &str, &str); 4] = [
+        ("not-an-address", "Bob", "", "not a valid e-mail"),
+        ("bob@example.com", "B", "", "at least 2 characters"),
+        ("bob@example.com", "Bob", &long, "at most 2000"),
+        ("bob@example.com", "Bob\r\nInjected", "", "single line"),
+    ];
+    for (email, name, comment, message) in cases {
+        let resp = add(&app, email, name, comment).await;
+        assert_eq!(resp.status(), 422, "{email} {name}");
+        let body = resp.text().await.unwrap();
+        assert!(body.contains(message), "{message}");
+        assert!(body.contains("aria-invalid=\"true\""));
+        assert!(
+            body.contains(&format!("value=\"{}\"", email.trim())),
+            "the typed e-mail is kept"
+        );
+    }
+    assert_eq!(count(&app).await, 0);
+
+    assert_eq!(add(&app, "bob@example.com", "Bob", "").await.status(), 303);
+    let dup = add(&app, "BOB@example.com", "Bobby", "").await;
+    assert_eq!(dup.status(), 422);
+    assert!(
+        dup.text()
+            .await
+            .unwrap()
+            .contains("already in your recipients")
+    );
+    assert_eq!(count(&app).await, 1);
+
+    // Unique per owner, not across users.
+    let other = client();
+    app.create_user("zed@example.com", ACTIVE).await;
+    post_form_with(
+        &other,
+        &app,
+        "/users/login",
+        &[
+            ("email", "zed@example.com"),
+            ("password", crate::helpers::PASSWORD),
+        ],
+    )
+    .await;
+    let resp = post_form_with(
+        &other,
+        &app,
+        "/clients/",
+        &[
+            ("email", "bob@example.com"),
+            ("full_name", "Bob"),
+            ("comment", ""),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(count(&app).await, 2);
+}
+
+#[tokio::test]
+async fn html_in_every_field_is_escaped_on_every_page() {
+    let app = spawn_app().await;
+    let ann = app.create_user("ann@example.com", ACTIVE).await;
+    app.login_as("ann@example.com").await;
+    let evil = "<script>alert(1)</script>";
+    assert_eq!(add(&app, "x@example.com", evil, evil).await.status(), 303);
+    let id = id_of(&app, ann, "x@example.com").await;
+    for path in [
+        "/clients/".to_string(),
+        format!("/clients/{id}"),
+        format!("/clients/{id}/edit"),
+        "/clients/?q=script".into(),
+    ] {
+        let body = app.get(&path).await.text().await.unwrap();
+        assert!(!body.contains(evil), "{path} shows raw HTML");
+        assert!(
+            body.contains("&lt;script&gt;"),
+            "{path} shows the escaped text"
+        );
+    }
+}
+
+#[tokio::test]
+async fn who_may_see_and_change_what() {
+    let app = spawn_app().await;
+    let ann = app.create_user("ann@example.com", ACTIVE).await;
+    app.create_user("zed@example.com", ACTIVE).await;
+    app.create_user("mgr@example.com", MANAGER).await;
+    app.create_user("root@example.com", SUPERUSER).await;
+    app.login_as("ann@example.com").await;
+    add(&app, "bob@example.com", "Bob", "").await;
+    let id = id_of(&app, ann, "bob@example.com").await;
+    let form = [
+        ("email", "bob@example.com"),
+        ("full_name", "Changed"),
+        ("comment", ""),
+    ];
+
+    // Anonymous: to the login page.
+    let anon = client();
+    for path in [
+        "/clients/".to_string(),
+        format!("/clients/{id}"),
+        "/clients/export.csv".into(),
+    ] {
+        assert_eq!(
+            anon.get(app.url(&path)).send().await.unwrap().status(),
+            303,
+            "{path}"
+        );
+    }
+
+    let login = |email: &'static str| {
+        let c = client();
+        let app = &app;
+        async move {
+            post_form_with(
+                &c,
+                app,
+                "/users/login",
+                &[("email", email), ("password", crate::helpers::PASSWORD)],
+            )
+            .await;
+            c
+        }
+    };
+    // Another user: it does not exist.
+    let zed = login("zed@example.com").await;
+    assert_eq!(
+        zed.get(app.url(&format!("/clients/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        zed.get(app.url(&format!("/clients/{id}/edit")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        post_form_with(&zed, &app, &format!("/clients/{id}/edit"), &form)
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        post_form_with(&zed, &app, &format!("/clients/{id}/delete"), &[])
+            .await
+            .status(),
+        404
+    );
+    let list = zed
+        .get(app.url("/clients/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!list.contains("bob@example.com"));
+    let csv = zed
+        .get(app.url("/clients/export.csv"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!csv.contains("bob@example.com"));
+
+    // A viewer with view_all_mailings: sees it, with its owner, and cannot change it.
+    let mgr = login("mgr@example.com").await;
+    let list = mgr
+        .get(app.url("/clients/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains("bob@example.com") && list.contains("ann@example.com"),
+        "owner column"
+    );
+    assert!(
+        !list.contains(&format!("/clients/{id}/edit")),
+        "no edit button on others' rows"
+    );
+    let detail = mgr
+        .get(app.url(&format!("/clients/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(detail.status(), 200);
+    assert!(detail.text().await.unwrap().contains("Read-only"));
+    assert_eq!(
+        mgr.get(app.url(&format!("/clients/{id}/edit")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        post_form_with(&mgr, &app, &format!("/clients/{id}/edit"), &form)
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        post_form_with(&mgr, &app, &format!("/clients/{id}/delete"), &[])
+            .await
+            .status(),
+        403
+    );
+    let csv = mgr
+        .get(app.url("/clients/export.csv"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.contains("bob@example.com"));
+
+    // A superuser changes anything.
+    let root = login("root@example.com").await;
+    assert_eq!(
+        post_form_with(&root, &app, &format!("/clients/{id}/edit"), &form)
+            .await
+            .status(),
+        303
+    );
+    let name: String = sqlx::query_scalar("SELECT full_name FROM recipients WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(name, "Changed");
+
+    // Ids that are not ids are simply not found.
+    for path in [
+        "/clients/abc",
+        "/clients/-1",
+        "/clients/0/edit",
+        "/clients/99999999999999999999",
+    ] {
+        assert_eq!(app.get(path).await.status(), 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn search_sort_pagination_and_htmx_fragments() {
+    let app = spawn_app().await;
+    let ann = app.create_user("ann@example.com", ACTIVE).await;
+    app.login_as("ann@example.com").await;
+    for i in 0..30 {
+        autosend::db::recipients::insert(
+            &app.state.db,
+            ann,
+            &format!("user{i:02}@example.com"),
+            &format!("Name {:02}", 29 - i),
+            if i == 7 { "VIP_customer" } else { "" },
+        )
+        .await
+        .unwrap();
+    }
+    let page1 = app.get("/clients/").await.text().await.unwrap();
+    assert_eq!(page1.matches("<tr id=\"recipient-").count(), 25);
+    assert!(page1.contains("Page 1 of 2"));
+    let page2 = app.get("/clients/?page=2").await.text().await.unwrap();
+    assert_eq!(page2.matches("<tr id=\"recipient-").count(), 5);
+    let beyond = app.get("/clients/?page=99").await;
+    assert_eq!(beyond.status(), 200);
+
+    let by_name = app.get("/clients/?sort=name").await.text().await.unwrap();
+    let first = by_name.find("Name 00").unwrap();
+    let second = by_name.find("Name 01").unwrap();
+    assert!(first < second);
+
+    // Search covers comments; `_` is literal, not a wildcard.
+    let found = app.get("/clients/?q=vip_").await.text().await.unwrap();
+    assert_eq!(found.matches("<tr id=\"recipient-").count(), 1);
+    assert!(found.contains("user07@example.com"));
+    let none = app.get("/clients/?q=v_p").await.text().await.unwrap();
+    assert_eq!(none.matches("<tr id=\"recipient-").count(), 0);
+    assert!(none.contains("No recipient matches"));
+
+    // Active search: htmx targets #results and gets only that fragment.
+    let page = app.get("/clients/").await.text().await.unwrap();
+    assert!(page.contains("hx-push-url=\"true\"") && page.contains("hx-target=\"#results\""));
+    let fragment = app
+        .client
+        .get(app.url("/clients/?q=user1"))
+        .header("HX-Request", "true")
+        .header("HX-Target", "results")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fragment.headers()["vary"], "HX-Request");
+    let fragment = fragment.text().await.unwrap();
+    assert!(
+        fragment.starts_with("<div id=\"results\">"),
+        "{}",
+        &fragment[..60]
+    );
+    assert!(!fragment.contains("<html"));
+    assert_eq!(fragment.matches("<tr id=\"recipient-").count(), 10);
+    assert!(fragment.contains("q=user1"), "pager keeps the search");
+    // Any other htmx request gets the page content without the layout.
+    let content = app
+        .client
+        .get(app.url("/clients/"))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!content.contains("<html") && content.contains("<h1>Recipients</h1>"));
+    // Absurd queries are answered, not failed.
+    let huge = format!("/clients/?q={}&page=-5&sort=%00", "%25".repeat(5000));
+    assert_eq!(app.get(&huge).await.status(), 200);
+}
+
+#[tokio::test]
+async fn unsubscribed_recipients_are_marked() {
+    let app = spawn_app().await;
+    let ann = app.create_user("ann@example.com", ACTIVE).await;
+    app.login_as("ann@example.com").await;
+    add(&app, "gone@example.com", "Gone Girl", "").await;
+    add(&app, "here@example.com", "Here Boy", "").await;
+    sqlx::query("INSERT INTO unsubscribes (owner_id, email, created_at) VALUES ($1, $2, $3)")
+        .bind(ann)
+        .bind("gone@example.com")
+        .bind(autosend::db::now_ms())
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let list = app.get("/clients/").await.text().await.unwrap();
+    assert_eq!(list.matches("badge unsubscribed").count(), 1);
+    let id = id_of(&app, ann, "gone@example.com").await;
+    assert!(
+        app.get(&format!("/clients/{id}"))
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("unsubscribed")
+    );
+}
+
+async fn upload(app: &TestApp, name: &str, bytes: Vec<u8>) -> reqwest::Response {
+    let html = app.get("/clients/import").await.text().await.unwrap();
+    let token = crate::helpers::meta_csrf(&html).unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("csrf_token", token)
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+        );
+    app.client
+        .post(app.url("/clients/import"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn figure(page: &str, id: &str) -> i64 {
+    let start = page.find(&format!("id=\"{id}\">")).unwrap() + id.len() + 6;
+    page[start..].split('<').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn csv_import_export_round_trip() {
+    let app = spawn_app().await;
+    app.create_user("ann@example.com", ACTIVE).await;
+    app.login_as("ann@example.com").await;
+    let file = "\u{feff}email,full_name,comment\r\n\
+                ann.lee@example.com,\"Lee, Ann\",\"said \"\"hi\"\"\"\r\n\
+                bob@example.com,Bob,\r\n\
+                broken,Nobody,\r\n\
+                cat@example.com,C,\r\n\
+                BOB@example.com,Bob Twice,\r\n\
+                дарья@пример.рф,Дарья,кириллица\r\n";
+    let resp = upload(&app, "people.csv", file.as_bytes().to_vec()).await;
+    assert_eq!(resp.status(), 200);
+    let page = resp.text().await.unwrap();
+    assert_eq!(
+        (
+            figure(&page, "created"),
+            figure(&page, "updated"),
+            figure(&page, "rejected")
+        ),
+        (3, 0, 3),
+        "{page}"
+    );
+    assert!(page.contains("duplicate of line 3"), "{page}");
+    assert!(page.contains("not a valid e-mail"));
+
+    let export = app.get("/clients/export.csv").await;
+    assert_eq!(export.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(
+        export.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let csv = export.text().await.unwrap();
+    assert!(csv.starts_with("email,full_name,comment\n"));
+    assert!(csv.contains("\"Lee, Ann\",\"said \"\"hi\"\"\""));
+    assert!(csv.contains("дарья@пример.рф,Дарья,кириллица"));
+
+    // Round trip: importing the export changes nothing but counts every row as updated.
+    let resp = upload(&app, "export.csv", csv.clone().into_bytes()).await;
+    let page = resp.text().await.unwrap();
+    assert_eq!(
+        (
+            figure(&page, "created"),
+            figure(&page, "updated"),
+            figure(&page, "rejected")
+        ),
+        (0, 3, 0)
+    );
+    assert_eq!(
+        app.get("/clients/export.csv").await.text().await.unwrap(),
+        csv
+    );
+
+    // The export honours the search.
+    let filtered = app
+        .get("/clients/export.csv?q=lee")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(filtered.lines().count(), 2);
+}
+
+#[tokio::test]
+async fn bad_files_get_a_clear_message_and_change_nothing() {
+    let app = spawn_app().await;
+    app.create_user("ann@example.com", ACTIVE).await;
+    app.login_as("ann@example.com").await;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "photo.png",
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec(),
+            "not a CSV text file",
+        ),
+        (
+            "latin1.csv",
+            b"email,full_name\nbob@example.com,Bj\xf6rn\n".to_vec(),
+            "not UTF-8",
+        ),
+        (
+            "wrong.csv",
+            b"name;mail\nBob;bob@example.com\n".to_vec(),
+            "header email,full_name,comment",
+        ),
+        ("empty.csv", Vec::new(), "empty"),
+    ];
+    for (name, bytes, message) in cases {
+        let resp = upload(&app, name, bytes).await;
+        assert_eq!(resp.status(), 422, "{name}");
+        assert!(
+            resp.text().await.unwrap().contains(message),
+            "{name}: {message}"
+        );
+    }
+    assert_eq!(count(&app).await, 0);
+
+    // The upload form needs its CSRF token like any other.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"email,full_name\nx@example.com,Xavier\n".to_vec())
+            .file_name("x.csv"),
+    );
+    let resp = app
+        .client
+        .post(app.url("/clients/import"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    // A form without a file says so.
+    let html = app.get("/clients/import").await.text().await.unwrap();
+    let token = crate::helpers::meta_csrf(&html).unwrap();
+    let form = reqwest::multipart::Form::new().text("csrf_token", token);
+    let resp = app
+        .client
+        .post(app.url("/clients/import"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    assert_eq!(count(&app).await, 0);
+}
