@@ -19,6 +19,11 @@ use crate::telemetry::current_context;
 pub struct CurrentUser(pub Arc<User>);
 
 impl CurrentUser {
+    /// The zone this user sees and enters times in: their profile's, else the server's.
+    pub fn zone<'a>(&'a self, settings: &'a crate::config::Settings) -> &'a str {
+        self.0.time_zone.as_deref().unwrap_or(&settings.time_zone)
+    }
+
     pub fn scope(&self) -> Scope {
         Scope {
             user_id: self.0.id,

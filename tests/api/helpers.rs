@@ -100,6 +100,20 @@ impl TestApp {
             .await
     }
 
+    /// Another browser, logged in as `email` (the user must exist).
+    pub async fn browser_for(&self, email: &str) -> reqwest::Client {
+        let browser = client();
+        let resp = post_form_with(
+            &browser,
+            self,
+            "/users/login",
+            &[("email", email), ("password", PASSWORD)],
+        )
+        .await;
+        assert_eq!(resp.status(), 303, "login of {email} failed");
+        browser
+    }
+
     /// Logs in (the user must exist) and checks it worked.
     pub async fn login_as(&self, email: &str) {
         let resp = self.login(email, PASSWORD).await;

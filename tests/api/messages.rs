@@ -1,8 +1,6 @@
 //! `/messages/…` over HTTP: CRUD, preview, visibility, the in-use rule.
 
-use crate::helpers::{
-    ACTIVE, MANAGER, PASSWORD, SUPERUSER, TestApp, client, post_form_with, spawn_app,
-};
+use crate::helpers::{ACTIVE, MANAGER, SUPERUSER, TestApp, client, post_form_with, spawn_app};
 
 async fn latest_message(app: &TestApp) -> i64 {
     sqlx::query_scalar::<_, i64>("SELECT MAX(id) FROM messages")
@@ -199,21 +197,7 @@ async fn who_may_see_and_change_messages() {
         303
     );
 
-    let as_user = |email: &'static str| {
-        let c = client();
-        let app = &app;
-        async move {
-            post_form_with(
-                &c,
-                app,
-                "/users/login",
-                &[("email", email), ("password", PASSWORD)],
-            )
-            .await;
-            c
-        }
-    };
-    let zed = as_user("zed@example.com").await;
+    let zed = app.browser_for("zed@example.com").await;
     for path in [format!("/messages/{id}"), format!("/messages/{id}/edit")] {
         assert_eq!(
             zed.get(app.url(&path)).send().await.unwrap().status(),
@@ -244,7 +228,7 @@ async fn who_may_see_and_change_messages() {
             .contains("news")
     );
 
-    let mgr = as_user("mgr@example.com").await;
+    let mgr = app.browser_for("mgr@example.com").await;
     let page = mgr
         .get(app.url(&format!("/messages/{id}")))
         .send()
@@ -278,7 +262,7 @@ async fn who_may_see_and_change_messages() {
         403
     );
 
-    let root = as_user("root@example.com").await;
+    let root = app.browser_for("root@example.com").await;
     assert_eq!(
         post_form_with(&root, &app, &format!("/messages/{id}/edit"), &form)
             .await

@@ -213,22 +213,8 @@ async fn who_may_see_and_change_what() {
         );
     }
 
-    let login = |email: &'static str| {
-        let c = client();
-        let app = &app;
-        async move {
-            post_form_with(
-                &c,
-                app,
-                "/users/login",
-                &[("email", email), ("password", crate::helpers::PASSWORD)],
-            )
-            .await;
-            c
-        }
-    };
     // Another user: it does not exist.
-    let zed = login("zed@example.com").await;
+    let zed = app.browser_for("zed@example.com").await;
     assert_eq!(
         zed.get(app.url(&format!("/clients/{id}")))
             .send()
@@ -277,7 +263,7 @@ async fn who_may_see_and_change_what() {
     assert!(!csv.contains("bob@example.com"));
 
     // A viewer with view_all_mailings: sees it, with its owner, and cannot change it.
-    let mgr = login("mgr@example.com").await;
+    let mgr = app.browser_for("mgr@example.com").await;
     let list = mgr
         .get(app.url("/clients/"))
         .send()
@@ -332,7 +318,7 @@ async fn who_may_see_and_change_what() {
     assert!(csv.contains("bob@example.com"));
 
     // A superuser changes anything.
-    let root = login("root@example.com").await;
+    let root = app.browser_for("root@example.com").await;
     assert_eq!(
         post_form_with(&root, &app, &format!("/clients/{id}/edit"), &form)
             .await

@@ -53,10 +53,7 @@ pub async fn list(
         total,
         everyone: owner.is_none(),
         can_change: &can_change,
-        zone: user
-            .time_zone
-            .as_deref()
-            .unwrap_or(&state.settings.time_zone),
+        zone: user.zone(&state.settings),
     };
     if ctx.fragment && req.header("hx-target") == Some("results") {
         return Ok(views::results(&ctx, &view)
@@ -127,10 +124,7 @@ pub async fn detail(
         text: &text,
         html: html.as_deref(),
     };
-    let zone = user
-        .time_zone
-        .as_deref()
-        .unwrap_or(&state.settings.time_zone);
+    let zone = user.zone(&state.settings);
     Ok(ctx.render(
         &message.subject.clone(),
         views::detail(

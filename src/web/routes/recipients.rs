@@ -69,10 +69,7 @@ pub async fn list(
         total,
         everyone: scope.owner_filter().is_none(),
         can_change: &can_change,
-        zone: user
-            .time_zone
-            .as_deref()
-            .unwrap_or(&state.settings.time_zone),
+        zone: user.zone(&state.settings),
     };
     if ctx.fragment && wants_results(req) {
         return Ok(views::results(&ctx, &view)
@@ -127,10 +124,7 @@ pub async fn detail(
 ) -> poem::Result<Response> {
     let scope = user.scope();
     let recipient = recipients::get(state, &scope, parse_id(&id)?).await?;
-    let zone = user
-        .time_zone
-        .as_deref()
-        .unwrap_or(&state.settings.time_zone);
+    let zone = user.zone(&state.settings);
     Ok(ctx.render(
         &recipient.full_name.clone(),
         views::detail(&ctx, &recipient, scope.can_change(recipient.owner_id), zone),
