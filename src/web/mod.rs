@@ -2,6 +2,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod conditional;
 pub mod csrf;
 pub mod error;
 pub mod htmx;
