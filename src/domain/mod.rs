@@ -3,6 +3,7 @@
 
 mod email;
 mod fields;
+pub mod local_time;
 mod page;
 mod password;
 mod scope;

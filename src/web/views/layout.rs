@@ -181,24 +181,9 @@ pub fn pager(path: &str, extra: &str, page: crate::domain::PageRequest, total: i
     }
 }
 
-/// A timestamp (unix ms) as a readable UTC-or-zone date and time.
+/// A timestamp (unix ms) as a readable date and time in `zone`.
 pub fn datetime(ms: i64, zone: &str) -> String {
-    let Ok(utc) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-    else {
-        return String::new();
-    };
-    let local = match crate::domain::time_zone(zone) {
-        Some(tz) => {
-            use time_tz::OffsetDateTimeExt;
-            utc.to_timezone(tz)
-        }
-        None => utc,
-    };
-    local
-        .format(time::macros::format_description!(
-            "[year]-[month]-[day] [hour]:[minute]"
-        ))
-        .unwrap_or_default()
+    crate::domain::local_time::format_local(ms, zone).replacen('T', " ", 1)
 }
 
 /// A labelled multi-line input with its error message.
