@@ -1,6 +1,112 @@
-//! Error reporting (SPEC §8): what a report may show and how secrets are kept out of it,
-//! how it is titled, and how repeats are grouped.
+//! Error reporting (SPEC §8): what a report may show and how secrets are kept out of it
+//! ([`mask`], [`report`]), how it is titled and split into e-mails ([`subject`], [`chunk`]),
+//! how repeats are grouped ([`fingerprint`]), how reports reach ADMINS without slowing the
+//! failing request ([`notifier`]), and which 404s reach MANAGERS ([`broken_links`]).
+//!
+//! The edge middleware builds an [`ErrorReport`] (or hands the raw parts to
+//! [`ErrorNotifier::report_request`]) and calls [`ErrorNotifier::report`]; 404s go to
+//! [`ErrorNotifier::report_not_found`]. Everything else happens in the [`ReportWorker`].
 
+pub mod chunk;
 pub mod fingerprint;
 pub mod mask;
+pub mod report;
 pub mod subject;
+
+pub use report::{
+    BackgroundTask, ErrorDetails, ErrorReport, RawRequest, ReportSource, RequestInfo, render_html,
+    render_text,
+};
+
+/// Settings, databases and mail for the tests of this module and of `db::error_groups`.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use crate::config::Settings;
+    use crate::db::Db;
+    use crate::mail::{Mailer, Outbox};
+
+    /// 40 characters, as configured in every test.
+    pub const SECRET_KEY: &str = "0123456789abcdefghij0123456789abcdefghij";
+
+    /// Settings with the memory mailer, ADMINS and MANAGERS set, then `pairs` on top
+    /// (an empty value unsets a variable).
+    pub fn settings_with(pairs: &[(&str, &str)]) -> Settings {
+        let mut vars: HashMap<String, String> = [
+            ("SECRET_KEY", SECRET_KEY),
+            ("EMAIL_BACKEND", "memory"),
+            ("ADMINS", "Ops <ops@example.com>"),
+            ("MANAGERS", "pm@example.com"),
+            ("SERVER_EMAIL", "server@example.com"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in pairs {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        Settings::from_vars(&vars).expect("test settings are valid")
+    }
+
+    /// A migrated SQLite database in a temporary directory (kept alive by the `TempDir`).
+    pub async fn test_db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = db_in(&dir).await;
+        (dir, db)
+    }
+
+    async fn db_in(dir: &tempfile::TempDir) -> Db {
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let settings = settings_with(&[("DATABASE_URL", &url)]);
+        let db = Db::connect(&settings.database, false)
+            .await
+            .expect("connect");
+        db.migrate().await.expect("migrate");
+        db
+    }
+
+    /// Everything a notifier needs, on a fresh database.
+    pub struct TestEnv {
+        pub _dir: tempfile::TempDir,
+        pub settings: Arc<Settings>,
+        pub db: Db,
+        pub mailer: Mailer,
+        pub outbox: Outbox,
+    }
+
+    pub async fn test_env(pairs: &[(&str, &str)]) -> TestEnv {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = db_in(&dir).await;
+        let data = dir.path().join("data");
+        let logs = dir.path().join("logs");
+        let mut all = vec![
+            ("DATA_DIR", data.to_str().unwrap()),
+            ("LOG_DIR", logs.to_str().unwrap()),
+        ];
+        all.extend_from_slice(pairs);
+        let settings = Arc::new(settings_with(&all));
+        let mailer = Mailer::from_settings(&settings).expect("memory mailer");
+        let outbox = mailer.outbox().expect("memory outbox");
+        TestEnv {
+            _dir: dir,
+            settings,
+            db,
+            mailer,
+            outbox,
+        }
+    }
+
+    /// The plain-text body of a parsed e-mail (its text/plain part), with `\n` line ends.
+    pub fn body_text(mail: &mailparse::ParsedMail<'_>) -> String {
+        let part = mail
+            .subparts
+            .iter()
+            .find(|p| p.ctype.mimetype == "text/plain")
+            .unwrap_or(mail);
+        part.get_body()
+            .expect("decodable body")
+            .replace("\r\n", "\n")
+    }
+}
