@@ -88,7 +88,8 @@ pub(crate) mod testing {
         all.extend_from_slice(pairs);
         let settings = Arc::new(settings_with(&all));
         let mailer = Mailer::from_settings(&settings).expect("memory mailer");
-        let outbox = mailer.outbox().expect("memory outbox");
+        // Empty for the other backends, which some tests use to make sending fail.
+        let outbox = mailer.outbox().unwrap_or_default();
         TestEnv {
             _dir: dir,
             settings,

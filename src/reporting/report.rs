@@ -209,6 +209,10 @@ pub struct RequestInfo {
 
 /// Where a report comes from.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one report per failure, already boxed in the queue; unboxed matches read better"
+)]
 pub enum ReportSource {
     Request(RequestInfo),
     Background {
@@ -221,6 +225,11 @@ pub enum ReportSource {
 /// A masked error report, ready to render. Built only by [`ErrorReport::for_request`] and
 /// [`ErrorReport::for_background`].
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::manual_non_exhaustive,
+    reason = "the private field keeps construction inside this module, where masking happens; \
+              #[non_exhaustive] would still let the rest of the crate build an unmasked report"
+)]
 pub struct ErrorReport {
     pub fingerprint: String,
     pub error_type: String,
@@ -404,7 +413,7 @@ impl Masker {
     ) -> ErrorReport {
         let error_type = self.text(&details.error_type);
         let message = self.text(&details.message);
-        let backtrace = self.text(&details.backtrace);
+        let backtrace = self.text(&compact_backtrace(&details.backtrace));
         let mut chain: Vec<String> = details.chain.iter().map(|c| self.text(c)).collect();
         if chain.is_empty() {
             chain.push(message.clone());
@@ -431,6 +440,73 @@ impl Masker {
             _masked: (),
         }
     }
+}
+
+/// Frames at the top of every backtrace that only show how it was captured.
+const CAPTURE_PREFIXES: &[&str] = &[
+    "std::backtrace",
+    "std::panicking",
+    "std::panic::",
+    "core::panicking",
+    "__rustc::",
+    "rust_begin_unwind",
+    "anyhow::",
+    "<anyhow::",
+    "autosend::web::error::",
+    "<autosend::web::error::",
+    "autosend::reporting::",
+];
+
+/// A backtrace without the frames that never help: capture machinery at the top, and the
+/// runtime (tokio, poem, std) below the outermost autosend frame, each replaced by a line
+/// saying how many were left out. Frames between (a dependency autosend called) stay. A
+/// backtrace without autosend frames, or not in std's format, is kept whole.
+pub fn compact_backtrace(backtrace: &str) -> String {
+    // A frame is its "N: name" line and the "at file:line" lines under it.
+    let mut frames: Vec<Vec<&str>> = Vec::new();
+    for line in backtrace.lines() {
+        let is_head = line
+            .trim_start()
+            .split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        match frames.last_mut() {
+            Some(frame) if !is_head => frame.push(line),
+            _ if is_head => frames.push(vec![line]),
+            _ => return backtrace.to_string(),
+        }
+    }
+    let name = |frame: &Vec<&str>| {
+        frame[0]
+            .trim_start()
+            .split_once(": ")
+            .map(|(_, name)| name.to_string())
+            .unwrap_or_default()
+    };
+    let Some(last_own) = frames.iter().rposition(|f| name(f).contains("autosend::")) else {
+        return backtrace.to_string();
+    };
+    let first_kept = frames[..last_own]
+        .iter()
+        .position(|f| {
+            let name = name(f);
+            !CAPTURE_PREFIXES.iter().any(|p| name.starts_with(p))
+        })
+        .unwrap_or(last_own);
+    let mut out = String::new();
+    if first_kept > 0 {
+        out.push_str(&format!("      … {first_kept} capture frames left out\n"));
+    }
+    for frame in &frames[first_kept..=last_own] {
+        for line in frame {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    let below = frames.len() - last_own - 1;
+    if below > 0 {
+        out.push_str(&format!("      … {below} runtime frames left out\n"));
+    }
+    out
 }
 
 /// Headers whose values are URLs that may carry tokens or sensitive parameters.
@@ -999,6 +1075,42 @@ mod tests {
         other_route.route = "/mailings/{id}".into();
         let c = ErrorReport::for_request(details("recipient 42 missing"), other_route, &settings);
         assert_ne!(a.fingerprint, c.fingerprint);
+    }
+
+    #[test]
+    fn backtraces_lose_capture_and_runtime_frames_only() {
+        let bt = "   0: std::backtrace::Backtrace::force_capture
+             at /rustc/x/library/std/src/backtrace.rs:312:13
+   1: autosend::web::error::InternalError::new
+             at ./src/web/error.rs:55:24
+   2: sqlx_core::pool::inner::acquire
+             at /cargo/sqlx-core/src/pool/inner.rs:10:1
+   3: autosend::db::recipients::find::{{closure}}
+             at ./src/db/recipients.rs:12:5
+   4: autosend::web::middleware::edge::{{closure}}
+   5: tokio::runtime::task::harness::poll
+             at /cargo/tokio/src/runtime/task/harness.rs:1:1
+   6: std::thread::start
+";
+        assert_eq!(
+            compact_backtrace(bt),
+            "      … 2 capture frames left out
+   2: sqlx_core::pool::inner::acquire
+             at /cargo/sqlx-core/src/pool/inner.rs:10:1
+   3: autosend::db::recipients::find::{{closure}}
+             at ./src/db/recipients.rs:12:5
+   4: autosend::web::middleware::edge::{{closure}}
+      … 2 runtime frames left out
+"
+        );
+        // Nothing of ours, or not a std backtrace: kept whole.
+        let foreign = "   0: tokio::x\n   1: std::y\n";
+        assert_eq!(compact_backtrace(foreign), foreign);
+        assert_eq!(
+            compact_backtrace("disabled backtrace"),
+            "disabled backtrace"
+        );
+        assert_eq!(compact_backtrace(""), "");
     }
 
     /// Text around a secret, so it sits anywhere inside a value.
