@@ -7,12 +7,16 @@
 //! [`ErrorNotifier::report_request`]) and calls [`ErrorNotifier::report`]; 404s go to
 //! [`ErrorNotifier::report_not_found`]. Everything else happens in the [`ReportWorker`].
 
+pub mod broken_links;
 pub mod chunk;
 pub mod fingerprint;
 pub mod mask;
+pub mod notifier;
 pub mod report;
 pub mod subject;
 
+pub use broken_links::{NotFound, Skip};
+pub use notifier::{Clock, ErrorNotifier, NotifierOptions, ReportWorker, ReportingStats};
 pub use report::{
     BackgroundTask, ErrorDetails, ErrorReport, RawRequest, ReportSource, RequestInfo, render_html,
     render_text,
