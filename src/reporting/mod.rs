@@ -54,26 +54,75 @@ pub(crate) mod testing {
         Settings::from_vars(&vars).expect("test settings are valid")
     }
 
-    /// A migrated SQLite database in a temporary directory (kept alive by the `TempDir`).
-    pub async fn test_db() -> (tempfile::TempDir, Db) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = db_in(&dir).await;
-        (dir, db)
+    /// Keeps a test database alive: its temporary directory, and the PostgreSQL database
+    /// made for it when `TEST_DATABASE_URL` is set (dropped with it).
+    pub struct TestDb {
+        pub dir: tempfile::TempDir,
+        pg: Option<(String, String)>,
     }
 
-    async fn db_in(dir: &tempfile::TempDir) -> Db {
-        let url = format!("sqlite://{}/t.db", dir.path().display());
+    impl Drop for TestDb {
+        fn drop(&mut self) {
+            let Some((admin_url, name)) = self.pg.take() else {
+                return;
+            };
+            // Drop runs inside the test's runtime; a thread with its own runtime may block.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    use sqlx::Connection as _;
+                    if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin_url).await {
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                            r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+                        )))
+                        .execute(&mut conn)
+                        .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+
+    /// A migrated database: SQLite in a temporary directory, or a fresh PostgreSQL database
+    /// when `TEST_DATABASE_URL` (an admin URL) is set.
+    pub async fn test_db() -> (TestDb, Db) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut guard = TestDb { dir, pg: None };
+        let url = match std::env::var("TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                use sqlx::Connection as _;
+                sqlx::any::install_default_drivers();
+                let name = format!("autosend_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::AnyConnection::connect(&admin_url)
+                    .await
+                    .expect("TEST_DATABASE_URL is reachable");
+                // The name is ours (a uuid), never input.
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+                    .execute(&mut conn)
+                    .await
+                    .expect("can create a test database");
+                let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
+                url.set_path(&name);
+                guard.pg = Some((admin_url, name));
+                url.to_string()
+            }
+            _ => format!("sqlite://{}/t.db", guard.dir.path().display()),
+        };
         let settings = settings_with(&[("DATABASE_URL", &url)]);
         let db = Db::connect(&settings.database, false)
             .await
             .expect("connect");
         db.migrate().await.expect("migrate");
-        db
+        (guard, db)
     }
 
     /// Everything a notifier needs, on a fresh database.
     pub struct TestEnv {
-        pub _dir: tempfile::TempDir,
+        pub _db_guard: TestDb,
         pub settings: Arc<Settings>,
         pub db: Db,
         pub mailer: Mailer,
@@ -81,10 +130,9 @@ pub(crate) mod testing {
     }
 
     pub async fn test_env(pairs: &[(&str, &str)]) -> TestEnv {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = db_in(&dir).await;
-        let data = dir.path().join("data");
-        let logs = dir.path().join("logs");
+        let (guard, db) = test_db().await;
+        let data = guard.dir.path().join("data");
+        let logs = guard.dir.path().join("logs");
         let mut all = vec![
             ("DATA_DIR", data.to_str().unwrap()),
             ("LOG_DIR", logs.to_str().unwrap()),
@@ -95,7 +143,7 @@ pub(crate) mod testing {
         // Empty for the other backends, which some tests use to make sending fail.
         let outbox = mailer.outbox().unwrap_or_default();
         TestEnv {
-            _dir: dir,
+            _db_guard: guard,
             settings,
             db,
             mailer,

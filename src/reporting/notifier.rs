@@ -798,17 +798,23 @@ mod tests {
 
     const T0: i64 = 1_800_000_000_000;
 
+    fn build(
+        env: &TestEnv,
+        mailer: Mailer,
+        cache: Option<Arc<Cache>>,
+        capacity: usize,
+        clock: &Clock,
+    ) -> (ErrorNotifier, ReportWorker) {
+        let options = NotifierOptions {
+            capacity,
+            clock: clock.clone(),
+        };
+        ErrorNotifier::new(env.settings.clone(), env.db.clone(), mailer, cache, options)
+    }
+
+    /// A running notifier on the test's database and memory mailer.
     fn start(env: &TestEnv, clock: &Clock) -> ErrorNotifier {
-        let (notifier, worker) = ErrorNotifier::new(
-            env.settings.clone(),
-            env.db.clone(),
-            env.mailer.clone(),
-            None,
-            NotifierOptions {
-                capacity: 64,
-                clock: clock.clone(),
-            },
-        );
+        let (notifier, worker) = build(env, env.mailer.clone(), None, 64, clock);
         worker.spawn();
         notifier
     }
@@ -1007,16 +1013,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_drops_and_counts() {
         let env = test_env(&[]).await;
-        let (notifier, worker) = ErrorNotifier::new(
-            env.settings.clone(),
-            env.db.clone(),
-            env.mailer.clone(),
-            None,
-            NotifierOptions {
-                capacity: 2,
-                clock: Clock::manual(T0),
-            },
-        );
+        let (notifier, worker) = build(&env, env.mailer.clone(), None, 2, &Clock::manual(T0));
         for _ in 0..5 {
             notifier.report(report(&env, "boom"));
         }
@@ -1133,16 +1130,7 @@ mod tests {
         let outbox = env.settings.data_dir.join("outbox");
         std::fs::remove_dir_all(&outbox).unwrap();
         std::fs::write(&outbox, "not a directory").unwrap();
-        let (notifier, worker) = ErrorNotifier::new(
-            env.settings.clone(),
-            env.db.clone(),
-            mailer,
-            None,
-            NotifierOptions {
-                capacity: 8,
-                clock: Clock::manual(T0),
-            },
-        );
+        let (notifier, worker) = build(&env, mailer, None, 8, &Clock::manual(T0));
         worker.spawn();
         let report = report(&env, "boom");
         let fingerprint = report.fingerprint.clone();
@@ -1301,16 +1289,68 @@ mod tests {
         );
     }
 
+    fn start_with_cache(env: &TestEnv, clock: &Clock, cache: &Arc<Cache>) -> ErrorNotifier {
+        let (notifier, worker) = build(env, env.mailer.clone(), Some(cache.clone()), 64, clock);
+        worker.spawn();
+        notifier
+    }
+
+    #[tokio::test]
+    async fn the_per_minute_cap_is_shared_through_redis() {
+        let Some(redis_url) = std::env::var("TEST_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("TEST_REDIS_URL unset: shared cap not tested");
+            return;
+        };
+        let env = test_env(&[("ERROR_EMAIL_MAX_PER_MINUTE", "2")]).await;
+        let prefix = format!("test-{}:", uuid::Uuid::new_v4().simple());
+        let cache =
+            Arc::new(Cache::redis(&crate::config::Secret::new(redis_url), &prefix).unwrap());
+        let clock = Clock::manual(T0);
+        let a = start_with_cache(&env, &clock, &cache);
+        let b = start_with_cache(&env, &clock, &cache);
+        a.report(report(&env, "alpha failed"));
+        a.report(report(&env, "beta failed"));
+        a.flush().await;
+        b.report(report(&env, "gamma failed"));
+        b.report(report(&env, "delta failed"));
+        b.flush().await;
+        // Alone, each instance's own cap would have let all four through.
+        assert_eq!(mails(&env).len(), 2);
+        assert_eq!(b.stats().suppressed, 2);
+        clock.advance(Duration::from_secs(61));
+        b.flush().await;
+        let mails = mails(&env);
+        assert_eq!(mails.len(), 3);
+        assert!(
+            mails[2]
+                .subject
+                .contains("Error storm: 2 errors in 2 groups")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_falls_back_to_the_instance_cap() {
+        let env = test_env(&[("ERROR_EMAIL_MAX_PER_MINUTE", "2")]).await;
+        // Port 1 on loopback refuses at once.
+        let cache = Arc::new(
+            Cache::redis(&crate::config::Secret::new("redis://127.0.0.1:1/0"), "t:").unwrap(),
+        );
+        let notifier = start_with_cache(&env, &Clock::manual(T0), &cache);
+        for word in ["alpha", "beta", "gamma"] {
+            notifier.report(report(&env, &format!("{word} failed")));
+        }
+        notifier.flush().await;
+        assert_eq!(mails(&env).len(), 2);
+        assert_eq!(notifier.stats().suppressed, 1);
+    }
+
     #[tokio::test]
     async fn flush_returns_when_the_worker_is_gone() {
         let env = test_env(&[]).await;
-        let (notifier, worker) = ErrorNotifier::new(
-            env.settings.clone(),
-            env.db.clone(),
-            env.mailer.clone(),
-            None,
-            NotifierOptions::default(),
-        );
+        let (notifier, worker) = build(&env, env.mailer.clone(), None, 8, &Clock::System);
         drop(worker);
         notifier.flush().await;
         notifier.report(report(&env, "boom"));

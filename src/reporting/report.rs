@@ -103,39 +103,27 @@ pub fn error_type_of(error: &anyhow::Error) -> String {
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {
             return format!("std::io::Error({:?})", e.kind());
         }
-        if cause.is::<lettre::transport::smtp::Error>() {
-            return "lettre::transport::smtp::Error".to_string();
+        // The root cause's type by name; the list is what autosend's dependencies raise.
+        macro_rules! named {
+            ($($ty:ty),+ $(,)?) => {
+                $(if cause.is::<$ty>() {
+                    return stringify!($ty).replace(' ', "");
+                })+
+            };
         }
-        if cause.is::<lettre::error::Error>() {
-            return "lettre::error::Error".to_string();
-        }
-        if cause.is::<lettre::address::AddressError>() {
-            return "lettre::address::AddressError".to_string();
-        }
-        if cause.is::<deadpool_redis::redis::RedisError>() {
-            return "redis::RedisError".to_string();
-        }
-        if cause.is::<deadpool_redis::PoolError>() {
-            return "deadpool_redis::PoolError".to_string();
-        }
-        if cause.is::<serde_json::Error>() {
-            return "serde_json::Error".to_string();
-        }
-        if cause.is::<tokio::time::error::Elapsed>() {
-            return "tokio::time::error::Elapsed".to_string();
-        }
-        if cause.is::<tokio::task::JoinError>() {
-            return "tokio::task::JoinError".to_string();
-        }
-        if cause.is::<std::num::ParseIntError>() {
-            return "std::num::ParseIntError".to_string();
-        }
-        if cause.is::<url::ParseError>() {
-            return "url::ParseError".to_string();
-        }
-        if cause.is::<time::error::ComponentRange>() {
-            return "time::error::ComponentRange".to_string();
-        }
+        named!(
+            lettre::transport::smtp::Error,
+            lettre::error::Error,
+            lettre::address::AddressError,
+            deadpool_redis::redis::RedisError,
+            deadpool_redis::PoolError,
+            serde_json::Error,
+            tokio::time::error::Elapsed,
+            tokio::task::JoinError,
+            std::num::ParseIntError,
+            url::ParseError,
+            time::error::ComponentRange,
+        );
     }
     "anyhow::Error".to_string()
 }
@@ -560,38 +548,7 @@ pub fn render_text(report: &ErrorReport) -> String {
     out.push_str(&"=".repeat(title.chars().count().min(72)));
     out.push_str("\n\n");
 
-    let mut summary = vec![
-        ("Error", report.error_type.clone()),
-        ("Message", report.message.clone()),
-        ("Time", format_time(report.occurred_at)),
-        ("Host", report.host.clone()),
-        ("Version", report.version.clone()),
-        ("Fingerprint", report.fingerprint.clone()),
-    ];
-    match &report.source {
-        ReportSource::Request(info) => {
-            summary.extend([
-                ("Request method", info.method.clone()),
-                ("Request URL", info.url.clone()),
-                ("Route", info.route.clone()),
-                ("Request ID", info.request_id.clone()),
-                ("User", info.user.clone()),
-                ("Client IP", ip_text(info.client_ip)),
-            ]);
-        }
-        ReportSource::Background {
-            task,
-            run_id,
-            mailing_id,
-        } => {
-            summary.extend([
-                ("Task", task.clone()),
-                ("Mailing ID", id_text(*mailing_id)),
-                ("Run ID", id_text(*run_id)),
-            ]);
-        }
-    }
-    for (label, value) in summary {
+    for (label, value) in summary_rows(report) {
         out.push_str(&format!("{:<15} {}\n", format!("{label}:"), indent(&value)));
     }
 
@@ -622,6 +579,38 @@ pub fn render_text(report: &ErrorReport) -> String {
     }
     pairs_section(&mut out, "Settings", &report.settings, " = ");
     out
+}
+
+/// The (label, value) rows at the top of both renderings.
+fn summary_rows(report: &ErrorReport) -> Vec<(&'static str, String)> {
+    let mut rows = vec![
+        ("Error", report.error_type.clone()),
+        ("Message", report.message.clone()),
+        ("Time", format_time(report.occurred_at)),
+        ("Host", report.host.clone()),
+        ("Version", report.version.clone()),
+        ("Fingerprint", report.fingerprint.clone()),
+    ];
+    match &report.source {
+        ReportSource::Request(info) => rows.extend([
+            ("Request method", info.method.clone()),
+            ("Request URL", info.url.clone()),
+            ("Route", info.route.clone()),
+            ("Request ID", info.request_id.clone()),
+            ("User", info.user.clone()),
+            ("Client IP", ip_text(info.client_ip)),
+        ]),
+        ReportSource::Background {
+            task,
+            run_id,
+            mailing_id,
+        } => rows.extend([
+            ("Task", task.clone()),
+            ("Mailing ID", id_text(*mailing_id)),
+            ("Run ID", id_text(*run_id)),
+        ]),
+    }
+    rows
 }
 
 fn section(out: &mut String, name: &str) {
@@ -677,33 +666,7 @@ pub fn render_html(report: &ErrorReport) -> String {
 /// The HTML report with notes (repeat counts, part notes) shown above it.
 pub fn render_html_with_notes(report: &ErrorReport, notes: &[String]) -> String {
     let title = report.title();
-    let mut summary: Vec<(&str, String)> = vec![
-        ("Error", report.error_type.clone()),
-        ("Message", report.message.clone()),
-        ("Time", format_time(report.occurred_at)),
-        ("Host", report.host.clone()),
-        ("Version", report.version.clone()),
-        ("Fingerprint", report.fingerprint.clone()),
-    ];
-    match &report.source {
-        ReportSource::Request(info) => summary.extend([
-            ("Request method", info.method.clone()),
-            ("Request URL", info.url.clone()),
-            ("Route", info.route.clone()),
-            ("Request ID", info.request_id.clone()),
-            ("User", info.user.clone()),
-            ("Client IP", ip_text(info.client_ip)),
-        ]),
-        ReportSource::Background {
-            task,
-            run_id,
-            mailing_id,
-        } => summary.extend([
-            ("Task", task.clone()),
-            ("Mailing ID", id_text(*mailing_id)),
-            ("Run ID", id_text(*run_id)),
-        ]),
-    }
+    let summary = summary_rows(report);
     let markup: Markup = html! {
         (DOCTYPE)
         html {
