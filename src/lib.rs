@@ -11,6 +11,7 @@ pub mod domain;
 pub mod mail;
 pub mod messages;
 pub mod objects;
+pub mod panics;
 pub mod recipients;
 pub mod reporting;
 pub mod signing;

@@ -22,7 +22,7 @@ pub struct Application {
 impl Application {
     /// Connects everything and binds `BIND` (port 0 picks a free port, for tests).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        web::error::install_panic_hook();
+        crate::panics::install_panic_hook();
         let bind = settings.bind;
         let state = AppState::build(settings).await?;
         let acceptor = TcpListener::bind(bind)

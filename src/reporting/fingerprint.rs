@@ -14,7 +14,11 @@ use sha2::{Digest, Sha256};
 const TOP_FRAMES: usize = 3;
 
 /// Frames of the machinery that captures errors: on every backtrace, so they tell nothing.
-const CAPTURE_FRAMES: &[&str] = &["autosend::web::error", "autosend::reporting"];
+const CAPTURE_FRAMES: &[&str] = &[
+    "autosend::web::error",
+    "autosend::panics",
+    "autosend::reporting",
+];
 
 /// 16 hex digits (64 bits) of SHA-256 over type, normalised message, top frames and route.
 pub fn fingerprint(error_type: &str, message: &str, backtrace: &str, route: &str) -> String {

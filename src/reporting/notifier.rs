@@ -266,7 +266,7 @@ impl ErrorNotifier {
         match AssertUnwindSafe(fut).catch_unwind().await {
             Ok(output) => Some(output),
             Err(payload) => {
-                let panic = crate::web::error::take_panic(&*payload);
+                let panic = crate::panics::take_panic(&*payload);
                 tracing::error!(
                     task,
                     panic.message = %panic.message,

@@ -442,6 +442,7 @@ const CAPTURE_PREFIXES: &[&str] = &[
     "<anyhow::",
     "autosend::web::error::",
     "<autosend::web::error::",
+    "autosend::panics::",
     "autosend::reporting::",
 ];
 

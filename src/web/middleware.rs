@@ -11,11 +11,12 @@ use poem::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use poem::web::cookie::{Cookie, SameSite};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
+use crate::panics::take_panic;
 use crate::reporting::mask;
 use crate::state::AppState;
 use crate::telemetry::{RequestContext, in_context};
 use crate::web::csrf::{self, CsrfSecret};
-use crate::web::error::{InternalError, take_panic};
+use crate::web::error::InternalError;
 use crate::web::htmx::PageCtx;
 use crate::web::views::errors;
 
