@@ -10,6 +10,7 @@ pub mod db;
 pub mod domain;
 pub mod mail;
 pub mod messages;
+pub mod metrics;
 pub mod objects;
 pub mod panics;
 pub mod recipients;
