@@ -294,6 +294,23 @@ pub async fn find(db: &Db, fingerprint: &str) -> anyhow::Result<Option<ErrorGrou
         .context("Failed to read an error group")
 }
 
+/// One group by id.
+pub async fn find_by_id(db: &Db, id: i64) -> anyhow::Result<Option<ErrorGroup>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        group_columns!(),
+        " FROM error_groups WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await
+    .context("Failed to load an error group")?;
+    row.as_ref()
+        .map(group_from_row)
+        .transpose()
+        .context("Failed to read an error group")
+}
+
 /// Marks a group resolved; its next occurrence is e-mailed as a new one. `false` when there
 /// is no such group.
 #[tracing::instrument(skip_all, fields(group_id = id))]
