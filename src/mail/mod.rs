@@ -193,3 +193,24 @@ pub fn compose(
     };
     message.context("cannot build e-mail")
 }
+
+/// The e-mail of `autosend sendtestemail` (Django's wording), to `to` in one message.
+pub fn test_email(from: &Mailbox, to: &[Mailbox], subject_prefix: &str) -> anyhow::Result<Message> {
+    let host = crate::reporting::report::host_name();
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .subject(format!("{subject_prefix}Test email from {host} on {now}"));
+    for to in to {
+        builder = builder.to(to.clone());
+    }
+    builder
+        .body(
+            "If you're reading this, it was successful: autosend can send e-mail with this \
+             configuration.\n"
+                .to_string(),
+        )
+        .context("cannot build the test e-mail")
+}
