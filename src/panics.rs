@@ -6,14 +6,15 @@
 
 use std::backtrace::Backtrace;
 use std::cell::RefCell;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 /// What a panic left behind: its message, where it happened, and the backtrace.
 #[derive(Debug, Clone)]
 pub struct PanicDetails {
     pub message: String,
     pub location: String,
-    pub backtrace: String,
+    /// Captured in the hook, resolved to text only when a report or page shows it.
+    pub backtrace: Option<Arc<Backtrace>>,
 }
 
 thread_local! {
@@ -43,7 +44,7 @@ pub fn install_panic_hook() {
             let details = PanicDetails {
                 message,
                 location,
-                backtrace: Backtrace::force_capture().to_string(),
+                backtrace: Some(Arc::new(Backtrace::force_capture())),
             };
             LAST_PANIC.with(|slot| *slot.borrow_mut() = Some(details));
             previous(info);
@@ -62,6 +63,6 @@ pub fn take_panic(payload: &(dyn std::any::Any + Send)) -> PanicDetails {
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "panic".to_string()),
             location: String::new(),
-            backtrace: String::new(),
+            backtrace: None,
         })
 }

@@ -235,6 +235,7 @@ mod tests {
                 message: "boom".into(),
                 chain: vec!["boom".into()],
                 backtrace,
+                ..ErrorDetails::default()
             },
             RawRequest {
                 method: "GET".into(),

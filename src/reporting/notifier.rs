@@ -129,6 +129,9 @@ impl Counters {
 
 enum Job {
     Error(Box<ErrorReport>),
+    /// Built (masked, backtrace resolved) by the worker, not by the failing request.
+    Request(Box<(ErrorDetails, RawRequest)>),
+    Background(Box<(ErrorDetails, BackgroundTask)>),
     BrokenLink(Box<NotFound>),
     Flush(oneshot::Sender<()>),
 }
@@ -221,13 +224,10 @@ impl ErrorNotifier {
         self.enqueue(Job::Error(Box::new(report)));
     }
 
-    /// Builds (masking everything) and queues the report of a failed request.
+    /// Queues the report of a failed request; the worker builds it (masking everything and
+    /// resolving the backtrace), so the request pays only for the queueing.
     pub fn report_request(&self, details: ErrorDetails, request: RawRequest) {
-        self.report(ErrorReport::for_request(
-            details,
-            request,
-            &self.shared.settings,
-        ));
+        self.enqueue(Job::Request(Box::new((details, request))));
     }
 
     /// Builds and queues the report of a failed scheduler or delivery task. Without a
@@ -239,19 +239,15 @@ impl ErrorNotifier {
         mailing_id: Option<i64>,
         mut details: ErrorDetails,
     ) {
-        if details.backtrace.is_empty() {
-            details.backtrace = std::backtrace::Backtrace::force_capture().to_string();
+        if details.backtrace.is_empty() && details.captured.is_none() {
+            details.captured = Some(Arc::new(std::backtrace::Backtrace::force_capture()));
         }
         let task = BackgroundTask {
             task: task.to_string(),
             run_id,
             mailing_id,
         };
-        self.report(ErrorReport::for_background(
-            details,
-            task,
-            &self.shared.settings,
-        ));
+        self.enqueue(Job::Background(Box::new((details, task))));
     }
 
     /// Runs `fut`; if it panics, reports the panic as a background report and returns `None`,
@@ -273,8 +269,7 @@ impl ErrorNotifier {
                     panic.location = %panic.location,
                     "background task panicked"
                 );
-                let details =
-                    ErrorDetails::from_panic(&panic.message, &panic.location, &panic.backtrace);
+                let details = ErrorDetails::from_panic_details(&panic);
                 self.report_background(task, run_id, mailing_id, details);
                 None
             }
@@ -437,6 +432,16 @@ impl ReportWorker {
     async fn handle(&mut self, job: Job) {
         match job {
             Job::Error(report) => self.handle_error(*report).await,
+            Job::Request(job) => {
+                let (details, request) = *job;
+                let report = ErrorReport::for_request(details, request, &self.settings);
+                self.handle_error(report).await;
+            }
+            Job::Background(job) => {
+                let (details, task) = *job;
+                let report = ErrorReport::for_background(details, task, &self.settings);
+                self.handle_error(report).await;
+            }
             Job::BrokenLink(not_found) => self.handle_broken_link(*not_found).await,
             Job::Flush(done) => {
                 self.try_summary().await;
@@ -737,16 +742,12 @@ impl ReportWorker {
         }
     }
 
-    /// Sends parts in order; stops at the first failure.
+    /// Sends parts in order over one connection; stops at the first failure.
     async fn send_all(&self, messages: Vec<Message>) -> anyhow::Result<()> {
-        let total = messages.len();
-        for (i, message) in messages.into_iter().enumerate() {
-            self.mailer
-                .send(message)
-                .await
-                .map_err(|err| anyhow::anyhow!("part {}/{total}: {err}", i + 1))?;
-        }
-        Ok(())
+        self.mailer
+            .send_in_order(messages)
+            .await
+            .map_err(anyhow::Error::from)
     }
 
     fn fail(&mut self, kind: &'static str, what: &str, err: &anyhow::Error) {
@@ -825,6 +826,7 @@ mod tests {
             message: message.into(),
             chain: vec![message.into()],
             backtrace: "  0: autosend::web::routes::clients::show\n".into(),
+            ..ErrorDetails::default()
         }
     }
 

@@ -5,8 +5,9 @@
 //! the way in, and the two renderings. Nothing unmasked can reach a renderer: a report can
 //! only be built by this module's constructors, which mask before they return.
 
+use std::backtrace::Backtrace;
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use maud::{DOCTYPE, Markup, html};
 use time::OffsetDateTime;
@@ -26,6 +27,9 @@ pub struct ErrorDetails {
     /// The messages of the error and each cause, outermost first.
     pub chain: Vec<String>,
     pub backtrace: String,
+    /// A backtrace captured but not resolved yet, used when `backtrace` is empty. Resolving
+    /// (symbolising) takes long, so it happens when the report is built, off the request path.
+    pub captured: Option<Arc<Backtrace>>,
 }
 
 impl ErrorDetails {
@@ -41,6 +45,20 @@ impl ErrorDetails {
             message: error.to_string(),
             chain: error.chain().map(|e| e.to_string()).collect(),
             backtrace,
+            captured: None,
+        }
+    }
+
+    /// From an `anyhow::Error` with a backtrace captured by the caller, left unresolved:
+    /// for the request path, where resolving anyhow's own (when `RUST_BACKTRACE` makes it
+    /// capture one) would take the failing request hundreds of milliseconds.
+    pub fn from_anyhow_with(error: &anyhow::Error, backtrace: Arc<Backtrace>) -> Self {
+        Self {
+            error_type: error_type_of(error),
+            message: error.to_string(),
+            chain: error.chain().map(|e| e.to_string()).collect(),
+            backtrace: String::new(),
+            captured: Some(backtrace),
         }
     }
 
@@ -57,6 +75,7 @@ impl ErrorDetails {
             message: error.to_string(),
             chain,
             backtrace: String::new(),
+            captured: None,
         }
     }
 
@@ -71,6 +90,29 @@ impl ErrorDetails {
             message: message.to_string(),
             chain,
             backtrace: backtrace.to_string(),
+            captured: None,
+        }
+    }
+
+    /// From what the panic hook kept ([`crate::panics`]).
+    pub fn from_panic_details(panic: &crate::panics::PanicDetails) -> Self {
+        let mut details = Self::from_panic(&panic.message, &panic.location, "");
+        details.captured = panic.backtrace.clone();
+        details
+    }
+
+    /// A captured backtrace, resolved only when the report is built.
+    pub fn with_captured_backtrace(mut self, backtrace: Arc<Backtrace>) -> Self {
+        self.captured = Some(backtrace);
+        self
+    }
+
+    /// The backtrace as text, resolving a captured one (slow: not on a request's path
+    /// unless the request shows it, as the DEBUG page does).
+    pub fn backtrace_text(&self) -> String {
+        match (&self.captured, self.backtrace.is_empty()) {
+            (Some(captured), true) => captured.to_string(),
+            _ => self.backtrace.clone(),
         }
     }
 
@@ -401,7 +443,7 @@ impl Masker {
     ) -> ErrorReport {
         let error_type = self.text(&details.error_type);
         let message = self.text(&details.message);
-        let backtrace = self.text(&compact_backtrace(&details.backtrace));
+        let backtrace = self.text(&compact_backtrace(&details.backtrace_text()));
         let mut chain: Vec<String> = details.chain.iter().map(|c| self.text(c)).collect();
         if chain.is_empty() {
             chain.push(message.clone());
@@ -757,6 +799,7 @@ mod tests {
             message: message.into(),
             chain: vec![message.into(), "root cause".into()],
             backtrace: "   0: autosend::web::routes::clients::show\n".into(),
+            ..ErrorDetails::default()
         }
     }
 
@@ -884,6 +927,7 @@ mod tests {
                 "smtp-pass-value rejected".into(),
             ],
             backtrace: format!("frame {KEY}"),
+            ..ErrorDetails::default()
         };
         let report = ErrorReport::for_request(details, req, &settings);
         for rendered in [render_text(&report), render_html(&report)] {
@@ -1120,6 +1164,7 @@ mod tests {
                 message: pick(2),
                 chain: vec![pick(3), pick(4)],
                 backtrace: pick(5),
+                ..ErrorDetails::default()
             };
             let report = ErrorReport::for_request(details.clone(), req, &settings);
             let text = render_text(&report);

@@ -5,6 +5,7 @@
 //! where they were raised (panics are caught by the edge with [`crate::panics`]).
 
 use std::backtrace::Backtrace;
+use std::sync::Arc;
 
 use poem::http::StatusCode;
 
@@ -65,14 +66,15 @@ impl From<crate::objects::ObjectError> for poem::Error {
 #[derive(Debug)]
 pub struct InternalError {
     pub error: anyhow::Error,
-    pub backtrace: String,
+    /// Captured where the error was raised; resolved to text only when shown or reported.
+    pub backtrace: Arc<Backtrace>,
 }
 
 impl InternalError {
     pub fn new(error: anyhow::Error) -> Self {
         Self {
             error,
-            backtrace: Backtrace::force_capture().to_string(),
+            backtrace: Arc::new(Backtrace::force_capture()),
         }
     }
 

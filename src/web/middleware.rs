@@ -248,8 +248,7 @@ pub async fn edge<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Res
             }
             Err(payload) => {
                 let panic = take_panic(&*payload);
-                let details =
-                    ErrorDetails::from_panic(&panic.message, &panic.location, &panic.backtrace);
+                let details = ErrorDetails::from_panic_details(&panic);
                 tracing::error!(error = %details.chain.join(" "), "request panicked");
                 let route = Some(guessed_template(&snapshot.path));
                 report_failure(&state, &ctx, &snapshot, route.as_deref(), details.clone());
@@ -339,13 +338,14 @@ fn error_response(
     }
     if status.is_server_error() {
         let details = match err.downcast_ref::<InternalError>() {
-            Some(internal) => ErrorDetails::from_anyhow(&internal.error)
-                .with_backtrace(internal.backtrace.clone()),
+            Some(internal) => {
+                ErrorDetails::from_anyhow_with(&internal.error, internal.backtrace.clone())
+            }
             None => ErrorDetails {
                 error_type: format!("HTTP {}", status.as_u16()),
                 message: err.to_string(),
                 chain: vec![err.to_string()],
-                backtrace: String::new(),
+                ..ErrorDetails::default()
             },
         };
         tracing::error!(
@@ -408,7 +408,10 @@ fn server_error(
         .iter()
         .map(|c| mask::scrub(c, &secrets))
         .collect();
-    let backtrace = mask::scrub(&details.backtrace, &secrets);
+    let backtrace = match state.settings.debug {
+        true => mask::scrub(&details.backtrace_text(), &secrets),
+        false => String::new(),
+    };
     let request = snapshot.describe(state);
     let debug = state.settings.debug.then(|| errors::Debug {
         chain: &chain,
