@@ -289,18 +289,7 @@ async fn error_pages_are_for_superusers_only() {
         assert_eq!(resp.status(), 303, "{path}: anonymous go to the login page");
     }
     app.create_user("someone@example.com", ACTIVE).await;
-    let user = client();
-    let resp = crate::helpers::post_form_with(
-        &user,
-        &app,
-        "/users/login",
-        &[
-            ("email", "someone@example.com"),
-            ("password", crate::helpers::PASSWORD),
-        ],
-    )
-    .await;
-    assert_eq!(resp.status(), 303);
+    let user = app.browser_for("someone@example.com").await;
     for path in ["/admin/errors", "/admin/error-test"] {
         let resp = user.get(app.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 404, "{path}");
@@ -431,17 +420,7 @@ async fn metrics_are_for_superusers_and_the_token_bearer_only() {
     assert_eq!(anonymous.status(), 404, "anonymous visitors are not told");
 
     app.create_user("someone@example.com", ACTIVE).await;
-    let user = client();
-    crate::helpers::post_form_with(
-        &user,
-        &app,
-        "/users/login",
-        &[
-            ("email", "someone@example.com"),
-            ("password", crate::helpers::PASSWORD),
-        ],
-    )
-    .await;
+    let user = app.browser_for("someone@example.com").await;
     let resp = user.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
 
