@@ -279,32 +279,34 @@ pub async fn count_groups(db: &Db) -> anyhow::Result<i64> {
 
 /// One group by fingerprint.
 pub async fn find(db: &Db, fingerprint: &str) -> anyhow::Result<Option<ErrorGroup>> {
-    let row = sqlx::query(concat!(
+    let query = sqlx::query(concat!(
         "SELECT ",
         group_columns!(),
         " FROM error_groups WHERE fingerprint = $1"
     ))
-    .bind(fingerprint)
-    .fetch_optional(&db.pool)
-    .await
-    .context("Failed to load an error group")?;
-    row.as_ref()
-        .map(group_from_row)
-        .transpose()
-        .context("Failed to read an error group")
+    .bind(fingerprint);
+    fetch_group(db, query).await
 }
 
 /// One group by id.
 pub async fn find_by_id(db: &Db, id: i64) -> anyhow::Result<Option<ErrorGroup>> {
-    let row = sqlx::query(concat!(
+    let query = sqlx::query(concat!(
         "SELECT ",
         group_columns!(),
         " FROM error_groups WHERE id = $1"
     ))
-    .bind(id)
-    .fetch_optional(&db.pool)
-    .await
-    .context("Failed to load an error group")?;
+    .bind(id);
+    fetch_group(db, query).await
+}
+
+async fn fetch_group(
+    db: &Db,
+    query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+) -> anyhow::Result<Option<ErrorGroup>> {
+    let row = query
+        .fetch_optional(&db.pool)
+        .await
+        .context("Failed to load an error group")?;
     row.as_ref()
         .map(group_from_row)
         .transpose()

@@ -644,3 +644,38 @@ pub async fn security_headers<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Re
     }
     Ok(resp)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use poem::PathPattern;
+
+    use super::{guessed_template, route_template};
+
+    #[test]
+    fn poem_patterns_become_spec_templates() {
+        let pattern = |p: &str| PathPattern(Arc::from(p));
+        assert_eq!(
+            route_template(Some(&pattern("/admin/errors/:id/resolve"))).as_deref(),
+            Some("/admin/errors/{id}/resolve")
+        );
+        assert_eq!(
+            route_template(Some(&pattern("/assets/*path"))).as_deref(),
+            Some("/assets/{path}")
+        );
+        assert_eq!(route_template(Some(&pattern("/"))).as_deref(), Some("/"));
+        assert_eq!(route_template(None), None);
+    }
+
+    #[test]
+    fn templates_are_guessed_from_ids_and_tokens() {
+        assert_eq!(guessed_template("/clients/42/edit"), "/clients/{id}/edit");
+        assert_eq!(
+            guessed_template("/users/activate/MTIzNDU2Nzg5MA.abc-def_0123"),
+            "/users/activate/{token}"
+        );
+        assert_eq!(guessed_template("/mailings/stats/"), "/mailings/stats/");
+        assert_eq!(guessed_template("/"), "/");
+    }
+}

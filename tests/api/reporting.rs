@@ -690,9 +690,19 @@ async fn a_long_report_reaches_a_real_smtp_server_in_ordered_threaded_parts() {
     );
 
     // sendtestemail goes through the same server.
+    let (code, stdout, stderr) = sendtestemail_over_smtp(sink.port).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let received = sink.received();
+    let last = received.last().unwrap();
+    assert!(last.headers["subject"].starts_with("Test email from "));
+    assert_eq!(last.headers["to"], "someone@example.com");
+}
+
+/// `autosend sendtestemail someone@example.com` over SMTP on 127.0.0.1:`port`.
+async fn sendtestemail_over_smtp(port: u16) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
-    let port = sink.port.to_string();
-    let (code, stdout, stderr) = output(autosend(
+    let port = port.to_string();
+    output(autosend(
         dir.path(),
         &["sendtestemail", "someone@example.com"],
         &[
@@ -701,12 +711,7 @@ async fn a_long_report_reaches_a_real_smtp_server_in_ordered_threaded_parts() {
             ("SMTP_PORT", &port),
         ],
     ))
-    .await;
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    let received = sink.received();
-    let last = received.last().unwrap();
-    assert!(last.headers["subject"].starts_with("Test email from "));
-    assert_eq!(last.headers["to"], "someone@example.com");
+    .await
 }
 
 #[tokio::test]
@@ -726,17 +731,7 @@ async fn sendtestemail_reports_usage_errors_and_send_failures() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 
-    let port = refused_port().to_string();
-    let (code, _, stderr) = output(autosend(
-        dir.path(),
-        &["sendtestemail", "someone@example.com"],
-        &[
-            ("EMAIL_BACKEND", "smtp"),
-            ("SMTP_HOST", "127.0.0.1"),
-            ("SMTP_PORT", &port),
-        ],
-    ))
-    .await;
+    let (code, _, stderr) = sendtestemail_over_smtp(refused_port()).await;
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("cannot send the test e-mail"), "{stderr}");
 
