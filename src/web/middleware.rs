@@ -582,7 +582,8 @@ async fn read_form(req: &mut Request, max: usize, need_token: bool) -> Option<Fo
         .starts_with("multipart/form-data")
         .then(|| multer::parse_boundary(&content_type).ok())
         .flatten();
-    if !urlencoded && !(need_token && boundary.is_some()) {
+    let wanted = urlencoded || (need_token && boundary.is_some());
+    if !wanted {
         return None;
     }
     let bytes = req.take_body().into_bytes_limit(max).await.ok()?;
