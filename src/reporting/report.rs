@@ -488,8 +488,16 @@ const CAPTURE_PREFIXES: &[&str] = &[
     "autosend::reporting::",
 ];
 
+/// autosend frames that only carry a request to its handler (the middleware stack).
+const PLUMBING: &[&str] = &[
+    "autosend::web::middleware::",
+    "autosend::web::auth::load_user",
+    "autosend::telemetry::",
+];
+
 /// A backtrace without the frames that never help: capture machinery at the top, and the
-/// runtime (tokio, poem, std) below the outermost autosend frame, each replaced by a line
+/// middleware and runtime (tokio, poem, std) below the outermost autosend frame that is not
+/// middleware (the handler or task), each replaced by a line
 /// saying how many were left out. Frames between (a dependency autosend called) stay. A
 /// backtrace without autosend frames, or not in std's format, is kept whole.
 pub fn compact_backtrace(backtrace: &str) -> String {
@@ -513,7 +521,18 @@ pub fn compact_backtrace(backtrace: &str) -> String {
             .map(|(_, name)| name.to_string())
             .unwrap_or_default()
     };
-    let Some(last_own) = frames.iter().rposition(|f| name(f).contains("autosend::")) else {
+    let own = |f: &Vec<&str>| name(f).contains("autosend::");
+    let plumbing = |f: &Vec<&str>| {
+        let name = name(f);
+        PLUMBING.iter().any(|p| name.contains(p))
+    };
+    // The handler (or task) is the last frame of ours that is not middleware; an error raised
+    // in the middleware itself keeps the middleware.
+    let Some(last_own) = frames
+        .iter()
+        .rposition(|f| own(f) && !plumbing(f))
+        .or_else(|| frames.iter().rposition(own))
+    else {
         return backtrace.to_string();
     };
     let first_kept = frames[..last_own]
@@ -535,7 +554,9 @@ pub fn compact_backtrace(backtrace: &str) -> String {
     }
     let below = frames.len() - last_own - 1;
     if below > 0 {
-        out.push_str(&format!("      … {below} runtime frames left out\n"));
+        out.push_str(&format!(
+            "      … {below} middleware and runtime frames left out\n"
+        ));
     }
     out
 }
@@ -1107,8 +1128,7 @@ mod tests {
              at /cargo/sqlx-core/src/pool/inner.rs:10:1
    3: autosend::db::recipients::find::{{closure}}
              at ./src/db/recipients.rs:12:5
-   4: autosend::web::middleware::edge::{{closure}}
-      … 2 runtime frames left out
+      … 3 middleware and runtime frames left out
 "
         );
         // Nothing of ours, or not a std backtrace: kept whole.
