@@ -10,8 +10,9 @@ use crate::domain::{Email, Password};
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::Db;
-use crate::mail::Mailer;
+use crate::mail::{self, Mailer};
 use crate::startup::{Application, shutdown_signal};
+use lettre::message::Mailbox;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,7 +54,27 @@ pub enum Command {
         #[arg(long = "email", required = true, num_args = 1..)]
         emails: Vec<String>,
     },
+    /// Send a test e-mail through the configured backend, to check that mail gets out.
+    ///
+    /// One e-mail to the given addresses (from DEFAULT_FROM_EMAIL), and one each to ADMINS
+    /// and MANAGERS (from SERVER_EMAIL, subject prefixed like error reports) when asked.
+    Sendtestemail {
+        /// Also send one to ADMINS (who receive error reports).
+        #[arg(long)]
+        admins: bool,
+        /// Also send one to MANAGERS (who receive broken-link reports).
+        #[arg(long)]
+        managers: bool,
+        /// Addresses to send the test e-mail to.
+        #[arg(value_name = "ADDR")]
+        addresses: Vec<String>,
+    },
 }
+
+/// A command used wrongly (exit code 2), found after clap's own checks.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 /// Runs a command; an error is a runtime failure (exit code 1).
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
@@ -66,6 +87,11 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             password_stdin,
         } => createsuperuser(settings, &email, password_stdin).await,
         Command::SeedManagers { emails } => seed_managers(settings, &emails).await,
+        Command::Sendtestemail {
+            admins,
+            managers,
+            addresses,
+        } => sendtestemail(settings, admins, managers, &addresses).await,
     }
 }
 
@@ -175,6 +201,70 @@ async fn seed_managers(settings: Settings, emails: &[String]) -> anyhow::Result<
         "{} account(s) not created",
         failures.len()
     );
+    Ok(())
+}
+
+async fn sendtestemail(
+    settings: Settings,
+    admins: bool,
+    managers: bool,
+    addresses: &[String],
+) -> anyhow::Result<()> {
+    let usage = |message: String| anyhow::Error::new(UsageError(message));
+    if addresses.is_empty() && !admins && !managers {
+        return Err(usage(
+            "no recipients: give e-mail addresses, --admins or --managers \
+             (see `autosend sendtestemail --help`)"
+                .to_string(),
+        ));
+    }
+    let to = addresses
+        .iter()
+        .map(|a| {
+            a.parse::<Mailbox>()
+                .map_err(|e| usage(format!("{a:?} is not an e-mail address: {e}")))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if admins && settings.admins.is_empty() {
+        return Err(usage("--admins: ADMINS is empty".to_string()));
+    }
+    if managers && settings.managers.is_empty() {
+        return Err(usage("--managers: MANAGERS is empty".to_string()));
+    }
+
+    let mailer = Mailer::from_settings(&settings)?;
+    let mut batches = Vec::new();
+    if !to.is_empty() {
+        batches.push(("", settings.default_from_email.clone(), to));
+    }
+    let prefix = settings.email_subject_prefix.as_str();
+    if admins {
+        batches.push((
+            prefix,
+            settings.server_email.clone(),
+            settings.admins.clone(),
+        ));
+    }
+    if managers {
+        batches.push((
+            prefix,
+            settings.server_email.clone(),
+            settings.managers.clone(),
+        ));
+    }
+    for (prefix, from, to) in batches {
+        let message = mail::test_email(&from, &to, prefix)?;
+        let list = to
+            .iter()
+            .map(|m| m.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let reply = mailer
+            .send(message)
+            .await
+            .with_context(|| format!("cannot send the test e-mail to {list}"))?;
+        println!("Test e-mail sent to {list} ({reply}).");
+    }
     Ok(())
 }
 

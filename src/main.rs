@@ -24,6 +24,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    autosend::panics::install_panic_hook();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -33,6 +34,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli::run(cli.command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is::<cli::UsageError>() => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
         Err(err) => {
             tracing::error!(error = %format!("{err:#}"), "command failed");
             eprintln!("error: {err:#}");

@@ -12,6 +12,8 @@ use crate::web;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(20);
+/// How long queued error reports may take to be sent after the server stopped.
+const REPORT_FLUSH: Duration = Duration::from_secs(5);
 
 pub struct Application {
     acceptor: TcpAcceptor,
@@ -22,7 +24,7 @@ pub struct Application {
 impl Application {
     /// Connects everything and binds `BIND` (port 0 picks a free port, for tests).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        web::error::install_panic_hook();
+        crate::panics::install_panic_hook();
         let bind = settings.bind;
         let state = AppState::build(settings).await?;
         let acceptor = TcpListener::bind(bind)
@@ -62,6 +64,8 @@ impl Application {
         );
         let result = server.await.context("web server failed");
         tracing::info!("web server stopped");
+        // Reports of the last requests go out before the database they are counted in closes.
+        self.state.finish_reporting(REPORT_FLUSH).await;
         self.state.db.close().await;
         result
     }

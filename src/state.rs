@@ -1,6 +1,10 @@
-//! What every handler and background task shares: settings, database, cache, mailer, keys.
+//! What every handler and background task shares: settings, database, cache, mailer, keys,
+//! the error notifier and the metrics.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
 
 use crate::accounts::sessions::SessionStore;
 use crate::accounts::throttle::LoginLimiter;
@@ -8,6 +12,8 @@ use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::mail::Mailer;
+use crate::metrics::Metrics;
+use crate::reporting::ErrorNotifier;
 use crate::signing::Signer;
 
 #[derive(Clone)]
@@ -19,10 +25,16 @@ pub struct AppState {
     pub signer: Signer,
     pub sessions: SessionStore,
     pub login_limiter: Arc<LoginLimiter>,
+    /// Error and broken-link reports: queued here, e-mailed by its background worker.
+    pub reporter: ErrorNotifier,
+    pub metrics: Arc<Metrics>,
+    /// The notifier's worker, kept so that shutdown can stop it if it cannot finish in time.
+    reporter_worker: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl AppState {
-    /// Connects the database (migrating it) and the cache, and builds the mailer.
+    /// Connects the database (migrating it) and the cache, builds the mailer, and starts the
+    /// error notifier's worker (on the current tokio runtime).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let db = Db::connect(&settings.database, settings.log_sql).await?;
         db.migrate().await?;
@@ -31,14 +43,44 @@ impl AppState {
         let signer = Signer::new(settings.secret_key.clone());
         let cache = Arc::new(cache);
         let sessions = SessionStore::for_state(&db, &cache);
+        let settings = Arc::new(settings);
+        let (reporter, worker) = ErrorNotifier::start(
+            settings.clone(),
+            db.clone(),
+            mailer.clone(),
+            Some(cache.clone()),
+        );
         Ok(Self {
-            settings: Arc::new(settings),
+            settings,
             db,
             cache,
             mailer,
             signer,
             sessions,
             login_limiter: Arc::new(LoginLimiter::default()),
+            metrics: Arc::new(Metrics::new(reporter.clone())),
+            reporter,
+            reporter_worker: Arc::new(Mutex::new(Some(worker))),
         })
+    }
+
+    /// Lets the error notifier send what is queued, for at most `bound`; past it the worker
+    /// is stopped (what it still held is logged as lost, not waited for).
+    pub async fn finish_reporting(&self, bound: Duration) {
+        if tokio::time::timeout(bound, self.reporter.flush())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tracing::warn!(
+            target: "reporting",
+            waited_secs = bound.as_secs(),
+            "error reports still queued at shutdown were not sent"
+        );
+        let worker = self.reporter_worker.lock().ok().and_then(|mut w| w.take());
+        if let Some(worker) = worker {
+            worker.abort();
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! file names match one for one.
 
 pub mod dashboard;
+pub mod error_groups;
 pub mod messages;
 pub mod recipients;
 pub mod sessions;

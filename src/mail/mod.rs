@@ -3,6 +3,9 @@
 //! `smtp` sends over a pooled connection (STARTTLS or implicit TLS, with a timeout), `file`
 //! writes one `.eml` per message under `data/outbox/`, `console` prints, and `memory` keeps
 //! what was sent so tests can read it. Send errors say whether a retry can help.
+//!
+//! `SMTP_TIMEOUT_SECS` bounds every step of a send, not only the connect (lettre's own
+//! timeout): a server that accepts and then says nothing cannot hold a sender forever.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,10 +13,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::config::{EmailBackend, Settings};
+use crate::config::{EmailBackend, Settings, SmtpSettings};
 
 /// Why a message was not sent, and whether sending it again may work.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +29,16 @@ pub enum SendError {
     /// SMTP 5xx or a message the server can never accept: do not retry.
     #[error("permanent failure: {0}")]
     Permanent(String),
+}
+
+impl SendError {
+    /// The same failure, saying which message of a series it stopped at.
+    fn of_message(self, n: usize, total: usize) -> Self {
+        match self {
+            SendError::Temporary(m) => SendError::Temporary(format!("message {n}/{total}: {m}")),
+            SendError::Permanent(m) => SendError::Permanent(format!("message {n}/{total}: {m}")),
+        }
+    }
 }
 
 /// A message the memory backend kept.
@@ -57,7 +72,8 @@ impl Outbox {
 
 #[derive(Clone)]
 enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// The pool for single messages, and the settings to open one connection for a series.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>, Arc<SmtpSettings>),
     File(AsyncFileTransport<Tokio1Executor>),
     Console,
     Memory(Outbox),
@@ -71,7 +87,9 @@ pub struct Mailer {
 impl Mailer {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let transport = match settings.email_backend {
-            EmailBackend::Smtp => Transport::Smtp(smtp_transport(settings)?),
+            EmailBackend::Smtp => {
+                Transport::Smtp(smtp_transport(settings)?, Arc::new(settings.smtp.clone()))
+            }
             EmailBackend::File => {
                 let dir = settings.data_dir.join("outbox");
                 std::fs::create_dir_all(&dir)
@@ -95,14 +113,14 @@ impl Mailer {
     /// Sends one message; returns the server's reply (or a note for local backends).
     pub async fn send(&self, message: Message) -> Result<String, SendError> {
         match &self.transport {
-            Transport::Smtp(smtp) => match smtp.send(message).await {
-                Ok(response) => Ok(format!(
+            Transport::Smtp(smtp, settings) => {
+                let response = within(settings, smtp.send(message)).await?;
+                Ok(format!(
                     "{} {}",
                     response.code(),
                     response.message().collect::<Vec<_>>().join(" ")
-                )),
-                Err(err) => Err(classify(&err)),
-            },
+                ))
+            }
             Transport::File(file) => match file.send(message).await {
                 Ok(id) => Ok(format!("written {id}.eml")),
                 // A full disk or a permission problem may be fixed by the operator.
@@ -125,10 +143,28 @@ impl Mailer {
         }
     }
 
+    /// Sends `messages` in order, stopping at the first failure. Over SMTP they share one
+    /// connection, so the parts of a report arrive together and in order (the pool would
+    /// spread them over connections, and the order over the network with them).
+    pub async fn send_in_order(&self, messages: Vec<Message>) -> Result<(), SendError> {
+        match &self.transport {
+            Transport::Smtp(_, settings) => send_on_one_connection(settings, messages).await,
+            _ => {
+                let total = messages.len();
+                for (i, message) in messages.into_iter().enumerate() {
+                    self.send(message)
+                        .await
+                        .map_err(|err| err.of_message(i + 1, total))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Whether the transport can send now (connects for SMTP); for `check`.
     pub async fn check(&self) -> anyhow::Result<()> {
         match &self.transport {
-            Transport::Smtp(smtp) => {
+            Transport::Smtp(smtp, _) => {
                 let ok = smtp
                     .test_connection()
                     .await
@@ -166,6 +202,74 @@ fn smtp_transport(settings: &Settings) -> anyhow::Result<AsyncSmtpTransport<Toki
     Ok(builder.build())
 }
 
+/// `step` bounded by `SMTP_TIMEOUT_SECS`; running out of time is a temporary failure.
+async fn within<T>(
+    smtp: &SmtpSettings,
+    step: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
+) -> Result<T, SendError> {
+    let limit = Duration::from_secs(smtp.timeout_secs);
+    match tokio::time::timeout(limit, step).await {
+        Ok(result) => result.map_err(|err| classify(&err)),
+        Err(_) => Err(SendError::Temporary(format!(
+            "the SMTP server did not answer within {}s (SMTP_TIMEOUT_SECS)",
+            smtp.timeout_secs
+        ))),
+    }
+}
+
+/// Opens one SMTP connection (implicit TLS or STARTTLS and login as configured), sends each
+/// message on it in order, and says goodbye.
+async fn send_on_one_connection(
+    smtp: &SmtpSettings,
+    messages: Vec<Message>,
+) -> Result<(), SendError> {
+    let tls = || {
+        TlsParameters::new(smtp.host.clone())
+            .map_err(|err| SendError::Permanent(format!("TLS for SMTP_HOST: {err}")))
+    };
+    let hello = ClientId::default();
+    let implicit_tls = if smtp.use_ssl { Some(tls()?) } else { None };
+    let mut conn = within(
+        smtp,
+        AsyncSmtpConnection::connect_tokio1(
+            (smtp.host.as_str(), smtp.port),
+            Some(Duration::from_secs(smtp.timeout_secs)),
+            &hello,
+            implicit_tls,
+            None,
+        ),
+    )
+    .await?;
+    let sent = async {
+        if smtp.use_tls {
+            within(smtp, conn.starttls(tls()?, &hello)).await?;
+        }
+        if let (Some(user), Some(password)) = (&smtp.user, &smtp.password) {
+            let credentials = Credentials::new(user.clone(), password.expose().to_string());
+            within(smtp, conn.auth(DEFAULT_MECHANISMS, &credentials)).await?;
+        }
+        let total = messages.len();
+        for (i, message) in messages.iter().enumerate() {
+            within(smtp, conn.send(message.envelope(), &message.formatted()))
+                .await
+                .map_err(|err| err.of_message(i + 1, total))?;
+        }
+        Ok(())
+    }
+    .await;
+    match sent {
+        Ok(()) => {
+            // Everything was accepted; a QUIT that goes wrong changes nothing.
+            let _ = within(smtp, conn.quit()).await;
+            Ok(())
+        }
+        Err(err) => {
+            conn.abort().await;
+            Err(err)
+        }
+    }
+}
+
 fn classify(err: &lettre::transport::smtp::Error) -> SendError {
     let text = err.to_string();
     if err.is_permanent() || err.is_client() {
@@ -192,4 +296,25 @@ pub fn compose(
         None => builder.body(text),
     };
     message.context("cannot build e-mail")
+}
+
+/// The e-mail of `autosend sendtestemail` (Django's wording), to `to` in one message.
+pub fn test_email(from: &Mailbox, to: &[Mailbox], subject_prefix: &str) -> anyhow::Result<Message> {
+    let host = crate::reporting::report::host_name();
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .subject(format!("{subject_prefix}Test email from {host} on {now}"));
+    for to in to {
+        builder = builder.to(to.clone());
+    }
+    builder
+        .body(
+            "If you're reading this, it was successful: autosend can send e-mail with this \
+             configuration.\n"
+                .to_string(),
+        )
+        .context("cannot build the test e-mail")
 }

@@ -2,6 +2,7 @@
 
 use std::sync::OnceLock;
 
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use regex::Regex;
 
 pub use crate::config::MASK;
@@ -32,6 +33,9 @@ pub fn masked_value(name: &str, value: &str, extra: &[String]) -> String {
 }
 
 /// Replaces every configured secret value, and any `user:pass@` in URLs, wherever it appears.
+///
+/// Longer secrets go first, so a secret that contains another is not left half-shown; each
+/// secret is also looked for in its percent-encoded forms, the way it travels inside URLs.
 pub fn scrub(text: &str, secrets: &[String]) -> String {
     static USERINFO: OnceLock<Regex> = OnceLock::new();
     let userinfo = USERINFO.get_or_init(|| {
@@ -41,12 +45,98 @@ pub fn scrub(text: &str, secrets: &[String]) -> String {
     let mut out = userinfo
         .replace_all(text, format!("${{scheme}}${{user}}:{MASK}@").as_str())
         .into_owned();
-    for secret in secrets {
-        if !secret.is_empty() && out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), MASK);
+    let mut needles: Vec<String> = Vec::with_capacity(secrets.len() * 3);
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        needles.push(secret.clone());
+        needles.push(utf8_percent_encode(secret, NON_ALPHANUMERIC).to_string());
+        needles.push(url::form_urlencoded::byte_serialize(secret.as_bytes()).collect());
+    }
+    needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    needles.dedup();
+    for needle in &needles {
+        if out.contains(needle.as_str()) {
+            out = out.replace(needle.as_str(), MASK);
         }
     }
     out
+}
+
+/// Routes whose every form field is masked (login, sign-up, password reset and change).
+const ACCOUNT_ROUTES: &[&str] = &[
+    "/users/login",
+    "/users/signup",
+    "/users/password-reset",
+    "/users/password-change",
+];
+
+/// Routes whose next path segment is a capability token (reset, activation, unsubscribe).
+const TOKEN_ROUTES: &[&str] = &["/users/password-reset/", "/users/activate/", "/u/"];
+
+/// Whether every form field of a request to `path` must be masked.
+pub fn is_account_route(path: &str) -> bool {
+    ACCOUNT_ROUTES.iter().any(|route| {
+        path.strip_prefix(route)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
+    })
+}
+
+/// `path` with any capability token in it (a reset, activation or unsubscribe link) masked:
+/// whoever reads a report must not be able to use the link.
+pub fn mask_path(path: &str) -> String {
+    for prefix in TOKEN_ROUTES {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            if end == 0 {
+                return path.to_string();
+            }
+            return format!("{prefix}{MASK}{}", &rest[end..]);
+        }
+    }
+    path.to_string()
+}
+
+/// A URL (absolute, or a path with a query) safe to show: `user:pass@` masked, capability
+/// tokens in the path masked, values of sensitive query parameters masked, secrets scrubbed.
+pub fn mask_url(url: &str, extra: &[String], secrets: &[String]) -> String {
+    let (before_fragment, fragment) = match url.find('#') {
+        Some(i) => url.split_at(i),
+        None => (url, ""),
+    };
+    let (base, query) = match before_fragment.find('?') {
+        Some(i) => (&before_fragment[..i], Some(&before_fragment[i + 1..])),
+        None => (before_fragment, None),
+    };
+    // The path starts at the first '/' after `scheme://authority`, or at once for a bare path.
+    let path_start = match base.find("://") {
+        Some(i) => base[i + 3..].find('/').map(|j| i + 3 + j),
+        None => Some(0),
+    };
+    let mut out = match path_start {
+        Some(start) => format!("{}{}", &base[..start], mask_path(&base[start..])),
+        None => base.to_string(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if is_sensitive(&decode_component(name), extra) => {
+                    format!("{name}={MASK}")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    out.push_str(fragment);
+    scrub(&out, secrets)
+}
+
+/// A percent-encoded query component as text (`+` is a space in forms).
+fn decode_component(raw: &str) -> String {
+    percent_encoding::percent_decode_str(&raw.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -78,6 +168,75 @@ mod tests {
         assert_eq!(
             out,
             format!("connect postgres://app:{MASK}@db/x failed; key={MASK}")
+        );
+    }
+
+    #[test]
+    fn scrub_prefers_longer_secrets_and_finds_encoded_forms() {
+        let secrets = vec![
+            "abcd".to_string(),
+            "abcdefgh".to_string(),
+            "p@ss word".to_string(),
+        ];
+        assert_eq!(scrub("xabcdefghx", &secrets), format!("x{MASK}x"));
+        assert_eq!(scrub("?pw=p%40ss%20word", &secrets), format!("?pw={MASK}"));
+        assert_eq!(scrub("?pw=p%40ss+word", &secrets), format!("?pw={MASK}"));
+    }
+
+    #[test]
+    fn account_routes_are_recognised() {
+        for path in [
+            "/users/login",
+            "/users/signup",
+            "/users/password-reset",
+            "/users/password-reset/abc.def",
+            "/users/password-change",
+            "/users/login?next=/",
+        ] {
+            assert!(is_account_route(path), "{path}");
+        }
+        for path in ["/users/profile", "/users/loginx", "/clients/", "/"] {
+            assert!(!is_account_route(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn capability_tokens_in_paths_are_masked() {
+        assert_eq!(
+            mask_path("/users/password-reset/tok.sig"),
+            format!("/users/password-reset/{MASK}")
+        );
+        assert_eq!(
+            mask_path("/users/activate/tok/extra"),
+            format!("/users/activate/{MASK}/extra")
+        );
+        assert_eq!(mask_path("/u/tok"), format!("/u/{MASK}"));
+        assert_eq!(
+            mask_path("/users/password-reset/"),
+            "/users/password-reset/"
+        );
+        assert_eq!(mask_path("/clients/42"), "/clients/42");
+    }
+
+    #[test]
+    fn urls_lose_passwords_tokens_and_sensitive_parameters() {
+        let extra = vec!["iban".to_string()];
+        let secrets = vec!["topsecretvalue".to_string()];
+        let url =
+            "https://bob:hunter2@example.com/u/tok?q=a+b&api_key=k1&IBAN=DE1&x=topsecretvalue#frag";
+        assert_eq!(
+            mask_url(url, &extra, &secrets),
+            format!(
+                "https://bob:{MASK}@example.com/u/{MASK}?q=a+b&api_key={MASK}&IBAN={MASK}&x={MASK}#frag"
+            )
+        );
+        assert_eq!(
+            mask_url("/clients/?csrf%5Ftoken=z&page=2", &[], &[]),
+            format!("/clients/?csrf%5Ftoken={MASK}&page=2")
+        );
+        assert_eq!(
+            mask_url("https://example.com", &[], &[]),
+            "https://example.com"
         );
     }
 }

@@ -2,11 +2,10 @@
 //!
 //! Handlers return [`AppError`]; it becomes a `poem::Error` whose status the edge middleware
 //! turns into a styled page. Unexpected failures keep their cause chain and a backtrace taken
-//! where they were raised; panics leave theirs in a thread-local for the edge to collect.
+//! where they were raised (panics are caught by the edge with [`crate::panics`]).
 
 use std::backtrace::Backtrace;
-use std::cell::RefCell;
-use std::sync::Once;
+use std::sync::Arc;
 
 use poem::http::StatusCode;
 
@@ -67,14 +66,15 @@ impl From<crate::objects::ObjectError> for poem::Error {
 #[derive(Debug)]
 pub struct InternalError {
     pub error: anyhow::Error,
-    pub backtrace: String,
+    /// Captured where the error was raised; resolved to text only when shown or reported.
+    pub backtrace: Arc<Backtrace>,
 }
 
 impl InternalError {
     pub fn new(error: anyhow::Error) -> Self {
         Self {
             error,
-            backtrace: Backtrace::force_capture().to_string(),
+            backtrace: Arc::new(Backtrace::force_capture()),
         }
     }
 
@@ -91,61 +91,3 @@ impl std::fmt::Display for InternalError {
 }
 
 impl std::error::Error for InternalError {}
-
-/// What a panic left behind: its message, where it happened, and the backtrace.
-#[derive(Debug, Clone)]
-pub struct PanicDetails {
-    pub message: String,
-    pub location: String,
-    pub backtrace: String,
-}
-
-thread_local! {
-    static LAST_PANIC: RefCell<Option<PanicDetails>> = const { RefCell::new(None) };
-}
-
-/// Installs (once) a panic hook that logs the panic and keeps its details for the code that
-/// catches it on the same thread (`catch_unwind` in the edge middleware or a task runner).
-pub fn install_panic_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The previous hook still runs (it prints to stderr, and the test harness needs it).
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let message = match info.payload().downcast_ref::<&str>() {
-                Some(s) => s.to_string(),
-                None => match info.payload().downcast_ref::<String>() {
-                    Some(s) => s.clone(),
-                    None => "panic with a non-text payload".to_string(),
-                },
-            };
-            let location = info
-                .location()
-                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
-                .unwrap_or_default();
-            tracing::error!(panic.message = %message, panic.location = %location, "panic");
-            let details = PanicDetails {
-                message,
-                location,
-                backtrace: Backtrace::force_capture().to_string(),
-            };
-            LAST_PANIC.with(|slot| *slot.borrow_mut() = Some(details));
-            previous(info);
-        }));
-    });
-}
-
-/// The details of the last panic on this thread, taken (so each is reported once).
-pub fn take_panic(payload: &(dyn std::any::Any + Send)) -> PanicDetails {
-    LAST_PANIC
-        .with(|slot| slot.borrow_mut().take())
-        .unwrap_or_else(|| PanicDetails {
-            message: payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".to_string()),
-            location: String::new(),
-            backtrace: String::new(),
-        })
-}

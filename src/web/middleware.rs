@@ -1,21 +1,24 @@
 //! The middleware every request passes, outermost first:
-//! security headers → edge (request id, context, access log, error pages, panics) →
-//! host check → body cap → cookies → CSRF → routes.
+//! security headers → edge (request id, context, access log, metrics, error pages, panics,
+//! error and broken-link reports) → host check → body cap → cookies → CSRF → routes.
 
+use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_util::FutureExt as _;
 use poem::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use poem::web::cookie::{Cookie, SameSite};
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::{Endpoint, IntoResponse, PathPattern, Request, Response};
 
-use crate::reporting::mask;
+use crate::metrics;
+use crate::panics::take_panic;
+use crate::reporting::{ErrorDetails, NotFound, RawRequest, mask, subject};
 use crate::state::AppState;
 use crate::telemetry::{RequestContext, in_context};
 use crate::web::csrf::{self, CsrfSecret};
-use crate::web::error::{InternalError, take_panic};
+use crate::web::error::InternalError;
 use crate::web::htmx::PageCtx;
 use crate::web::views::errors;
 
@@ -38,22 +41,83 @@ pub fn sane_request_id(headers: &HeaderMap) -> Option<String> {
     sane.then(|| value.to_string())
 }
 
-/// What is known of a request before it is handed on, for error pages and logs.
+/// The urlencoded body of a state-changing request, kept by the CSRF middleware (which reads
+/// it anyway) for the error report the edge may have to write after the handler consumed it.
+#[derive(Clone, Default)]
+pub struct FormCapture(Arc<Mutex<Option<bytes::Bytes>>>);
+
+impl FormCapture {
+    fn keep(&self, body: bytes::Bytes) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(body);
+        }
+    }
+
+    fn fields(&self) -> Vec<(String, String)> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|slot| slot.as_deref().map(RawRequest::parse_form))
+            .unwrap_or_default()
+    }
+}
+
+/// What is known of a request before it is handed on, for error pages, reports and logs.
 struct RequestSnapshot {
     method: Method,
     path: String,
     uri: String,
     headers: HeaderMap,
+    peer: Option<IpAddr>,
+    form: FormCapture,
 }
 
 impl RequestSnapshot {
-    fn of(req: &Request) -> Self {
+    fn of(req: &Request, form: FormCapture) -> Self {
         Self {
             method: req.method().clone(),
             path: req.uri().path().to_string(),
             uri: req.original_uri().to_string(),
             headers: req.headers().clone(),
+            peer: req.remote_addr().as_socket_addr().map(|a| a.ip()),
+            form,
         }
+    }
+
+    fn header(&self, name: header::HeaderName) -> Option<String> {
+        let values: Vec<&str> = self
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        (!values.is_empty()).then(|| values.join(", "))
+    }
+
+    fn host(&self) -> String {
+        self.header(header::HOST).unwrap_or_default()
+    }
+
+    /// The URL as the client asked for it: `BASE_URL`'s scheme, the `Host`, path and query.
+    fn full_url(&self, state: &AppState) -> String {
+        let path_and_query = if self.uri.starts_with('/') {
+            self.uri.clone()
+        } else {
+            // An absolute-form request target already names scheme and host.
+            return self.uri.clone();
+        };
+        format!(
+            "{}://{}{path_and_query}",
+            state.settings.base_url.scheme(),
+            self.host()
+        )
+    }
+
+    /// The client: the peer, or what `X-Forwarded-For` says when the peer is a trusted proxy.
+    fn client_ip(&self, state: &AppState) -> Option<IpAddr> {
+        let xff = self.header(header::HeaderName::from_static("x-forwarded-for"));
+        self.peer
+            .map(|peer| subject::client_ip(peer, xff.as_deref(), &state.settings.trusted_proxies))
     }
 
     /// Method, URL and headers, masked, for the DEBUG page.
@@ -71,43 +135,168 @@ impl RequestSnapshot {
         }
         rows
     }
+
+    /// The unmasked request for a report (the report masks it when it is built).
+    fn raw(&self, state: &AppState, ctx: &RequestContext, route: &str) -> RawRequest {
+        let user = ctx.user();
+        RawRequest {
+            method: self.method.to_string(),
+            url: self.full_url(state),
+            route: route.to_string(),
+            form: self.form.fields(),
+            headers: self
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.to_string(),
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            user: (user != "-").then_some(user),
+            peer: self.peer,
+            request_id: ctx.request_id.clone(),
+        }
+    }
+
+    fn not_found(&self, state: &AppState, ctx: &RequestContext) -> NotFound {
+        NotFound {
+            status: 404,
+            path: self.path.clone(),
+            url: self.full_url(state),
+            host: self.host(),
+            referer: self.header(header::REFERER),
+            user_agent: self.header(header::USER_AGENT),
+            client_ip: self.client_ip(state),
+            request_id: ctx.request_id.clone(),
+        }
+    }
 }
 
-/// Request id, task-local context, access log, and every error or panic turned into a page.
-pub async fn edge<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+/// The route template of SPEC §6 (`/admin/users/{id}`) from poem's matched pattern
+/// (`/admin/users/:id`); `None` when no route matched.
+fn route_template(pattern: Option<&PathPattern>) -> Option<String> {
+    let pattern = pattern?;
+    let segments: Vec<String> = pattern
+        .0
+        .split('/')
+        .map(|segment| match segment.strip_prefix([':', '*']) {
+            Some(name) if !name.is_empty() => format!("{{{name}}}"),
+            _ => segment.to_string(),
+        })
+        .collect();
+    Some(segments.join("/"))
+}
+
+/// A template guessed from a path, for a handler that panicked (the panic unwound past the
+/// router, taking its pattern along): numbers become `{id}`, token-like segments `{token}`.
+fn guessed_template(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            let token_like = segment.len() >= 16
+                && segment.bytes().any(|b| b.is_ascii_digit())
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+                "{id}"
+            } else if token_like {
+                "{token}"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Request id, task-local context, access log, metrics, error pages and reports: every 5xx
+/// (errors, panics, 5xx responses) is reported to ADMINS and every 404 offered to the
+/// broken-link check, both queued so the answer never waits for mail.
+pub async fn edge<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
     let state = state(&req);
     let request_id =
         sane_request_id(req.headers()).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let ctx = RequestContext::new(request_id.clone());
+    let form = FormCapture::default();
+    req.extensions_mut().insert(form.clone());
     in_context(ctx.clone(), async move {
         let started = Instant::now();
-        let snapshot = RequestSnapshot::of(&req);
+        let snapshot = RequestSnapshot::of(&req, form);
         let page = error_page_ctx(&req);
         let outcome = AssertUnwindSafe(ep.call(req)).catch_unwind().await;
-        let mut resp = match outcome {
-            Ok(Ok(resp)) => resp.into_response(),
-            Ok(Err(err)) => error_response(&state, &ctx, &snapshot, &page, err),
+        let (mut resp, route) = match outcome {
+            Ok(Ok(resp)) => {
+                let resp = resp.into_response();
+                let route = route_template(resp.data::<PathPattern>());
+                let status = resp.status();
+                if status.is_server_error() {
+                    let details = ErrorDetails {
+                        error_type: format!("HTTP {}", status.as_u16()),
+                        message: format!("the handler answered {status}"),
+                        ..ErrorDetails::default()
+                    };
+                    report_failure(&state, &ctx, &snapshot, route.as_deref(), details);
+                }
+                (resp, route)
+            }
+            Ok(Err(err)) => {
+                let route = route_template(err.data::<PathPattern>());
+                let resp = error_response(&state, &ctx, &snapshot, &page, route.as_deref(), err);
+                (resp, route)
+            }
             Err(payload) => {
                 let panic = take_panic(&*payload);
-                let chain = vec![format!("panic: {}", panic.message), panic.location];
-                tracing::error!(error = %chain.join(" at "), "request panicked");
-                server_error(&state, &ctx, &snapshot, &page, &chain, &panic.backtrace)
+                let details = ErrorDetails::from_panic_details(&panic);
+                tracing::error!(error = %details.chain.join(" "), "request panicked");
+                let route = Some(guessed_template(&snapshot.path));
+                report_failure(&state, &ctx, &snapshot, route.as_deref(), details.clone());
+                let resp = server_error(&state, &ctx, &snapshot, &page, &details);
+                (resp, route)
             }
         };
+        if resp.status() == StatusCode::NOT_FOUND {
+            // Skipped 404s (no referer, a crawler, …) are the rule; nothing to log.
+            let _ = state
+                .reporter
+                .report_not_found(snapshot.not_found(&state, &ctx));
+        }
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
+        let took = started.elapsed();
+        state.metrics.observe_request(
+            route.as_deref().unwrap_or(metrics::UNMATCHED_ROUTE),
+            snapshot.method.as_str(),
+            resp.status().as_u16(),
+            took,
+        );
         tracing::info!(
             target: "access",
             method = %snapshot.method,
             path = %snapshot.path,
             status = resp.status().as_u16(),
-            duration_ms = format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
+            duration_ms = format!("{:.1}", took.as_secs_f64() * 1000.0),
             "request"
         );
         Ok(resp)
     })
     .await
+}
+
+/// Queues the report of a 5xx; never waits (the notifier's queue drops when full).
+fn report_failure(
+    state: &AppState,
+    ctx: &RequestContext,
+    snapshot: &RequestSnapshot,
+    route: Option<&str>,
+    details: ErrorDetails,
+) {
+    let route = route.map_or_else(|| guessed_template(&snapshot.path), str::to_string);
+    state
+        .reporter
+        .report_request(details, snapshot.raw(state, ctx, &route));
 }
 
 /// Error pages render outside the CSRF middleware; they get a token from the cookie if any.
@@ -139,6 +328,7 @@ fn error_response(
     ctx: &RequestContext,
     snapshot: &RequestSnapshot,
     page: &PageCtx,
+    route: Option<&str>,
     err: poem::Error,
 ) -> Response {
     let status = err.status();
@@ -147,12 +337,24 @@ fn error_response(
         return err.into_response();
     }
     if status.is_server_error() {
-        let (chain, backtrace) = match err.downcast_ref::<InternalError>() {
-            Some(internal) => (internal.chain(), internal.backtrace.clone()),
-            None => (vec![err.to_string()], String::new()),
+        let details = match err.downcast_ref::<InternalError>() {
+            Some(internal) => {
+                ErrorDetails::from_anyhow_with(&internal.error, internal.backtrace.clone())
+            }
+            None => ErrorDetails {
+                error_type: format!("HTTP {}", status.as_u16()),
+                message: err.to_string(),
+                chain: vec![err.to_string()],
+                ..ErrorDetails::default()
+            },
         };
-        tracing::error!(error = %chain.join(": "), status = status.as_u16(), "request failed");
-        return server_error(state, ctx, snapshot, page, &chain, &backtrace);
+        tracing::error!(
+            error = %details.chain.join(": "),
+            status = status.as_u16(),
+            "request failed"
+        );
+        report_failure(state, ctx, snapshot, route, details.clone());
+        return server_error(state, ctx, snapshot, page, &details);
     }
     let reason = status.canonical_reason().unwrap_or("Error");
     let message = match status {
@@ -192,20 +394,28 @@ fn error_response(
 #[error("Too many attempts. Please wait {0} seconds and try again.")]
 pub struct RetryAfter(pub u64);
 
+/// The 500 page: a reference for everyone, the masked details with `DEBUG=true`.
 fn server_error(
     state: &AppState,
     ctx: &RequestContext,
     snapshot: &RequestSnapshot,
     page: &PageCtx,
-    chain: &[String],
-    backtrace: &str,
+    details: &ErrorDetails,
 ) -> Response {
     let secrets = state.settings.secret_values();
-    let chain: Vec<String> = chain.iter().map(|c| mask::scrub(c, &secrets)).collect();
+    let chain: Vec<String> = details
+        .chain
+        .iter()
+        .map(|c| mask::scrub(c, &secrets))
+        .collect();
+    let backtrace = match state.settings.debug {
+        true => mask::scrub(&details.backtrace_text(), &secrets),
+        false => String::new(),
+    };
     let request = snapshot.describe(state);
     let debug = state.settings.debug.then(|| errors::Debug {
         chain: &chain,
-        backtrace,
+        backtrace: &backtrace,
         request: &request,
     });
     let mut resp = page.render("Server error", errors::server_error(&ctx.request_id, debug));
@@ -312,45 +522,81 @@ pub async fn csrf<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Res
     };
     req.extensions_mut().insert(secret.clone());
 
-    if is_unsafe(req.method()) && !csrf_exempt(req.uri().path()) {
-        let token = match req.header(csrf::HEADER) {
-            Some(token) => Some(token.to_string()),
-            None => form_token(&mut req, state.settings.max_body_bytes).await,
-        };
-        let valid = existing.is_some() && token.is_some_and(|t| secret.verify(&state.signer, &t));
-        if !valid {
-            tracing::warn!(path = %req.uri().path(), "CSRF verification failed");
-            return Err(poem::Error::from_string(
-                "CSRF verification failed: the form was stale or did not come from this site. \
-                 Reload the page and try again.",
-                StatusCode::FORBIDDEN,
-            ));
+    if is_unsafe(req.method()) {
+        let header_token = req.header(csrf::HEADER).map(str::to_string);
+        let form = read_form(
+            &mut req,
+            state.settings.max_body_bytes,
+            header_token.is_none(),
+        )
+        .await;
+        if !csrf_exempt(req.uri().path()) {
+            let token = match (header_token, form) {
+                (Some(token), _) => Some(token),
+                (None, Some(form)) => form.token().await,
+                (None, None) => None,
+            };
+            let valid =
+                existing.is_some() && token.is_some_and(|t| secret.verify(&state.signer, &t));
+            if !valid {
+                tracing::warn!(path = %req.uri().path(), "CSRF verification failed");
+                return Err(poem::Error::from_string(
+                    "CSRF verification failed: the form was stale or did not come from this site. \
+                     Reload the page and try again.",
+                    StatusCode::FORBIDDEN,
+                ));
+            }
         }
     }
     Ok(ep.call(req).await?.into_response())
 }
 
-/// The `csrf_token` field of a urlencoded or multipart form body; the body is put back for
-/// the handler (it is already capped by the body-limit middleware).
-async fn form_token(req: &mut Request, max: usize) -> Option<String> {
+/// A form body read once by the CSRF middleware.
+enum FormBody {
+    Urlencoded(bytes::Bytes),
+    Multipart {
+        bytes: bytes::Bytes,
+        boundary: String,
+    },
+}
+
+impl FormBody {
+    /// The `csrf_token` field.
+    async fn token(self) -> Option<String> {
+        match self {
+            FormBody::Urlencoded(bytes) => url::form_urlencoded::parse(&bytes)
+                .find(|(name, _)| name == csrf::FORM_FIELD)
+                .map(|(_, value)| value.into_owned()),
+            FormBody::Multipart { bytes, boundary } => multipart_token(bytes, boundary).await,
+        }
+    }
+}
+
+/// Reads a form body (already capped by the body-limit middleware) and puts it back for the
+/// handler. A urlencoded body is always read, and a copy left in the edge's [`FormCapture`]
+/// for an error report; a multipart one (an upload) only when its token is needed.
+async fn read_form(req: &mut Request, max: usize, need_token: bool) -> Option<FormBody> {
     let content_type = req.content_type()?.to_string();
     let urlencoded = content_type.starts_with("application/x-www-form-urlencoded");
     let boundary = content_type
         .starts_with("multipart/form-data")
         .then(|| multer::parse_boundary(&content_type).ok())
         .flatten();
-    if !urlencoded && boundary.is_none() {
+    let wanted = urlencoded || (need_token && boundary.is_some());
+    if !wanted {
         return None;
     }
     let bytes = req.take_body().into_bytes_limit(max).await.ok()?;
-    let token = match boundary {
-        None => url::form_urlencoded::parse(&bytes)
-            .find(|(name, _)| name == csrf::FORM_FIELD)
-            .map(|(_, value)| value.into_owned()),
-        Some(boundary) => multipart_token(bytes.clone(), boundary).await,
-    };
-    req.set_body(bytes);
-    token
+    req.set_body(bytes.clone());
+    match boundary {
+        Some(boundary) => Some(FormBody::Multipart { bytes, boundary }),
+        None => {
+            if let Some(capture) = req.extensions().get::<FormCapture>() {
+                capture.keep(bytes.clone());
+            }
+            Some(FormBody::Urlencoded(bytes))
+        }
+    }
 }
 
 /// Finds the CSRF field among the parts (forms put it first, so this rarely reads far).
@@ -398,4 +644,39 @@ pub async fn security_headers<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Re
         );
     }
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use poem::PathPattern;
+
+    use super::{guessed_template, route_template};
+
+    #[test]
+    fn poem_patterns_become_spec_templates() {
+        let pattern = |p: &str| PathPattern(Arc::from(p));
+        assert_eq!(
+            route_template(Some(&pattern("/admin/errors/:id/resolve"))).as_deref(),
+            Some("/admin/errors/{id}/resolve")
+        );
+        assert_eq!(
+            route_template(Some(&pattern("/assets/*path"))).as_deref(),
+            Some("/assets/{path}")
+        );
+        assert_eq!(route_template(Some(&pattern("/"))).as_deref(), Some("/"));
+        assert_eq!(route_template(None), None);
+    }
+
+    #[test]
+    fn templates_are_guessed_from_ids_and_tokens() {
+        assert_eq!(guessed_template("/clients/42/edit"), "/clients/{id}/edit");
+        assert_eq!(
+            guessed_template("/users/activate/MTIzNDU2Nzg5MA.abc-def_0123"),
+            "/users/activate/{token}"
+        );
+        assert_eq!(guessed_template("/mailings/stats/"), "/mailings/stats/");
+        assert_eq!(guessed_template("/"), "/");
+    }
 }

@@ -25,10 +25,11 @@ pub const SESSION_COOKIE: &str = "sessionid";
 
 /// Every route of SPEC §6 that exists so far, wrapped in the middleware stack.
 pub fn router(state: AppState) -> impl Endpoint {
-    use routes::{admin, health, home, messages, recipients, users};
+    use routes::{admin, errors, health, home, messages, metrics, recipients, users};
     let routes = Route::new()
         .at("/", get(home::index))
         .at("/healthz", get(health::healthz))
+        .at("/metrics", get(metrics::metrics))
         .at("/assets/*path", get(assets::serve))
         .at("/users/login", get(users::login_page).post(users::login))
         .at("/users/logout", post(users::logout))
@@ -73,7 +74,13 @@ pub fn router(state: AppState) -> impl Endpoint {
         )
         .at("/messages/:id/delete", post(messages::delete))
         .at("/admin/users", get(admin::users))
-        .at("/admin/users/:id", post(admin::update_user));
+        .at("/admin/users/:id", post(admin::update_user))
+        .at("/admin/errors", get(errors::list))
+        .at("/admin/errors/:id/resolve", post(errors::resolve))
+        .at(
+            "/admin/error-test",
+            get(errors::test_page).post(errors::test_raise),
+        );
     with_middleware(routes, state)
 }
 

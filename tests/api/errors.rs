@@ -31,7 +31,7 @@ async fn panicking() -> String {
 
 /// The real middleware stack around two deliberately broken handlers.
 async fn spawn_broken(debug: bool) -> (String, tempfile::TempDir) {
-    autosend::web::error::install_panic_hook();
+    autosend::panics::install_panic_hook();
     let dir = tempfile::tempdir().unwrap();
     let mut vars = test_vars(dir.path());
     vars.insert("DEBUG".into(), debug.to_string());

@@ -10,3 +10,4 @@ mod mail;
 mod messages;
 mod middleware;
 mod recipients;
+mod reporting;

@@ -47,6 +47,7 @@ pub fn layout(ctx: &PageCtx, title: &str, content: Markup) -> Markup {
                             @for (label, path) in NAV { (nav_link(ctx, label, path)) }
                             @if user.is_superuser {
                                 (nav_link(ctx, "Users", "/admin/users"))
+                                (nav_link(ctx, "Errors", "/admin/errors"))
                             }
                         }
                     }

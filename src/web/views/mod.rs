@@ -1,6 +1,7 @@
 //! HTML as functions (maud): no view queries, no view holds SQL.
 
 pub mod admin;
+pub mod error_groups;
 pub mod errors;
 pub mod home;
 pub mod layout;
