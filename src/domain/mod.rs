@@ -3,12 +3,14 @@
 
 mod email;
 mod fields;
+pub mod mailing;
 mod page;
 mod password;
 mod scope;
 
 pub use email::Email;
 pub use fields::FieldErrors;
+pub use mailing::{DeliveryStatus, MailingStatus, Period, RunStatus, RunTotals, Trigger};
 pub use page::{PER_PAGE, PageRequest};
 pub use password::Password;
 pub use scope::Scope;
