@@ -7,6 +7,7 @@ use crate::accounts::throttle::LoginLimiter;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::delivery::SendGate;
 use crate::mail::Mailer;
 use crate::signing::Signer;
 
@@ -19,6 +20,8 @@ pub struct AppState {
     pub signer: Signer,
     pub sessions: SessionStore,
     pub login_limiter: Arc<LoginLimiter>,
+    /// This instance's identity in delivery leases, its send rate limit and SMTP slots.
+    pub send_gate: Arc<SendGate>,
 }
 
 impl AppState {
@@ -30,6 +33,7 @@ impl AppState {
         let mailer = Mailer::from_settings(&settings)?;
         let signer = Signer::new(settings.secret_key.clone());
         let cache = Arc::new(cache);
+        let send_gate = Arc::new(SendGate::from_settings(&settings));
         let sessions = SessionStore::for_state(&db, &cache);
         Ok(Self {
             settings: Arc::new(settings),
@@ -39,6 +43,7 @@ impl AppState {
             signer,
             sessions,
             login_limiter: Arc::new(LoginLimiter::default()),
+            send_gate,
         })
     }
 }
