@@ -24,7 +24,7 @@ pub const SESSION_COOKIE: &str = "sessionid";
 
 /// Every route of SPEC §6 that exists so far, wrapped in the middleware stack.
 pub fn router(state: AppState) -> impl Endpoint {
-    use routes::{admin, health, home, users};
+    use routes::{admin, health, home, unsubscribe, users};
     let routes = Route::new()
         .at("/", get(home::index))
         .at("/healthz", get(health::healthz))
@@ -51,7 +51,11 @@ pub fn router(state: AppState) -> impl Endpoint {
             get(users::profile_edit_page).post(users::profile_edit),
         )
         .at("/admin/users", get(admin::users))
-        .at("/admin/users/:id", post(admin::update_user));
+        .at("/admin/users/:id", post(admin::update_user))
+        .at(
+            "/u/:token",
+            get(unsubscribe::confirm_page).post(unsubscribe::confirm),
+        );
     with_middleware(routes, state)
 }
 

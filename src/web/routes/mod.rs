@@ -3,4 +3,5 @@
 pub mod admin;
 pub mod health;
 pub mod home;
+pub mod unsubscribe;
 pub mod users;

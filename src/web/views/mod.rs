@@ -4,4 +4,5 @@ pub mod admin;
 pub mod errors;
 pub mod home;
 pub mod layout;
+pub mod unsubscribe;
 pub mod users;
