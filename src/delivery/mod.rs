@@ -7,6 +7,7 @@
 //! `db::deliveries::list` for the history and logs pages.
 
 pub mod compose;
+pub mod demo;
 pub mod engine;
 pub mod scheduler;
 pub mod unsubscribe;
