@@ -22,9 +22,9 @@ test-pg db="postgres://postgres@127.0.0.1:5432/test" redis="redis://127.0.0.1:63
 migrate:
     cargo run --release -- migrate
 
-# Demo data for a first look.
-seed:
-    @echo "seed-demo arrives with the delivery engine (issue 6); nothing to seed yet." && exit 1
+# Demo data for a first look (prints the demo logins); `just seed --flush` recreates it.
+seed *args:
+    cargo run --release -- seed-demo {{args}}
 
 # Format the code.
 fmt:

@@ -10,8 +10,11 @@ use crate::domain::{Email, Password};
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::delivery;
+use crate::domain::Trigger;
 use crate::mail::{self, Mailer};
 use crate::startup::{Application, shutdown_signal};
+use crate::state::AppState;
 use lettre::message::Mailbox;
 
 #[derive(Debug, Parser)]
@@ -30,8 +33,36 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the web application (and, later, the scheduler) until SIGTERM/SIGINT.
+    /// Serve the web application and the scheduler until SIGTERM/SIGINT.
+    ///
+    /// The scheduler ticks every SCHEDULER_INTERVAL_SECS; 0 leaves it out (run
+    /// `autosend scheduler` elsewhere, or `send-due` from cron).
     Serve,
+    /// Run only the scheduler (no web server) until SIGTERM/SIGINT.
+    Scheduler,
+    /// Run one scheduler tick (start due mailings, send what is due), then exit.
+    SendDue,
+    /// Start a run of one mailing now and send it, with a progress bar on a terminal.
+    ///
+    /// Refused (exit code 1) while the mailing has an active run or once it is finished.
+    /// Deliveries that meet a temporary failure are left for the scheduler to retry.
+    SendMailing {
+        /// The mailing's id.
+        #[arg(long)]
+        id: i64,
+        /// Render and log every message without sending any.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Create demo users (passwords printed), recipients, messages and mailings in every
+    /// status, with runs and deliveries. Nothing is sent.
+    ///
+    /// Leaves existing demo data alone unless --flush is given.
+    SeedDemo {
+        /// Delete the previous demo data first.
+        #[arg(long)]
+        flush: bool,
+    },
     /// Apply pending database migrations, then exit.
     Migrate,
     /// Validate the configuration and reach the database, the cache and the mail server.
@@ -80,6 +111,10 @@ pub struct UsageError(pub String);
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(settings).await,
+        Command::Scheduler => scheduler(settings).await,
+        Command::SendDue => send_due(settings).await,
+        Command::SendMailing { id, dry_run } => send_mailing(settings, id, dry_run).await,
+        Command::SeedDemo { flush } => seed_demo(settings, flush).await,
         Command::Migrate => migrate(settings).await,
         Command::Check => check(settings).await,
         Command::Createsuperuser {
@@ -281,6 +316,212 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         );
     }
     app.run_until_stopped(shutdown_signal()).await
+}
+
+async fn scheduler(settings: Settings) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        settings.scheduler_interval_secs > 0,
+        "SCHEDULER_INTERVAL_SECS is 0, which turns the scheduler off; set it to the tick in seconds"
+    );
+    let state = AppState::build(settings).await?;
+    println!(
+        "autosend scheduler running (every {} s); stop it with Ctrl-C.",
+        state.settings.scheduler_interval_secs
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signal = tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    delivery::scheduler::run(state.clone(), stop_rx).await;
+    signal.abort();
+    state.db.close().await;
+    Ok(())
+}
+
+async fn send_due(settings: Settings) -> anyhow::Result<()> {
+    let state = AppState::build(settings).await?;
+    let outcome = delivery::scheduler::tick_once(&state).await;
+    state.db.close().await;
+    let outcome = outcome?;
+    let s = &outcome.sent;
+    println!(
+        "started {} run(s), resumed {}, finished {}; sent {}, errors {}, retry later {}, \
+         dry run {}, skipped {}; mailings opened {}, closed {}",
+        outcome.started.len(),
+        outcome.resumed.len(),
+        outcome.finished.len(),
+        s.sent,
+        s.errors,
+        s.retried,
+        s.dry_run,
+        s.skipped,
+        outcome.opened.len(),
+        outcome.closed.len(),
+    );
+    if outcome.more_work {
+        println!("more work is due: run send-due again or keep the scheduler running");
+    }
+    Ok(())
+}
+
+async fn send_mailing(settings: Settings, id: i64, dry_run: bool) -> anyhow::Result<()> {
+    use delivery::StartRunError;
+    let state = AppState::build(settings).await?;
+    let clock = delivery::SystemClock;
+    let started = match delivery::engine::start_run(&state, &clock, id, Trigger::Cli, dry_run).await
+    {
+        Ok(started) => started,
+        Err(err) => {
+            state.db.close().await;
+            return Err(match err {
+                StartRunError::NotFound => anyhow::anyhow!("there is no mailing {id}"),
+                StartRunError::Finished => {
+                    anyhow::anyhow!("mailing {id} is finished; nothing more is sent for it")
+                }
+                StartRunError::AlreadyActive | StartRunError::NotClaimed => {
+                    anyhow::anyhow!("mailing {id} already has an active run; wait for it to finish")
+                }
+                StartRunError::Unexpected(err) => err,
+            });
+        }
+    };
+    let run_id = started.run_id;
+    println!(
+        "run {run_id} of mailing {id} started{}: {} recipient(s), {} skipped (unsubscribed)",
+        if dry_run { " (dry run)" } else { "" },
+        started.totals.total,
+        started.totals.skipped,
+    );
+    let sending = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let limits = delivery::engine::DriveLimits {
+                run_id: Some(run_id),
+                ..Default::default()
+            };
+            delivery::engine::drive(&state, &delivery::SystemClock, &limits).await
+        })
+    };
+    let result = progress::follow(&state, run_id, sending).await;
+    state.db.close().await;
+    result
+}
+
+async fn seed_demo(settings: Settings, flush: bool) -> anyhow::Result<()> {
+    let state = AppState::build(settings).await?;
+    let result = delivery::demo::seed(&state, flush).await;
+    state.db.close().await;
+    let seeded = result?;
+    match seeded {
+        None => println!(
+            "Demo data is already there (run `autosend seed-demo --flush` to recreate it). \
+             Demo logins:"
+        ),
+        Some(counts) => println!(
+            "Demo data created: {} users, {} recipients, {} messages, {} mailings, {} runs. \
+             Log in with:",
+            counts.users, counts.recipients, counts.messages, counts.mailings, counts.runs
+        ),
+    }
+    for (email, password) in delivery::demo::LOGINS {
+        println!("  {email} {password}");
+    }
+    Ok(())
+}
+
+/// Following a run on the terminal: a progress bar when stdout is a terminal, plain lines
+/// (for logs and pipes) otherwise.
+mod progress {
+    use std::io::IsTerminal;
+    use std::time::{Duration, Instant};
+
+    use crate::db::{deliveries, runs};
+    use crate::delivery::engine::DriveOutcome;
+    use crate::domain::RunStatus;
+    use crate::state::AppState;
+
+    pub async fn follow(
+        state: &AppState,
+        run_id: i64,
+        mut sending: tokio::task::JoinHandle<anyhow::Result<DriveOutcome>>,
+    ) -> anyhow::Result<()> {
+        let terminal = std::io::stdout().is_terminal();
+        let total = runs::get(&state.db, run_id)
+            .await?
+            .map(|r| r.totals.total)
+            .unwrap_or(0);
+        let bar = terminal.then(|| {
+            let bar = indicatif::ProgressBar::new(total.max(0) as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40.cyan/blue} {pos}/{len} {msg} [{elapsed_precise}, {per_sec}, eta {eta}]",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        let mut last_line = Instant::now();
+        let mut last_done = -1;
+        let outcome = loop {
+            let finished = tokio::select! {
+                joined = &mut sending => Some(joined),
+                _ = tokio::time::sleep(Duration::from_millis(250)) => None,
+            };
+            if let Some(run) = runs::get(&state.db, run_id).await? {
+                let t = run.totals;
+                let done = t.total - t.pending;
+                let msg = format!("sent {} errors {} pending {}", t.sent, t.errors, t.pending);
+                match &bar {
+                    Some(bar) => {
+                        bar.set_position(done.max(0) as u64);
+                        bar.set_message(msg);
+                    }
+                    None if done != last_done
+                        && (last_line.elapsed() >= Duration::from_secs(1)
+                            || finished.is_some()) =>
+                    {
+                        println!("{done}/{} done: {msg}", t.total);
+                        last_line = Instant::now();
+                        last_done = done;
+                    }
+                    None => {}
+                }
+            }
+            if let Some(joined) = finished {
+                break joined??;
+            }
+        };
+        if let Some(bar) = &bar {
+            bar.finish();
+        }
+        let run = runs::get(&state.db, run_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("run {run_id} disappeared"))?;
+        if run.status == RunStatus::Running {
+            let next = deliveries::next_attempt_at(&state.db, Some(run_id)).await?;
+            let when = next
+                .map(|ms| crate::web::views::layout::datetime(ms, &state.settings.time_zone))
+                .unwrap_or_default();
+            println!(
+                "run {run_id} is waiting: {} deliveries will be retried (next at {when} {}) \
+                 by the scheduler",
+                run.totals.pending, state.settings.time_zone
+            );
+            return Ok(());
+        }
+        println!(
+            "run {run_id} finished: {} ({}); {} retried along the way",
+            run.status.label(),
+            run.server_response,
+            outcome.retried
+        );
+        anyhow::ensure!(
+            run.status != RunStatus::Fail,
+            "no message of run {run_id} was delivered; see the delivery log for the reasons"
+        );
+        Ok(())
+    }
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {

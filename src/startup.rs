@@ -1,12 +1,15 @@
 //! Building and running the application (zero2prod's `Application`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use tokio::sync::watch;
 
 use crate::config::Settings;
+use crate::delivery::scheduler;
 use crate::state::AppState;
 use crate::web;
 
@@ -52,18 +55,58 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish (bounded).
+    /// With `SCHEDULER_INTERVAL_SECS > 0` the scheduler runs beside the web server; shutdown
+    /// stops both, and the scheduler finishes the messages it has in flight.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
+        let signal = {
+            let stop_tx = Arc::clone(&stop_tx);
+            async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            }
+        };
         let app = web::router(self.state.clone());
         let server = Server::new_with_acceptor(self.acceptor).run_with_graceful_shutdown(
             app,
-            shutdown,
+            signal,
             Some(GRACEFUL_SHUTDOWN),
         );
-        let result = server.await.context("web server failed");
-        tracing::info!("web server stopped");
+        let scheduler_enabled = self.state.settings.scheduler_interval_secs > 0;
+        let scheduler = {
+            let state = self.state.clone();
+            async move {
+                if scheduler_enabled {
+                    scheduler::run(state, stop_rx).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::pin!(server, scheduler);
+        let result = tokio::select! {
+            result = &mut server => {
+                tracing::info!("web server stopped");
+                // The server may also stop on its own (an error): the scheduler goes with it.
+                let _ = stop_tx.send(true);
+                if scheduler_enabled
+                    && tokio::time::timeout(GRACEFUL_SHUTDOWN, &mut scheduler).await.is_err()
+                {
+                    tracing::warn!("scheduler did not stop in time; its leases will expire");
+                }
+                result.context("web server failed")
+            }
+            () = &mut scheduler => {
+                // Only a shutdown ends the scheduler loop; the server is stopping as well.
+                let result = server.await.context("web server failed");
+                tracing::info!("web server stopped");
+                result
+            }
+        };
         // Reports of the last requests go out before the database they are counted in closes.
         self.state.finish_reporting(REPORT_FLUSH).await;
         self.state.db.close().await;

@@ -11,6 +11,7 @@ use crate::accounts::throttle::LoginLimiter;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::delivery::SendGate;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::reporting::ErrorNotifier;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The notifier's worker, kept so that shutdown can stop it if it cannot finish in time.
     reporter_worker: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// This instance's identity in delivery leases, its send rate limit and SMTP slots.
+    pub send_gate: Arc<SendGate>,
 }
 
 impl AppState {
@@ -42,6 +45,7 @@ impl AppState {
         let mailer = Mailer::from_settings(&settings)?;
         let signer = Signer::new(settings.secret_key.clone());
         let cache = Arc::new(cache);
+        let send_gate = Arc::new(SendGate::from_settings(&settings));
         let sessions = SessionStore::for_state(&db, &cache);
         let settings = Arc::new(settings);
         let (reporter, worker) = ErrorNotifier::start(
@@ -61,6 +65,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new(reporter.clone())),
             reporter,
             reporter_worker: Arc::new(Mutex::new(Some(worker))),
+            send_gate,
         })
     }
 

@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use super::users::like_pattern;
 use super::{Db, now_ms};
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Message {
     pub id: i64,
     pub owner_id: i64,

@@ -5,11 +5,16 @@
 //! file names match one for one.
 
 pub mod dashboard;
+pub mod deliveries;
 pub mod error_groups;
+pub mod mailings;
 pub mod messages;
 pub mod recipients;
+pub mod runs;
 pub mod sessions;
+pub mod unsubscribes;
 pub mod users;
+pub mod versions;
 
 use std::time::Duration;
 

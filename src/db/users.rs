@@ -279,3 +279,37 @@ pub async fn search(
         .context("cannot count users")?;
     Ok((rows.into_iter().map(User::from).collect(), total))
 }
+
+/// Deletes the users with these e-mails and everything they own; returns how many users.
+/// Mailings go first: they hold their messages with `ON DELETE RESTRICT`, which a cascade
+/// from the user could meet in the wrong order.
+pub async fn delete_with_data(db: &Db, emails: &[&str]) -> anyhow::Result<u64> {
+    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut deleted = 0;
+    for email in emails {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = $1")
+            .bind(email.to_lowercase())
+            .fetch_optional(&mut *tx)
+            .await
+            .context("cannot look up user")?;
+        let Some(id) = id else { continue };
+        sqlx::query("DELETE FROM mailings WHERE owner_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context("cannot delete the user's mailings")?;
+        sqlx::query("DELETE FROM data_versions WHERE scope = $1")
+            .bind(super::versions::user_scope(id))
+            .execute(&mut *tx)
+            .await
+            .context("cannot delete the user's data version")?;
+        deleted += sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context("cannot delete user")?
+            .rows_affected();
+    }
+    tx.commit().await.context("cannot commit user deletion")?;
+    Ok(deleted)
+}

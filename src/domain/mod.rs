@@ -4,6 +4,7 @@
 mod email;
 mod fields;
 pub mod local_time;
+pub mod mailing;
 mod page;
 mod password;
 mod scope;
@@ -11,6 +12,7 @@ pub mod template;
 
 pub use email::Email;
 pub use fields::FieldErrors;
+pub use mailing::{DeliveryStatus, MailingStatus, Period, RunStatus, RunTotals, Trigger};
 pub use page::{PER_PAGE, PageRequest};
 pub use password::Password;
 pub use scope::Scope;

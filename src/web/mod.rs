@@ -25,7 +25,7 @@ pub const SESSION_COOKIE: &str = "sessionid";
 
 /// Every route of SPEC §6 that exists so far, wrapped in the middleware stack.
 pub fn router(state: AppState) -> impl Endpoint {
-    use routes::{admin, errors, health, home, messages, metrics, recipients, users};
+    use routes::{admin, errors, health, home, messages, metrics, recipients, unsubscribe, users};
     let routes = Route::new()
         .at("/", get(home::index))
         .at("/healthz", get(health::healthz))
@@ -80,6 +80,10 @@ pub fn router(state: AppState) -> impl Endpoint {
         .at(
             "/admin/error-test",
             get(errors::test_page).post(errors::test_raise),
+        )
+        .at(
+            "/u/:token",
+            get(unsubscribe::confirm_page).post(unsubscribe::confirm),
         );
     with_middleware(routes, state)
 }

@@ -12,7 +12,7 @@ use crate::helpers::client;
 const BIN: &str = env!("CARGO_BIN_EXE_autosend");
 
 /// The binary in `dir` with a clean environment (no inherited DATABASE_URL and the like).
-pub(crate) fn autosend(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+pub fn autosend(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .current_dir(dir)
@@ -25,7 +25,7 @@ pub(crate) fn autosend(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Comma
     cmd
 }
 
-pub(crate) async fn output(mut cmd: Command) -> (i32, String, String) {
+pub async fn output(mut cmd: Command) -> (i32, String, String) {
     let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
         .await
         .expect("command finished in time")

@@ -147,6 +147,15 @@ impl TestApp {
             .collect()
     }
 
+    /// Another instance's state on the same database and Redis (a second engine or
+    /// scheduler), without a web server.
+    pub async fn another_instance(&self) -> AppState {
+        let settings = Settings::from_vars(&self.vars).expect("test settings are valid");
+        AppState::build(settings)
+            .await
+            .expect("second instance builds")
+    }
+
     /// Stops the server gracefully (in-flight requests finish).
     pub fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {

@@ -3,6 +3,7 @@
 mod accounts;
 mod assets;
 mod cli;
+mod delivery;
 mod errors;
 mod health;
 mod helpers;

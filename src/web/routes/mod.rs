@@ -7,4 +7,5 @@ pub mod home;
 pub mod messages;
 pub mod metrics;
 pub mod recipients;
+pub mod unsubscribe;
 pub mod users;

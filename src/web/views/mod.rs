@@ -7,4 +7,5 @@ pub mod home;
 pub mod layout;
 pub mod messages;
 pub mod recipients;
+pub mod unsubscribe;
 pub mod users;

@@ -1,0 +1,340 @@
+//! Deliveries (the seed's MailingLog, SPEC §7): the per-recipient record of a run, and the
+//! work queue the senders claim from.
+//!
+//! A sender claims rows with a lease (`sending`, `lease_until`, `leased_by`); only the lease
+//! holder may record the outcome, each in its own small transaction that also moves the run's
+//! counters, the day's statistics and the owner's data version. A lease that runs out (the
+//! sender crashed or hung) makes the row claimable again, so nothing is skipped and at most
+//! the messages in flight at a crash are sent twice.
+
+use anyhow::Context as _;
+use sqlx::FromRow;
+
+use super::{Db, versions};
+use crate::config::DatabaseBackend;
+use crate::domain::DeliveryStatus;
+use crate::domain::mailing::epoch_day;
+
+/// A delivery as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: i64,
+    pub run_id: i64,
+    pub mailing_id: i64,
+    pub recipient_id: Option<i64>,
+    pub email: String,
+    pub full_name: String,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub detail: String,
+    pub triggered_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+#[derive(FromRow)]
+struct DeliveryRow {
+    id: i64,
+    run_id: i64,
+    mailing_id: i64,
+    recipient_id: Option<i64>,
+    email: String,
+    full_name: String,
+    status: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    detail: String,
+    triggered_by: String,
+    created_at: i64,
+    updated_at: i64,
+    finished_at: Option<i64>,
+}
+
+impl TryFrom<DeliveryRow> for Delivery {
+    type Error = anyhow::Error;
+    fn try_from(r: DeliveryRow) -> anyhow::Result<Self> {
+        Ok(Self {
+            id: r.id,
+            run_id: r.run_id,
+            mailing_id: r.mailing_id,
+            recipient_id: r.recipient_id,
+            email: r.email,
+            full_name: r.full_name,
+            status: DeliveryStatus::parse(&r.status)?,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            detail: r.detail,
+            triggered_by: r.triggered_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            finished_at: r.finished_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, run_id, mailing_id, recipient_id, email, full_name, status, \
+    attempts, next_attempt_at, detail, triggered_by, created_at, updated_at, finished_at";
+
+/// A delivery a sender holds the lease of.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Claimed {
+    pub id: i64,
+    pub run_id: i64,
+    pub mailing_id: i64,
+    pub email: String,
+    pub full_name: String,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+}
+
+/// Which rows to claim, for whom, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRequest<'a> {
+    pub worker: &'a str,
+    pub now: i64,
+    pub lease_until: i64,
+    pub limit: i64,
+    /// Only this run's rows (a manual send drives its own run); `None`: any run.
+    pub run_id: Option<i64>,
+}
+
+/// Claims up to `limit` rows that are due (`next_attempt_at ≤ now`) and pending, or being
+/// sent under a lease that has run out. One statement: on PostgreSQL the pick locks its rows
+/// `FOR UPDATE SKIP LOCKED`, so concurrent claimers take disjoint rows without waiting;
+/// SQLite runs one writer at a time, and the guard repeated on the outer UPDATE makes the
+/// statement correct on its own terms. Each claim counts as an attempt.
+pub async fn claim(db: &Db, req: ClaimRequest<'_>) -> anyhow::Result<Vec<Claimed>> {
+    const CLAIMABLE: &str = "status IN ('pending', 'sending') AND next_attempt_at <= $3 \
+        AND (lease_until IS NULL OR lease_until <= $3)";
+    const PICK: &str = "SELECT id FROM deliveries WHERE status IN ('pending', 'sending') \
+        AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
+        AND ($5 = 0 OR run_id = $5) ORDER BY next_attempt_at, id LIMIT $4";
+    const SET: &str = "SET status = 'sending', attempts = attempts + 1, lease_until = $1, \
+        leased_by = $2, updated_at = $3";
+    let sql = match db.backend {
+        // A materialised CTE runs the locking pick exactly once; as an `IN (subquery)` the
+        // planner may re-run it per row and claim more than LIMIT.
+        DatabaseBackend::Postgres => format!(
+            "WITH picked AS MATERIALIZED ({PICK} FOR UPDATE SKIP LOCKED) \
+             UPDATE deliveries d {SET} FROM picked WHERE d.id = picked.id \
+             RETURNING d.id, d.run_id, d.mailing_id, d.email, d.full_name, d.attempts"
+        ),
+        DatabaseBackend::Sqlite => format!(
+            "UPDATE deliveries {SET} WHERE id IN ({PICK}) AND {CLAIMABLE} \
+             RETURNING id, run_id, mailing_id, email, full_name, attempts"
+        ),
+    };
+    let mut rows = sqlx::query_as::<_, Claimed>(sqlx::AssertSqlSafe(sql))
+        .bind(req.lease_until)
+        .bind(req.worker)
+        .bind(req.now)
+        .bind(req.limit)
+        .bind(req.run_id.unwrap_or(0))
+        .fetch_all(&db.pool)
+        .await
+        .context("cannot claim deliveries")?;
+    // RETURNING has no order; sending in id order keeps logs and tests readable.
+    rows.sort_by_key(|c| c.id);
+    Ok(rows)
+}
+
+/// The final outcome of a claimed delivery.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome<'a> {
+    pub delivery_id: i64,
+    pub run_id: i64,
+    pub mailing_id: i64,
+    pub owner_id: i64,
+    pub worker: &'a str,
+    pub status: DeliveryStatus,
+    pub detail: &'a str,
+    pub now: i64,
+}
+
+/// Records a final outcome (`sent`, `error`, `dry_run`, `skipped`) if `worker` still holds
+/// the lease, together with the run's counters, the day's statistics and the owner's data
+/// version. `false` when the lease was lost (it ran out and another sender took the row, or
+/// the mailing was disabled): the other party's record stands.
+pub async fn finish(db: &Db, outcome: Outcome<'_>) -> anyhow::Result<bool> {
+    let counter = match outcome.status {
+        DeliveryStatus::Sent => "sent_count",
+        DeliveryStatus::Error => "error_count",
+        DeliveryStatus::DryRun => "dry_run_count",
+        DeliveryStatus::Skipped => "skipped_count",
+        other => anyhow::bail!("{other} is not a final delivery outcome"),
+    };
+    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let done = sqlx::query(
+        "UPDATE deliveries SET status = $3, detail = $4, lease_until = NULL, leased_by = NULL, \
+           finished_at = $5, updated_at = $5 \
+         WHERE id = $1 AND status = 'sending' AND leased_by = $2",
+    )
+    .bind(outcome.delivery_id)
+    .bind(outcome.worker)
+    .bind(outcome.status.as_str())
+    .bind(outcome.detail)
+    .bind(outcome.now)
+    .execute(&mut *tx)
+    .await
+    .context("cannot record delivery outcome")?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    let sql = format!(
+        "UPDATE runs SET pending_count = pending_count - 1, {counter} = {counter} + 1 \
+         WHERE id = $1"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(outcome.run_id)
+        .execute(&mut *tx)
+        .await
+        .context("cannot update run counters")?;
+    let (sent, errors, dry_run) = match outcome.status {
+        DeliveryStatus::Sent => (1, 0, 0),
+        DeliveryStatus::Error => (0, 1, 0),
+        DeliveryStatus::DryRun => (0, 0, 1),
+        _ => (0, 0, 0),
+    };
+    if sent + errors + dry_run > 0 {
+        sqlx::query(
+            "INSERT INTO daily_stats (owner_id, mailing_id, day, sent, errors, dry_run) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (mailing_id, day) DO UPDATE SET \
+             sent = daily_stats.sent + excluded.sent, \
+             errors = daily_stats.errors + excluded.errors, \
+             dry_run = daily_stats.dry_run + excluded.dry_run",
+        )
+        .bind(outcome.owner_id)
+        .bind(outcome.mailing_id)
+        .bind(epoch_day(outcome.now))
+        .bind(sent)
+        .bind(errors)
+        .bind(dry_run)
+        .execute(&mut *tx)
+        .await
+        .context("cannot update daily stats")?;
+    }
+    versions::bump(&mut tx, outcome.owner_id, outcome.now).await?;
+    tx.commit()
+        .await
+        .context("cannot commit delivery outcome")?;
+    Ok(true)
+}
+
+/// Puts a claimed delivery back to `pending` until `next_attempt_at`, keeping the temporary
+/// failure in `detail`. `false` when the lease was lost.
+pub async fn retry_later(
+    db: &Db,
+    delivery_id: i64,
+    worker: &str,
+    detail: &str,
+    next_attempt_at: i64,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE deliveries SET status = 'pending', detail = $3, next_attempt_at = $4, \
+           lease_until = NULL, leased_by = NULL, updated_at = $5 \
+         WHERE id = $1 AND status = 'sending' AND leased_by = $2",
+    )
+    .bind(delivery_id)
+    .bind(worker)
+    .bind(detail)
+    .bind(next_attempt_at)
+    .bind(now)
+    .execute(&db.pool)
+    .await
+    .context("cannot reschedule delivery")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives claimed deliveries back untried (a sender stopping): pending again at once, and the
+/// attempt the claim counted is taken back.
+pub async fn release(db: &Db, ids: &[i64], worker: &str, now: i64) -> anyhow::Result<u64> {
+    let mut released = 0;
+    for id in ids {
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, \
+               lease_until = NULL, leased_by = NULL, updated_at = $3 \
+             WHERE id = $1 AND status = 'sending' AND leased_by = $2 AND attempts > 0",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(now)
+        .execute(&db.pool)
+        .await
+        .context("cannot release delivery")?;
+        released += done.rows_affected();
+    }
+    Ok(released)
+}
+
+/// The earliest `next_attempt_at` of the run's (or every run's) pending rows: when there will
+/// be work again.
+pub async fn next_attempt_at(db: &Db, run_id: Option<i64>) -> anyhow::Result<Option<i64>> {
+    let next: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT MIN(next_attempt_at) FROM deliveries \
+         WHERE status IN ('pending', 'sending') AND ($1 = 0 OR run_id = $1)",
+    )
+    .bind(run_id.unwrap_or(0))
+    .fetch_optional(&db.pool)
+    .await
+    .context("cannot find the next attempt")?;
+    Ok(next.flatten())
+}
+
+pub async fn get(db: &Db, id: i64) -> anyhow::Result<Option<Delivery>> {
+    let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE id = $1");
+    let row = sqlx::query_as::<_, DeliveryRow>(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await
+        .context("cannot load delivery")?;
+    row.map(Delivery::try_from).transpose()
+}
+
+/// Every delivery of a run in id order (tests, CLI summaries; the pages use [`list`]).
+pub async fn for_run(db: &Db, run_id: i64) -> anyhow::Result<Vec<Delivery>> {
+    let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE run_id = $1 ORDER BY id");
+    let rows = sqlx::query_as::<_, DeliveryRow>(sqlx::AssertSqlSafe(sql))
+        .bind(run_id)
+        .fetch_all(&db.pool)
+        .await
+        .context("cannot load deliveries")?;
+    rows.into_iter().map(Delivery::try_from).collect()
+}
+
+/// A page of a mailing's delivery log (`/mailings/{id}/logs`), newest first, optionally of
+/// one status, and how many rows match in all.
+pub async fn list(
+    db: &Db,
+    mailing_id: i64,
+    status: Option<DeliveryStatus>,
+    limit: i64,
+    offset: i64,
+) -> anyhow::Result<(Vec<Delivery>, i64)> {
+    let status = status.map(|s| s.as_str()).unwrap_or("");
+    let filter = "WHERE mailing_id = $1 AND ($2 = '' OR status = $2)";
+    let sql =
+        format!("SELECT {COLUMNS} FROM deliveries {filter} ORDER BY id DESC LIMIT $3 OFFSET $4");
+    let rows = sqlx::query_as::<_, DeliveryRow>(sqlx::AssertSqlSafe(sql))
+        .bind(mailing_id)
+        .bind(status)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&db.pool)
+        .await
+        .context("cannot list deliveries")?;
+    let count_sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM deliveries {filter}");
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
+        .bind(mailing_id)
+        .bind(status)
+        .fetch_one(&db.pool)
+        .await
+        .context("cannot count deliveries")?;
+    let rows = rows
+        .into_iter()
+        .map(Delivery::try_from)
+        .collect::<anyhow::Result<_>>()?;
+    Ok((rows, total))
+}

@@ -1,0 +1,429 @@
+//! Mailings (SPEC §7): create and change them with their audience, load them, and the
+//! scheduler's set-based updates (windows opening and closing, due mailings, disabling).
+
+use anyhow::Context as _;
+use sqlx::{AnyConnection, FromRow};
+use time_tz::Tz;
+
+use super::{Db, versions};
+use crate::domain::mailing::{from_ms, to_ms};
+use crate::domain::{MailingStatus, Period};
+
+/// A mailing as stored. Times are unix milliseconds UTC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailing {
+    pub id: i64,
+    pub owner_id: i64,
+    pub message_id: i64,
+    pub start_at: i64,
+    pub end_at: i64,
+    pub period: Period,
+    pub status: MailingStatus,
+    pub next_run_at: Option<i64>,
+    pub last_sent_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(FromRow)]
+struct MailingRow {
+    id: i64,
+    owner_id: i64,
+    message_id: i64,
+    start_at: i64,
+    end_at: i64,
+    period: String,
+    status: String,
+    next_run_at: Option<i64>,
+    last_sent_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<MailingRow> for Mailing {
+    type Error = anyhow::Error;
+    fn try_from(r: MailingRow) -> anyhow::Result<Self> {
+        Ok(Self {
+            id: r.id,
+            owner_id: r.owner_id,
+            message_id: r.message_id,
+            start_at: r.start_at,
+            end_at: r.end_at,
+            period: Period::parse(&r.period)?,
+            status: MailingStatus::parse(&r.status)?,
+            next_run_at: r.next_run_at,
+            last_sent_at: r.last_sent_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, owner_id, message_id, start_at, end_at, period, status, \
+    next_run_at, last_sent_at, created_at, updated_at";
+
+/// A mailing to create, or the new values of one being changed. The message and recipients
+/// must be the owner's: recipients of anyone else are left out, another's message is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMailing {
+    pub owner_id: i64,
+    pub message_id: i64,
+    pub recipient_ids: Vec<i64>,
+    pub start_at: i64,
+    pub end_at: i64,
+    pub period: Period,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailingError {
+    #[error("no such mailing")]
+    NotFound,
+    #[error("the message does not exist or belongs to someone else")]
+    ForeignMessage,
+    #[error("the start must be before the end")]
+    EmptyWindow,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Creates a mailing (status `created`, first run at `start_at`) with its recipients.
+pub async fn create_mailing(db: &Db, new: &NewMailing, now: i64) -> Result<i64, MailingError> {
+    if new.start_at >= new.end_at {
+        return Err(MailingError::EmptyWindow);
+    }
+    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    // INSERT … SELECT from the owner's messages: another user's message inserts nothing.
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO mailings (owner_id, message_id, start_at, end_at, period, status, \
+           next_run_at, created_at, updated_at) \
+         SELECT $1, id, $3, $4, $5, 'created', $3, $6, $6 FROM messages \
+         WHERE id = $2 AND owner_id = $1 RETURNING id",
+    )
+    .bind(new.owner_id)
+    .bind(new.message_id)
+    .bind(new.start_at)
+    .bind(new.end_at)
+    .bind(new.period.as_str())
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await
+    .context("cannot insert mailing")?;
+    let Some(id) = id else {
+        return Err(MailingError::ForeignMessage);
+    };
+    link_recipients(&mut tx, id, new.owner_id, &new.recipient_ids).await?;
+    versions::bump(&mut tx, new.owner_id, now).await?;
+    tx.commit().await.context("cannot commit mailing")?;
+    Ok(id)
+}
+
+/// Changes a mailing's message, audience, window and period. The next scheduled run follows
+/// the new schedule: a mailing not yet started first runs at `start_at`; a running one at the
+/// first occurrence of the new schedule from now on (in `tz`, the owner's zone). A finished
+/// mailing keeps its (empty) schedule. Runs already started keep their fixed audience.
+pub async fn update_mailing(
+    db: &Db,
+    id: i64,
+    changes: &NewMailing,
+    tz: &Tz,
+    now: i64,
+) -> Result<(), MailingError> {
+    if changes.start_at >= changes.end_at {
+        return Err(MailingError::EmptyWindow);
+    }
+    let current = get(db, id).await?.ok_or(MailingError::NotFound)?;
+    let next_run_at = match current.status {
+        MailingStatus::Finished => None,
+        MailingStatus::Created => Some(changes.start_at),
+        // A `once` mailing whose run was already claimed stays without a next run.
+        MailingStatus::Running
+            if changes.period == Period::Once && current.next_run_at.is_none() =>
+        {
+            None
+        }
+        MailingStatus::Running => changes
+            .period
+            .next_after(from_ms(changes.start_at), from_ms(now - 1), tz)
+            .map(to_ms)
+            .or(Some(changes.start_at).filter(|_| changes.period == Period::Once)),
+    };
+    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let done = sqlx::query(
+        "UPDATE mailings SET message_id = m.id, start_at = $3, end_at = $4, period = $5, \
+           next_run_at = $6, updated_at = $7 \
+         FROM (SELECT id FROM messages WHERE id = $2 AND owner_id = $8) AS m \
+         WHERE mailings.id = $1 AND mailings.owner_id = $8",
+    )
+    .bind(id)
+    .bind(changes.message_id)
+    .bind(changes.start_at)
+    .bind(changes.end_at)
+    .bind(changes.period.as_str())
+    .bind(next_run_at)
+    .bind(now)
+    .bind(current.owner_id)
+    .execute(&mut *tx)
+    .await
+    .context("cannot update mailing")?;
+    if done.rows_affected() != 1 {
+        return Err(MailingError::ForeignMessage);
+    }
+    sqlx::query("DELETE FROM mailing_recipients WHERE mailing_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .context("cannot replace mailing recipients")?;
+    link_recipients(&mut tx, id, current.owner_id, &changes.recipient_ids).await?;
+    versions::bump(&mut tx, current.owner_id, now).await?;
+    tx.commit().await.context("cannot commit mailing")?;
+    Ok(())
+}
+
+/// Links the owner's recipients among `ids` to the mailing, in chunks that stay far below
+/// both backends' limits on bound parameters.
+async fn link_recipients(
+    conn: &mut AnyConnection,
+    mailing_id: i64,
+    owner_id: i64,
+    ids: &[i64],
+) -> anyhow::Result<()> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    for chunk in ids.chunks(500) {
+        let placeholders = (0..chunk.len())
+            .map(|i| format!("${}", i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO mailing_recipients (mailing_id, recipient_id) \
+             SELECT $1, id FROM recipients WHERE owner_id = $2 AND id IN ({placeholders})"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(mailing_id)
+            .bind(owner_id);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        query
+            .execute(&mut *conn)
+            .await
+            .context("cannot link mailing recipients")?;
+    }
+    Ok(())
+}
+
+pub async fn get(db: &Db, id: i64) -> anyhow::Result<Option<Mailing>> {
+    let sql = format!("SELECT {COLUMNS} FROM mailings WHERE id = $1");
+    let row = sqlx::query_as::<_, MailingRow>(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await
+        .context("cannot load mailing")?;
+    row.map(Mailing::try_from).transpose()
+}
+
+/// The ids of the mailing's recipients, in id order.
+pub async fn recipient_ids(db: &Db, mailing_id: i64) -> anyhow::Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "SELECT recipient_id FROM mailing_recipients WHERE mailing_id = $1 ORDER BY recipient_id",
+    )
+    .bind(mailing_id)
+    .fetch_all(&db.pool)
+    .await
+    .context("cannot load mailing recipients")
+}
+
+/// The owner's own time zone (profile), if set.
+pub async fn owner_time_zone(db: &Db, mailing_id: i64) -> anyhow::Result<Option<String>> {
+    let zone: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT u.time_zone FROM mailings m JOIN users u ON u.id = m.owner_id WHERE m.id = $1",
+    )
+    .bind(mailing_id)
+    .fetch_optional(&db.pool)
+    .await
+    .context("cannot load the owner's time zone")?;
+    Ok(zone.flatten())
+}
+
+/// Mailings whose window has opened become `running` (SPEC §7); returns their ids.
+pub async fn open_windows(db: &Db, now: i64) -> anyhow::Result<Vec<i64>> {
+    set_status_where(
+        db,
+        "running",
+        "status = 'created' AND start_at <= $2 AND end_at > $2",
+        false,
+        now,
+    )
+    .await
+}
+
+/// Mailings whose window has closed become `finished`, with no next run; returns their ids.
+/// A run still going keeps going: its audience was fixed when it started.
+pub async fn finish_expired(db: &Db, now: i64) -> anyhow::Result<Vec<i64>> {
+    set_status_where(
+        db,
+        "finished",
+        "status <> 'finished' AND end_at <= $2",
+        true,
+        now,
+    )
+    .await
+}
+
+async fn set_status_where(
+    db: &Db,
+    status: &'static str,
+    condition: &'static str,
+    clear_next: bool,
+    now: i64,
+) -> anyhow::Result<Vec<i64>> {
+    let next = if clear_next {
+        ", next_run_at = NULL"
+    } else {
+        ""
+    };
+    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let sql = format!(
+        "UPDATE mailings SET status = $1{next}, updated_at = $2 WHERE {condition} \
+         RETURNING id, owner_id"
+    );
+    let rows: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(status)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .context("cannot update mailing statuses")?;
+    let mut owners: Vec<i64> = rows.iter().map(|(_, owner)| *owner).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    for owner in owners {
+        versions::bump(&mut tx, owner, now).await?;
+    }
+    tx.commit()
+        .await
+        .context("cannot commit mailing statuses")?;
+    Ok(rows.into_iter().map(|(id, _)| id).collect())
+}
+
+/// A mailing whose scheduled run is due, with what the scheduler needs to claim it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueMailing {
+    pub id: i64,
+    pub owner_id: i64,
+    pub start_at: i64,
+    pub end_at: i64,
+    pub period: Period,
+    pub next_run_at: i64,
+    pub owner_time_zone: Option<String>,
+}
+
+/// Due mailings (SPEC §7: not finished, `start_at ≤ now < end_at`, `next_run_at ≤ now`)
+/// without an active run — one still going delays the next rather than losing it — oldest
+/// due first.
+pub async fn due(db: &Db, now: i64, limit: i64) -> anyhow::Result<Vec<DueMailing>> {
+    #[derive(FromRow)]
+    struct Row {
+        id: i64,
+        owner_id: i64,
+        start_at: i64,
+        end_at: i64,
+        period: String,
+        next_run_at: i64,
+        time_zone: Option<String>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT m.id, m.owner_id, m.start_at, m.end_at, m.period, m.next_run_at, u.time_zone \
+         FROM mailings m JOIN users u ON u.id = m.owner_id \
+         WHERE m.status <> 'finished' AND m.start_at <= $1 AND m.end_at > $1 \
+           AND m.next_run_at <= $1 \
+           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.mailing_id = m.id AND r.status = 'running') \
+         ORDER BY m.next_run_at, m.id LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await
+    .context("cannot find due mailings")?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(DueMailing {
+                id: r.id,
+                owner_id: r.owner_id,
+                start_at: r.start_at,
+                end_at: r.end_at,
+                period: Period::parse(&r.period)?,
+                next_run_at: r.next_run_at,
+                owner_time_zone: r.time_zone,
+            })
+        })
+        .collect()
+}
+
+/// What disabling a mailing did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disabled {
+    /// `false` when the mailing was already finished (nothing changed).
+    pub finished_now: bool,
+    /// The run that was active, if any.
+    pub active_run: Option<i64>,
+    /// Deliveries of that run that were cancelled.
+    pub cancelled: u64,
+}
+
+/// Finishes a mailing and cancels what its active run has not started sending (pending rows
+/// and rows whose lease expired). Rows being sent right now finish normally: cancelling them
+/// could record as cancelled a message that did leave.
+pub async fn disable(db: &Db, id: i64, now: i64) -> Result<Disabled, MailingError> {
+    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    // The first statement writes, so SQLite takes the write lock at once.
+    let owner: Option<i64> = sqlx::query_scalar(
+        "UPDATE mailings SET status = 'finished', next_run_at = NULL, updated_at = $2 \
+         WHERE id = $1 AND status <> 'finished' RETURNING owner_id",
+    )
+    .bind(id)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await
+    .context("cannot finish mailing")?;
+    let finished_now = owner.is_some();
+    let owner_id = match owner {
+        Some(owner_id) => owner_id,
+        // Already finished (its window closed, say): a run may still be going; cancel it too.
+        None => sqlx::query_scalar("SELECT owner_id FROM mailings WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("cannot load mailing")?
+            .ok_or(MailingError::NotFound)?,
+    };
+    let active_run: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM runs WHERE mailing_id = $1 AND status = 'running'")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("cannot find the active run")?;
+    let mut cancelled = 0;
+    if let Some(run_id) = active_run {
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = 'cancelled', detail = 'cancelled: mailing disabled', \
+               lease_until = NULL, leased_by = NULL, finished_at = $2, updated_at = $2 \
+             WHERE run_id = $1 AND (status = 'pending' \
+               OR (status = 'sending' AND lease_until <= $2))",
+        )
+        .bind(run_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .context("cannot cancel deliveries")?;
+        cancelled = done.rows_affected();
+        super::runs::recount(&mut tx, run_id).await?;
+    }
+    versions::bump(&mut tx, owner_id, now).await?;
+    tx.commit().await.context("cannot commit disable")?;
+    Ok(Disabled {
+        finished_now,
+        active_run,
+        cancelled,
+    })
+}

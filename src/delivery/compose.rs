@@ -1,0 +1,255 @@
+//! One mailing message for one recipient (SPEC §7): placeholders filled, the headers that
+//! make it traceable (`Message-ID` from the delivery id, `X-Autosend-*`) and unsubscribable
+//! (RFC 2369 `List-Unsubscribe` with an RFC 8058 one-click `List-Unsubscribe-Post`), plain text
+//! plus an HTML alternative when the message has one.
+
+use std::sync::LazyLock;
+
+use lettre::Message;
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use regex::Regex;
+use url::Url;
+
+/// `{{full_name}}` and `{{email}}`, spaces inside the braces allowed as in Django templates.
+static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\{\{\s*(full_name|email)\s*\}\}").expect("placeholder pattern is valid")
+});
+
+/// The recipient's values for the placeholders.
+#[derive(Debug, Clone, Copy)]
+pub struct Personal<'a> {
+    pub email: &'a str,
+    pub full_name: &'a str,
+}
+
+impl Personal<'_> {
+    fn value(&self, name: &str) -> &str {
+        if name == "email" {
+            self.email
+        } else {
+            self.full_name
+        }
+    }
+}
+
+/// `template` with the placeholders replaced by the plain values.
+pub fn fill(template: &str, who: Personal<'_>) -> String {
+    PLACEHOLDER
+        .replace_all(template, |caps: &regex::Captures<'_>| {
+            who.value(&caps[1]).to_string()
+        })
+        .into_owned()
+}
+
+/// `template` (HTML) with the placeholders replaced by HTML-escaped values: a name like
+/// `<script>` must arrive as text, not as markup.
+pub fn fill_html(template: &str, who: Personal<'_>) -> String {
+    PLACEHOLDER
+        .replace_all(template, |caps: &regex::Captures<'_>| {
+            escape_html(who.value(&caps[1]))
+        })
+        .into_owned()
+}
+
+fn escape_html(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A header value must stay on one line whatever a recipient's name holds.
+fn one_line(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The mailing's message (its template) and where the message comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct Template<'a> {
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub body_html: Option<&'a str>,
+}
+
+/// Identifies one delivery.
+#[derive(Debug, Clone, Copy)]
+pub struct Ids {
+    pub delivery_id: i64,
+    pub run_id: i64,
+    pub mailing_id: i64,
+}
+
+/// Why a message could not be built; never worth retrying.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("invalid recipient address {0:?}")]
+    Address(String),
+    #[error("cannot build the message: {0}")]
+    Build(String),
+}
+
+/// `Message-ID: <delivery-{id}.{run}@{host}>`: stable for a delivery, so a message sent twice
+/// after a crash carries the same id and receivers can drop the duplicate.
+pub fn message_id(ids: Ids, base_url: &Url) -> String {
+    let host = base_url.host_str().unwrap_or("localhost");
+    format!("<delivery-{}.{}@{host}>", ids.delivery_id, ids.run_id)
+}
+
+/// The one-click unsubscribe URL for `token`.
+pub fn unsubscribe_url(base_url: &Url, token: &str) -> String {
+    let base = base_url.as_str().trim_end_matches('/');
+    format!("{base}/u/{token}")
+}
+
+/// Builds the message for one recipient.
+pub fn build(
+    from: &Mailbox,
+    base_url: &Url,
+    template: Template<'_>,
+    who: Personal<'_>,
+    ids: Ids,
+    unsubscribe_url: &str,
+) -> Result<Message, ComposeError> {
+    let address = who
+        .email
+        .parse()
+        .map_err(|_| ComposeError::Address(who.email.to_string()))?;
+    let name = one_line(who.full_name.trim());
+    let to = Mailbox::new((!name.is_empty()).then_some(name), address);
+    let subject = one_line(&fill(template.subject, who));
+
+    let mut text = fill(template.body, who);
+    text.push_str("\n\n-- \nTo stop receiving these messages: ");
+    text.push_str(unsubscribe_url);
+    text.push('\n');
+    let html = template.body_html.map(|html| {
+        let footer = format!(
+            "<p style=\"font-size:small;color:#666\">To stop receiving these messages, \
+             <a href=\"{}\">unsubscribe</a>.</p>",
+            escape_html(unsubscribe_url)
+        );
+        let filled = fill_html(html, who);
+        match filled.rfind("</body>") {
+            Some(at) => format!("{}{footer}{}", &filled[..at], &filled[at..]),
+            None => format!("{filled}{footer}"),
+        }
+    });
+
+    let raw = |name: &str, value: String| -> Result<HeaderValue, ComposeError> {
+        let name = HeaderName::new_from_ascii(name.to_string())
+            .map_err(|e| ComposeError::Build(e.to_string()))?;
+        Ok(HeaderValue::new(name, value))
+    };
+    let builder = Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(subject)
+        .message_id(Some(message_id(ids, base_url)))
+        .raw_header(raw("List-Unsubscribe", format!("<{unsubscribe_url}>"))?)
+        .raw_header(raw(
+            "List-Unsubscribe-Post",
+            "List-Unsubscribe=One-Click".to_string(),
+        )?)
+        .raw_header(raw("X-Autosend-Mailing", ids.mailing_id.to_string())?)
+        .raw_header(raw("X-Autosend-Run", ids.run_id.to_string())?);
+    let message = match html {
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, html)),
+        None => builder.body(text),
+    };
+    message.map_err(|e| ComposeError::Build(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WHO: Personal<'static> = Personal {
+        email: "ann@example.com",
+        full_name: "Ann <b>&</b>",
+    };
+
+    #[test]
+    fn placeholders_are_filled_and_escaped_in_html() {
+        assert_eq!(
+            fill("Hi {{full_name}} ({{ email }}) {{other}}", WHO),
+            "Hi Ann <b>&</b> (ann@example.com) {{other}}"
+        );
+        assert_eq!(
+            fill_html("<p>{{full_name}}</p>", WHO),
+            "<p>Ann &lt;b&gt;&amp;&lt;/b&gt;</p>"
+        );
+    }
+
+    #[test]
+    fn message_has_ids_and_unsubscribe_headers() {
+        let base: Url = "https://mail.example.org:8443/".parse().unwrap();
+        let ids = Ids {
+            delivery_id: 42,
+            run_id: 7,
+            mailing_id: 3,
+        };
+        let url = unsubscribe_url(&base, "tok");
+        assert_eq!(url, "https://mail.example.org:8443/u/tok");
+        let message = build(
+            &"Sender <from@example.org>".parse().unwrap(),
+            &base,
+            Template {
+                subject: "Hello {{full_name}}\r\nBcc: x@y.z",
+                body: "Dear {{full_name}}",
+                body_html: Some("<html><body><p>Dear {{full_name}}</p></body></html>"),
+            },
+            WHO,
+            ids,
+            &url,
+        )
+        .unwrap();
+        let raw = String::from_utf8(message.formatted()).unwrap();
+        assert!(
+            raw.contains("Message-ID: <delivery-42.7@mail.example.org>"),
+            "{raw}"
+        );
+        assert!(raw.contains("List-Unsubscribe: <https://mail.example.org:8443/u/tok>"));
+        assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+        assert!(raw.contains("X-Autosend-Mailing: 3"));
+        assert!(raw.contains("X-Autosend-Run: 7"));
+        assert!(raw.contains("multipart/alternative"));
+        assert!(!raw.contains("\r\nBcc:"), "no header injection: {raw}");
+    }
+
+    #[test]
+    fn a_bad_address_is_a_compose_error() {
+        let base: Url = "http://localhost/".parse().unwrap();
+        let result = build(
+            &"from@example.org".parse().unwrap(),
+            &base,
+            Template {
+                subject: "s",
+                body: "b",
+                body_html: None,
+            },
+            Personal {
+                email: "not an address",
+                full_name: "X",
+            },
+            Ids {
+                delivery_id: 1,
+                run_id: 1,
+                mailing_id: 1,
+            },
+            "http://localhost/u/t",
+        );
+        assert!(matches!(result, Err(ComposeError::Address(_))));
+    }
+}

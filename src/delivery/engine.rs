@@ -1,0 +1,575 @@
+//! The delivery engine: starting runs, sending their deliveries, finishing them.
+//!
+//! All state lives in the database (runs and deliveries), never in memory, so any instance
+//! can pick up any run and a killed process loses nothing: its leases run out and the rows
+//! are claimed again. Time comes from a [`Clock`] so tests can move it.
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{Mutex, Semaphore, watch};
+
+use crate::config::Settings;
+use crate::db::deliveries::{self, ClaimRequest, Claimed, Outcome};
+use crate::db::mailings::{self, Disabled, MailingError};
+use crate::db::runs::{self, FinishedRun, NewRun, SendContext, StartRunError, StartedRun};
+use crate::db::unsubscribes;
+use crate::delivery::compose::{self, Ids, Personal, Template};
+use crate::delivery::unsubscribe;
+use crate::domain::mailing::retry_delay;
+use crate::domain::{DeliveryStatus, Trigger};
+use crate::mail::SendError;
+use crate::state::AppState;
+use crate::telemetry::JOBS_TARGET;
+
+/// Where "now" comes from: the system in production, a hand-moved clock in tests.
+pub trait Clock: Send + Sync {
+    /// Unix milliseconds UTC.
+    fn now_ms(&self) -> i64;
+}
+
+/// The real time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        crate::db::now_ms()
+    }
+}
+
+/// A clock that moves only when told to (tests drive the scheduler through time with it).
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    pub fn at(ms: i64) -> Self {
+        Self(Arc::new(AtomicI64::new(ms)))
+    }
+    pub fn set(&self, ms: i64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Deliveries one worker claims at a time: small, so a lease is short and a crash leaves
+/// little in flight, yet one claim query serves several messages.
+pub const CLAIM_BATCH: i64 = 4;
+/// First wait before retrying a temporary failure; it doubles per attempt.
+pub const RETRY_BASE: Duration = Duration::from_secs(60);
+/// Longest wait between two attempts.
+pub const RETRY_CAP: Duration = Duration::from_secs(3600);
+
+/// How long a claim holds its rows: long enough for a worker to send its whole batch when
+/// the server is slow (two SMTP timeouts per message) and the rate limit makes it queue, so a
+/// live sender keeps its rows; short enough that a crash delays them by about two minutes.
+/// A sender that still overruns it at worst sends a message twice, and its late outcome is
+/// not recorded over the other sender's.
+pub fn lease_duration(settings: &Settings) -> Duration {
+    let per_message = Duration::from_secs(2 * settings.smtp.timeout_secs + 1)
+        + Duration::from_secs_f64(
+            settings.send_concurrency as f64 / f64::from(settings.send_rate_per_second),
+        );
+    (per_message * CLAIM_BATCH as u32).max(Duration::from_secs(120))
+}
+
+/// What one instance shares between everything that sends: its identity in leases, the rate
+/// limit (`SEND_RATE_PER_SECOND` per instance) and the cap on parallel SMTP sends
+/// (`SEND_CONCURRENCY`), so a manual send and a scheduler tick together stay within both.
+pub struct SendGate {
+    pub instance_id: String,
+    limiter: DefaultDirectRateLimiter,
+    slots: Semaphore,
+}
+
+impl SendGate {
+    pub fn from_settings(settings: &Settings) -> Self {
+        let rate = NonZeroU32::new(settings.send_rate_per_second).unwrap_or(NonZeroU32::MIN);
+        Self {
+            instance_id: uuid::Uuid::new_v4().simple().to_string(),
+            limiter: RateLimiter::direct(Quota::per_second(rate)),
+            slots: Semaphore::new(settings.send_concurrency.max(1)),
+        }
+    }
+}
+
+impl std::fmt::Debug for SendGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendGate")
+            .field("instance_id", &self.instance_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts a run now (send now, dry run, CLI): allowed any time until the mailing is
+/// finished, inside or outside its window. A run with nothing to send (an empty audience,
+/// everyone unsubscribed) finishes at once.
+pub async fn start_run(
+    state: &AppState,
+    clock: &dyn Clock,
+    mailing_id: i64,
+    trigger: Trigger,
+    dry_run: bool,
+) -> Result<StartedRun, StartRunError> {
+    let new = NewRun {
+        mailing_id,
+        trigger,
+        dry_run,
+        claim: None,
+    };
+    let started = runs::start(&state.db, &new, clock.now_ms()).await?;
+    log_started(&started, &new);
+    if started.totals.pending == 0 {
+        finish_runs(state, clock, Some(started.run_id)).await?;
+    }
+    Ok(started)
+}
+
+pub(crate) fn log_started(started: &StartedRun, new: &NewRun) {
+    tracing::info!(
+        target: JOBS_TARGET,
+        mailing_id = started.mailing_id,
+        run_id = started.run_id,
+        triggered_by = %new.trigger,
+        dry_run = new.dry_run,
+        total = started.totals.total,
+        skipped = started.totals.skipped,
+        "run started"
+    );
+}
+
+/// Starts a run and sends it in the background at once (the mailing page's "send now" and
+/// "dry run"): the request returns while the messages go out; temporary failures are left
+/// for the scheduler to retry.
+pub async fn send_now(
+    state: &AppState,
+    mailing_id: i64,
+    trigger: Trigger,
+    dry_run: bool,
+) -> Result<StartedRun, StartRunError> {
+    let started = start_run(state, &SystemClock, mailing_id, trigger, dry_run).await?;
+    let state = state.clone();
+    let run_id = started.run_id;
+    crate::telemetry::spawn(async move {
+        let limits = DriveLimits {
+            run_id: Some(run_id),
+            ..DriveLimits::default()
+        };
+        if let Err(err) = drive(&state, &SystemClock, &limits).await {
+            tracing::error!(run_id, error = %format!("{err:#}"), "sending the run failed");
+        }
+    });
+    Ok(started)
+}
+
+/// Finishes the mailing and cancels its active run's pending deliveries (SPEC §7 disable).
+/// The run ends `cancelled` as soon as what was in flight has finished.
+pub async fn disable(
+    state: &AppState,
+    clock: &dyn Clock,
+    mailing_id: i64,
+) -> Result<Disabled, MailingError> {
+    let disabled = mailings::disable(&state.db, mailing_id, clock.now_ms()).await?;
+    tracing::info!(
+        mailing_id,
+        cancelled = disabled.cancelled,
+        run_id = disabled.active_run,
+        "mailing disabled"
+    );
+    if let Some(run_id) = disabled.active_run {
+        finish_runs(state, clock, Some(run_id)).await?;
+    }
+    Ok(disabled)
+}
+
+/// Finishes every running run (or only `run_id`) whose deliveries are all final, logging
+/// each to the jobs log.
+pub async fn finish_runs(
+    state: &AppState,
+    clock: &dyn Clock,
+    run_id: Option<i64>,
+) -> anyhow::Result<Vec<FinishedRun>> {
+    let ids = match run_id {
+        Some(id) => vec![id],
+        None => runs::running_ids(&state.db).await?,
+    };
+    let mut finished = Vec::new();
+    for id in ids {
+        if let Some(run) = runs::finish_if_done(&state.db, id, clock.now_ms()).await? {
+            let t = &run.totals;
+            tracing::info!(
+                target: JOBS_TARGET,
+                mailing_id = run.mailing_id,
+                run_id = run.run_id,
+                triggered_by = %run.triggered_by,
+                dry_run = run.dry_run,
+                total = t.total,
+                sent = t.sent,
+                errors = t.errors,
+                skipped = t.skipped,
+                cancelled = t.cancelled,
+                duration_ms = run.finished_at - run.started_at,
+                outcome = run.status.as_str(),
+                "run finished"
+            );
+            if run.finished_mailing {
+                tracing::info!(
+                    mailing_id = run.mailing_id,
+                    "once mailing delivered and finished"
+                );
+            }
+            finished.push(run);
+        }
+    }
+    Ok(finished)
+}
+
+/// How far one call of [`drive`] may go.
+#[derive(Debug, Clone, Default)]
+pub struct DriveLimits {
+    /// Only this run's deliveries; `None`: any run's.
+    pub run_id: Option<i64>,
+    /// Claim nothing new after this instant (a scheduler tick's budget).
+    pub deadline: Option<Instant>,
+    /// Claim nothing new once this turns `true` (shutdown); what is in flight finishes.
+    pub stop: Option<watch::Receiver<bool>>,
+}
+
+impl DriveLimits {
+    fn reached(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+            || self.stop.as_ref().is_some_and(|s| *s.borrow())
+    }
+}
+
+/// What a call of [`drive`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DriveOutcome {
+    pub sent: u64,
+    pub errors: u64,
+    pub dry_run: u64,
+    pub skipped: u64,
+    /// Temporary failures put back for a later attempt.
+    pub retried: u64,
+    /// Outcomes not recorded because the lease had been lost.
+    pub lost: u64,
+    /// Stopped by the deadline or shutdown while work may remain.
+    pub interrupted: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    errors: AtomicU64,
+    dry_run: AtomicU64,
+    skipped: AtomicU64,
+    retried: AtomicU64,
+    lost: AtomicU64,
+}
+
+/// One drive: workers sharing the run contexts and the counters.
+struct Driver<'a> {
+    state: &'a AppState,
+    clock: &'a dyn Clock,
+    limits: &'a DriveLimits,
+    lease: Duration,
+    contexts: Mutex<HashMap<i64, Option<Arc<SendContext>>>>,
+    counters: Counters,
+    interrupted: std::sync::atomic::AtomicBool,
+}
+
+/// Sends due deliveries with `SEND_CONCURRENCY` workers until none is claimable (the rest
+/// wait for their retry time) or a limit is reached, then finishes the runs that are done.
+pub async fn drive(
+    state: &AppState,
+    clock: &dyn Clock,
+    limits: &DriveLimits,
+) -> anyhow::Result<DriveOutcome> {
+    let driver = Driver {
+        state,
+        clock,
+        limits,
+        lease: lease_duration(&state.settings),
+        contexts: Mutex::new(HashMap::new()),
+        counters: Counters::default(),
+        interrupted: false.into(),
+    };
+    let drive_id = uuid::Uuid::new_v4().simple().to_string();
+    let workers = (0..state.settings.send_concurrency.max(1)).map(|n| {
+        let worker = format!("{}/{}/{n}", state.send_gate.instance_id, &drive_id[..8]);
+        let driver = &driver;
+        async move { driver.work(&worker).await }
+    });
+    let results = futures_util::future::join_all(workers).await;
+    finish_runs(state, clock, limits.run_id).await?;
+    for result in results {
+        result?;
+    }
+    let c = &driver.counters;
+    Ok(DriveOutcome {
+        sent: c.sent.load(Ordering::Relaxed),
+        errors: c.errors.load(Ordering::Relaxed),
+        dry_run: c.dry_run.load(Ordering::Relaxed),
+        skipped: c.skipped.load(Ordering::Relaxed),
+        retried: c.retried.load(Ordering::Relaxed),
+        lost: c.lost.load(Ordering::Relaxed),
+        interrupted: driver.interrupted.load(Ordering::Relaxed),
+    })
+}
+
+impl Driver<'_> {
+    async fn work(&self, worker: &str) -> anyhow::Result<()> {
+        loop {
+            if self.limits.reached() {
+                self.interrupted.store(true, Ordering::Relaxed);
+                return Ok(());
+            }
+            let now = self.clock.now_ms();
+            let batch = deliveries::claim(
+                &self.state.db,
+                ClaimRequest {
+                    worker,
+                    now,
+                    lease_until: now + self.lease.as_millis() as i64,
+                    limit: CLAIM_BATCH,
+                    run_id: self.limits.run_id,
+                },
+            )
+            .await?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let unsubscribed = self.unsubscribed(&batch).await?;
+            for (i, claimed) in batch.iter().enumerate() {
+                if self.limits.reached() {
+                    self.interrupted.store(true, Ordering::Relaxed);
+                    let rest: Vec<i64> = batch[i..].iter().map(|c| c.id).collect();
+                    deliveries::release(&self.state.db, &rest, worker, self.clock.now_ms()).await?;
+                    return Ok(());
+                }
+                let skip = unsubscribed.contains(&(claimed.run_id, claimed.email.clone()));
+                self.deliver(worker, claimed, skip).await?;
+            }
+        }
+    }
+
+    /// The run's message and owner, read once per drive; `None` if the run is gone.
+    async fn context(&self, run_id: i64) -> anyhow::Result<Option<Arc<SendContext>>> {
+        let mut contexts = self.contexts.lock().await;
+        if let Some(ctx) = contexts.get(&run_id) {
+            return Ok(ctx.clone());
+        }
+        let ctx = runs::send_context(&self.state.db, run_id)
+            .await?
+            .map(Arc::new);
+        contexts.insert(run_id, ctx.clone());
+        Ok(ctx)
+    }
+
+    /// (run, e-mail) pairs of the batch whose address unsubscribed after the run started:
+    /// the audience is fixed at the start, but an opt-out is honoured as soon as it is known.
+    async fn unsubscribed(&self, batch: &[Claimed]) -> anyhow::Result<HashSet<(i64, String)>> {
+        let mut by_owner: HashMap<i64, Vec<&Claimed>> = HashMap::new();
+        for claimed in batch {
+            if let Some(ctx) = self.context(claimed.run_id).await? {
+                by_owner.entry(ctx.owner_id).or_default().push(claimed);
+            }
+        }
+        let mut out = HashSet::new();
+        for (owner, claims) in by_owner {
+            let emails: Vec<&str> = claims.iter().map(|c| c.email.as_str()).collect();
+            let found = unsubscribes::among(&self.state.db, owner, &emails).await?;
+            for claimed in claims {
+                if found.contains(&claimed.email) {
+                    out.insert((claimed.run_id, claimed.email.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn record(
+        &self,
+        worker: &str,
+        claimed: &Claimed,
+        ctx: &SendContext,
+        status: DeliveryStatus,
+        detail: &str,
+    ) -> anyhow::Result<()> {
+        let recorded = deliveries::finish(
+            &self.state.db,
+            Outcome {
+                delivery_id: claimed.id,
+                run_id: claimed.run_id,
+                mailing_id: claimed.mailing_id,
+                owner_id: ctx.owner_id,
+                worker,
+                status,
+                detail,
+                now: self.clock.now_ms(),
+            },
+        )
+        .await?;
+        let c = &self.counters;
+        let counter = if !recorded {
+            tracing::warn!(
+                delivery_id = claimed.id,
+                run_id = claimed.run_id,
+                "lease lost before the outcome was recorded; another sender owns the delivery"
+            );
+            &c.lost
+        } else {
+            match status {
+                DeliveryStatus::Sent => &c.sent,
+                DeliveryStatus::Error => &c.errors,
+                DeliveryStatus::DryRun => &c.dry_run,
+                _ => &c.skipped,
+            }
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn deliver(&self, worker: &str, claimed: &Claimed, skip: bool) -> anyhow::Result<()> {
+        let Some(ctx) = self.context(claimed.run_id).await? else {
+            // The run went away (its mailing was deleted) between claim and send.
+            return Ok(());
+        };
+        if skip {
+            return self
+                .record(
+                    worker,
+                    claimed,
+                    &ctx,
+                    DeliveryStatus::Skipped,
+                    "unsubscribed",
+                )
+                .await;
+        }
+        let settings = &self.state.settings;
+        let token = unsubscribe::token(&self.state.signer, ctx.owner_id, &claimed.email);
+        let url = compose::unsubscribe_url(&settings.base_url, &token);
+        let built = compose::build(
+            &settings.default_from_email,
+            &settings.base_url,
+            Template {
+                subject: &ctx.subject,
+                body: &ctx.body,
+                body_html: ctx.body_html.as_deref(),
+            },
+            Personal {
+                email: &claimed.email,
+                full_name: &claimed.full_name,
+            },
+            Ids {
+                delivery_id: claimed.id,
+                run_id: claimed.run_id,
+                mailing_id: claimed.mailing_id,
+            },
+            &url,
+        );
+        let message = match built {
+            Ok(message) => message,
+            Err(err) => {
+                tracing::info!(
+                    run_id = claimed.run_id,
+                    recipient = %claimed.email,
+                    error = %err,
+                    "message cannot be composed"
+                );
+                let detail = err.to_string();
+                return self
+                    .record(worker, claimed, &ctx, DeliveryStatus::Error, &detail)
+                    .await;
+            }
+        };
+        if ctx.dry_run {
+            return self
+                .record(
+                    worker,
+                    claimed,
+                    &ctx,
+                    DeliveryStatus::DryRun,
+                    "dry run: rendered, not sent",
+                )
+                .await;
+        }
+
+        let gate = &self.state.send_gate;
+        let sent = {
+            let _slot = gate.slots.acquire().await?;
+            gate.limiter.until_ready().await;
+            self.state.mailer.send(message).await
+        };
+        match sent {
+            Ok(reply) => {
+                tracing::debug!(run_id = claimed.run_id, recipient = %claimed.email, %reply, "sent");
+                self.record(worker, claimed, &ctx, DeliveryStatus::Sent, &reply)
+                    .await
+            }
+            Err(SendError::Permanent(reply)) => {
+                tracing::info!(
+                    run_id = claimed.run_id,
+                    recipient = %claimed.email,
+                    %reply,
+                    "refused by the mail server"
+                );
+                self.record(worker, claimed, &ctx, DeliveryStatus::Error, &reply)
+                    .await
+            }
+            Err(SendError::Temporary(reply)) => {
+                let max = i64::from(settings.send_max_attempts);
+                if claimed.attempts >= max {
+                    tracing::info!(
+                        run_id = claimed.run_id,
+                        recipient = %claimed.email,
+                        attempts = claimed.attempts,
+                        %reply,
+                        "giving up after temporary failures"
+                    );
+                    let detail = format!("gave up after {} attempts: {reply}", claimed.attempts);
+                    return self
+                        .record(worker, claimed, &ctx, DeliveryStatus::Error, &detail)
+                        .await;
+                }
+                let delay = retry_delay(
+                    claimed.attempts as u32,
+                    RETRY_BASE,
+                    RETRY_CAP,
+                    rand::random::<f64>(),
+                );
+                let now = self.clock.now_ms();
+                let next = now + delay.as_millis() as i64;
+                tracing::info!(
+                    run_id = claimed.run_id,
+                    recipient = %claimed.email,
+                    attempts = claimed.attempts,
+                    retry_in_secs = delay.as_secs(),
+                    %reply,
+                    "temporary failure; will retry"
+                );
+                let detail = format!("attempt {} failed: {reply}", claimed.attempts);
+                if deliveries::retry_later(&self.state.db, claimed.id, worker, &detail, next, now)
+                    .await?
+                {
+                    self.counters.retried.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.counters.lost.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            }
+        }
+    }
+}

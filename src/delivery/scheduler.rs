@@ -1,0 +1,241 @@
+//! The scheduler (SPEC §7): one testable [`tick`] and the loop that runs it every
+//! `SCHEDULER_INTERVAL_SECS`, in `serve` beside the web server or alone in
+//! `autosend scheduler`.
+//!
+//! A tick: windows that opened make their mailings `running`; windows that closed finish
+//! theirs; each due mailing is claimed and its run started in one transaction (so with several
+//! instances each due run starts exactly once); then deliveries are sent — new runs and
+//! unfinished ones alike, which is how a killed process resumes — until nothing is claimable
+//! or the tick's budget is spent.
+
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt as _;
+use tokio::sync::watch;
+
+use crate::db::mailings;
+use crate::db::runs::{self, Claim, NewRun, StartRunError};
+use crate::delivery::engine::{self, Clock, DriveLimits, DriveOutcome, SystemClock};
+use crate::domain::mailing::{from_ms, to_ms};
+use crate::domain::{Period, Trigger};
+use crate::state::AppState;
+use crate::telemetry::SCHEDULER_TARGET;
+
+/// Due mailings started per tick at most; the rest start on the next tick.
+const DUE_PER_TICK: i64 = 100;
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickOutcome {
+    /// Mailings whose window opened (now `running`).
+    pub opened: Vec<i64>,
+    /// Mailings whose window closed (now `finished`).
+    pub closed: Vec<i64>,
+    /// Runs this tick started.
+    pub started: Vec<i64>,
+    /// Runs that were already going when the tick began (resumed).
+    pub resumed: Vec<i64>,
+    /// Runs that finished during the tick.
+    pub finished: Vec<i64>,
+    pub sent: DriveOutcome,
+    /// The budget ran out (or shutdown began) with work left: tick again at once.
+    pub more_work: bool,
+}
+
+/// A tick with the default budget and no shutdown signal (tests, `send-due`).
+pub async fn tick(state: &AppState, clock: &dyn Clock) -> anyhow::Result<TickOutcome> {
+    let budget = tick_budget(state.settings.scheduler_interval_secs);
+    tick_with(
+        state,
+        clock,
+        DriveLimits {
+            deadline: Some(Instant::now() + budget),
+            ..DriveLimits::default()
+        },
+    )
+    .await
+}
+
+/// How long a tick may send: most of the interval, so ticks do not pile up, and a minute
+/// when there is no interval (one-off `send-due`).
+fn tick_budget(interval_secs: u64) -> Duration {
+    if interval_secs == 0 {
+        Duration::from_secs(60)
+    } else {
+        Duration::from_millis(interval_secs * 900).max(Duration::from_secs(1))
+    }
+}
+
+/// One tick within `limits` (deadline and shutdown; `run_id` is ignored).
+pub async fn tick_with(
+    state: &AppState,
+    clock: &dyn Clock,
+    limits: DriveLimits,
+) -> anyhow::Result<TickOutcome> {
+    let db = &state.db;
+    let mut outcome = TickOutcome {
+        resumed: runs::running_ids(db).await?,
+        ..TickOutcome::default()
+    };
+    let now = clock.now_ms();
+    outcome.closed = mailings::finish_expired(db, now).await?;
+    for id in &outcome.closed {
+        tracing::info!(target: SCHEDULER_TARGET, mailing_id = id, "window closed: mailing finished");
+    }
+    outcome.opened = mailings::open_windows(db, now).await?;
+    for id in &outcome.opened {
+        tracing::info!(target: SCHEDULER_TARGET, mailing_id = id, "window opened: mailing running");
+    }
+    // A run whose last delivery finished just before a crash is finished here.
+    let finished = engine::finish_runs(state, clock, None).await?;
+    outcome.finished.extend(finished.iter().map(|r| r.run_id));
+    outcome.resumed.retain(|id| !outcome.finished.contains(id));
+
+    for due in mailings::due(db, now, DUE_PER_TICK).await? {
+        let zone = due
+            .owner_time_zone
+            .as_deref()
+            .unwrap_or(&state.settings.time_zone);
+        let tz = crate::domain::time_zone(zone)
+            .or_else(|| crate::domain::time_zone("UTC"))
+            .expect("UTC exists");
+        // The next occurrence after now: missed ones (the scheduler was down) are not
+        // sent in a burst; `once` has none.
+        let next = match due.period {
+            Period::Once => None,
+            period => period
+                .next_after(from_ms(due.start_at), from_ms(now), tz)
+                .map(to_ms),
+        };
+        let new = NewRun {
+            mailing_id: due.id,
+            trigger: Trigger::Scheduler,
+            dry_run: false,
+            claim: Some(Claim {
+                expected_next_run_at: due.next_run_at,
+                next_run_at: next,
+            }),
+        };
+        match runs::start(db, &new, now).await {
+            Ok(started) => {
+                engine::log_started(&started, &new);
+                outcome.started.push(started.run_id);
+            }
+            // Another instance claimed it first, or a manual run started meanwhile: both
+            // fine, the claim was rolled back with the failed start.
+            Err(StartRunError::NotClaimed | StartRunError::AlreadyActive) => {
+                tracing::debug!(mailing_id = due.id, "due run started elsewhere");
+            }
+            Err(StartRunError::Finished | StartRunError::NotFound) => {}
+            Err(StartRunError::Unexpected(err)) => return Err(err),
+        }
+    }
+
+    let limits = DriveLimits {
+        run_id: None,
+        ..limits
+    };
+    outcome.sent = engine::drive(state, clock, &limits).await?;
+    outcome.more_work = outcome.sent.interrupted;
+    let now_running = runs::running_ids(db).await?;
+    outcome.finished.extend(
+        outcome
+            .resumed
+            .iter()
+            .chain(&outcome.started)
+            .filter(|id| !now_running.contains(id) && !outcome.finished.contains(id))
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    Ok(outcome)
+}
+
+/// The scheduler loop: a tick every `SCHEDULER_INTERVAL_SECS` until `stop` turns `true`.
+/// A tick that fails or panics is logged and the loop goes on; a tick that ran out of budget
+/// with work left is followed by another at once.
+pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    let interval_secs = state.settings.scheduler_interval_secs.max(1);
+    tracing::info!(
+        target: SCHEDULER_TARGET,
+        interval_secs,
+        instance = %state.send_gate.instance_id,
+        "scheduler started"
+    );
+    let mut interval = tokio::time::interval(Duration::from_secs(interval_secs));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let clock = SystemClock;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let started = Instant::now();
+        let limits = DriveLimits {
+            deadline: Some(started + tick_budget(state.settings.scheduler_interval_secs)),
+            stop: Some(stop.clone()),
+            run_id: None,
+        };
+        let result = AssertUnwindSafe(tick_with(&state, &clock, limits))
+            .catch_unwind()
+            .await;
+        match result {
+            Ok(Ok(outcome)) => {
+                log_tick(&outcome, started.elapsed());
+                if outcome.more_work && !*stop.borrow() {
+                    interval.reset_immediately();
+                }
+            }
+            Ok(Err(err)) => tracing::error!(
+                target: SCHEDULER_TARGET,
+                error = %format!("{err:#}"),
+                "scheduler tick failed"
+            ),
+            Err(payload) => {
+                // The panic hook has logged where it happened; this says what it means.
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".to_string());
+                tracing::error!(
+                    target: SCHEDULER_TARGET,
+                    panic = %message,
+                    "scheduler tick panicked; the scheduler goes on"
+                );
+            }
+        }
+    }
+    tracing::info!(target: SCHEDULER_TARGET, "scheduler stopped");
+}
+
+fn log_tick(outcome: &TickOutcome, took: Duration) {
+    let s = &outcome.sent;
+    tracing::info!(
+        target: SCHEDULER_TARGET,
+        opened = outcome.opened.len(),
+        closed = outcome.closed.len(),
+        started = outcome.started.len(),
+        resumed = outcome.resumed.len(),
+        finished = outcome.finished.len(),
+        sent = s.sent,
+        errors = s.errors,
+        retried = s.retried,
+        dry_run = s.dry_run,
+        skipped = s.skipped,
+        more_work = outcome.more_work,
+        duration_ms = took.as_millis() as u64,
+        "tick"
+    );
+}
+
+/// One tick logged like the loop's (`autosend send-due`).
+pub async fn tick_once(state: &AppState) -> anyhow::Result<TickOutcome> {
+    let started = Instant::now();
+    let outcome = tick(state, &SystemClock).await?;
+    log_tick(&outcome, started.elapsed());
+    Ok(outcome)
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""A local SMTP server for the delivery tests (aiosmtpd, Debian's python3-aiosmtpd).
+
+    smtp_sink.py PORT LOG [TEMPFAILS]
+
+Recipients starting with `tempfail` are answered `451 4.3.0 try later` the first TEMPFAILS
+times (default 1) each; `reject…` get `550 5.1.1 no such user`; everyone else is accepted and
+each accepted message is appended to LOG as one JSON line {"from", "to", "data"}. Prints
+READY once it listens.
+"""
+
+import json
+import sys
+import threading
+import time
+from collections import Counter
+
+from aiosmtpd.controller import Controller
+
+
+class Sink:
+    def __init__(self, log_path, tempfails):
+        self.log_path = log_path
+        self.tempfails = tempfails
+        self.seen = Counter()
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        local = address.lower()
+        if local.startswith("tempfail"):
+            with self.lock:
+                self.seen[local] += 1
+                if self.seen[local] <= self.tempfails:
+                    return "451 4.3.0 try later"
+        if local.startswith("reject"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        data = envelope.content.decode("utf-8", errors="replace")
+        with self.lock, open(self.log_path, "a", encoding="utf-8") as log:
+            for rcpt in envelope.rcpt_tos:
+                log.write(json.dumps({"from": envelope.mail_from, "to": rcpt, "data": data}))
+                log.write("\n")
+        return "250 2.0.0 OK queued"
+
+
+def main():
+    port = int(sys.argv[1])
+    log_path = sys.argv[2]
+    tempfails = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    controller = Controller(Sink(log_path, tempfails), hostname="127.0.0.1", port=port)
+    controller.start()
+    print("READY", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()
