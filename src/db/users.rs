@@ -287,17 +287,21 @@ pub async fn delete_with_data(db: &Db, emails: &[&str]) -> anyhow::Result<u64> {
     let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
     let mut deleted = 0;
     for email in emails {
+        // Writing first makes SQLite take its write lock at once (a read first could fail to
+        // upgrade later, when another process writes meanwhile).
+        sqlx::query(
+            "DELETE FROM mailings WHERE owner_id IN (SELECT id FROM users WHERE lower(email) = $1)",
+        )
+        .bind(email.to_lowercase())
+        .execute(&mut *tx)
+        .await
+        .context("cannot delete the user's mailings")?;
         let id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = $1")
             .bind(email.to_lowercase())
             .fetch_optional(&mut *tx)
             .await
             .context("cannot look up user")?;
         let Some(id) = id else { continue };
-        sqlx::query("DELETE FROM mailings WHERE owner_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .context("cannot delete the user's mailings")?;
         sqlx::query("DELETE FROM data_versions WHERE scope = $1")
             .bind(super::versions::user_scope(id))
             .execute(&mut *tx)

@@ -135,11 +135,12 @@ pub fn build(
     text.push_str(unsubscribe_url);
     text.push('\n');
     let html = template.body_html.map(|html| {
-        let footer = format!(
-            "<p style=\"font-size:small;color:#666\">To stop receiving these messages, \
-             <a href=\"{}\">unsubscribe</a>.</p>",
-            escape_html(unsubscribe_url)
-        );
+        let footer = maud::html! {
+            p style="font-size:small;color:#666" {
+                "To stop receiving these messages, " a href=(unsubscribe_url) { "unsubscribe" } "."
+            }
+        }
+        .into_string();
         let filled = fill_html(html, who);
         match filled.rfind("</body>") {
             Some(at) => format!("{}{footer}{}", &filled[..at], &filled[at..]),

@@ -128,7 +128,13 @@ pub async fn tick_with(
                 tracing::debug!(mailing_id = due.id, "due run started elsewhere");
             }
             Err(StartRunError::Finished | StartRunError::NotFound) => {}
-            Err(StartRunError::Unexpected(err)) => return Err(err),
+            // One mailing's failure must not keep the others (or the sending) from going on.
+            Err(StartRunError::Unexpected(err)) => tracing::error!(
+                target: SCHEDULER_TARGET,
+                mailing_id = due.id,
+                error = %format!("{err:#}"),
+                "cannot start the due run; it stays due"
+            ),
         }
     }
 
