@@ -10,6 +10,7 @@ pub mod db;
 pub mod delivery;
 pub mod domain;
 pub mod mail;
+pub mod mailings;
 pub mod messages;
 pub mod metrics;
 pub mod objects;

@@ -82,6 +82,9 @@ pub enum MailingError {
     ForeignMessage,
     #[error("the start must be before the end")]
     EmptyWindow,
+    /// A run of the mailing is active: it must finish (or be disabled) first.
+    #[error("a run of this mailing is active")]
+    Busy,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -426,4 +429,92 @@ pub async fn disable(db: &Db, id: i64, now: i64) -> Result<Disabled, MailingErro
         active_run,
         cancelled,
     })
+}
+
+/// A row of the mailings list: the mailing with its message subject, owner and audience size.
+#[derive(Debug, Clone, FromRow)]
+pub struct ListedMailing {
+    pub id: i64,
+    pub owner_id: i64,
+    pub status: String,
+    pub period: String,
+    pub start_at: i64,
+    pub end_at: i64,
+    pub next_run_at: Option<i64>,
+    pub last_sent_at: Option<i64>,
+    pub subject: String,
+    pub owner_email: String,
+    pub recipients: i64,
+}
+
+fn list_filter(
+    owner: Option<i64>,
+    status: Option<MailingStatus>,
+) -> (&'static str, i64, &'static str) {
+    let clause = match (owner.is_some(), status.is_some()) {
+        (true, true) => "WHERE g.owner_id = $1 AND g.status = $2",
+        (true, false) => "WHERE g.owner_id = $1 AND $2 = $2",
+        (false, true) => "WHERE $1 = $1 AND g.status = $2",
+        (false, false) => "WHERE $1 = $1 AND $2 = $2",
+    };
+    (
+        clause,
+        owner.unwrap_or(0),
+        status.map(|s| s.as_str()).unwrap_or(""),
+    )
+}
+
+/// The visible mailings (all owners when `owner` is `None`), newest first.
+pub async fn list(
+    db: &Db,
+    owner: Option<i64>,
+    status: Option<MailingStatus>,
+    limit: i64,
+    offset: i64,
+) -> anyhow::Result<(Vec<ListedMailing>, i64)> {
+    let (clause, owner, status) = list_filter(owner, status);
+    let sql = format!(
+        "SELECT g.id, g.owner_id, g.status, g.period, g.start_at, g.end_at, g.next_run_at, \
+           g.last_sent_at, m.subject, o.email AS owner_email, \
+           (SELECT CAST(COUNT(*) AS BIGINT) FROM mailing_recipients r WHERE r.mailing_id = g.id) AS recipients \
+         FROM mailings g JOIN messages m ON m.id = g.message_id JOIN users o ON o.id = g.owner_id \
+         {clause} ORDER BY g.created_at DESC, g.id DESC LIMIT $3 OFFSET $4"
+    );
+    let rows = sqlx::query_as::<_, ListedMailing>(sqlx::AssertSqlSafe(sql))
+        .bind(owner)
+        .bind(status)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&db.pool)
+        .await
+        .context("cannot list mailings")?;
+    let count_sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM mailings g {clause}");
+    let total = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
+        .bind(owner)
+        .bind(status)
+        .fetch_one(&db.pool)
+        .await
+        .context("cannot count mailings")?;
+    Ok((rows, total))
+}
+
+/// Deletes a mailing with its runs and deliveries; refused while a run is active.
+pub async fn delete(db: &Db, id: i64, owner_id: i64, now: i64) -> Result<(), MailingError> {
+    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let done = sqlx::query(
+        "DELETE FROM mailings WHERE id = $1 \
+         AND NOT EXISTS (SELECT 1 FROM runs WHERE mailing_id = $1 AND status = 'running')",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .context("cannot delete mailing")?;
+    if done.rows_affected() == 0 {
+        return Err(MailingError::Busy);
+    }
+    versions::bump(&mut tx, owner_id, now).await?;
+    tx.commit()
+        .await
+        .context("cannot commit mailing deletion")?;
+    Ok(())
 }

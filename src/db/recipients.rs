@@ -260,3 +260,26 @@ pub async fn upsert_many(db: &Db, owner_id: i64, rows: &[ImportRow]) -> anyhow::
     tx.commit().await.context("cannot commit the import")?;
     Ok((created, updated))
 }
+
+/// Which of `ids` are recipients of `owner_id` (others' ids are dropped, never linked).
+pub async fn owned_ids(db: &Db, owner_id: i64, ids: &[i64]) -> anyhow::Result<Vec<i64>> {
+    let mut owned = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut qb =
+            sqlx::QueryBuilder::<sqlx::Any>::new("SELECT id FROM recipients WHERE owner_id = ");
+        qb.push_bind(owner_id).push(" AND id IN (");
+        let mut list = qb.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        qb.push(")");
+        let rows: Vec<i64> = qb
+            .build_query_scalar()
+            .fetch_all(&db.pool)
+            .await
+            .context("cannot check recipient ids")?;
+        owned.extend(rows);
+    }
+    owned.sort_unstable();
+    Ok(owned)
+}

@@ -25,7 +25,9 @@ pub const SESSION_COOKIE: &str = "sessionid";
 
 /// Every route of SPEC §6 that exists so far, wrapped in the middleware stack.
 pub fn router(state: AppState) -> impl Endpoint {
-    use routes::{admin, errors, health, home, messages, metrics, recipients, unsubscribe, users};
+    use routes::{
+        admin, errors, health, home, mailings, messages, metrics, recipients, unsubscribe, users,
+    };
     let routes = Route::new()
         .at("/", get(home::index))
         .at("/healthz", get(health::healthz))
@@ -73,6 +75,18 @@ pub fn router(state: AppState) -> impl Endpoint {
             get(messages::edit_page).post(messages::edit),
         )
         .at("/messages/:id/delete", post(messages::delete))
+        .at("/mailings/", get(mailings::list).post(mailings::create))
+        .at("/mailings/new", get(mailings::new_page))
+        .at("/mailings/:id", get(mailings::detail))
+        .at(
+            "/mailings/:id/edit",
+            get(mailings::edit_page).post(mailings::edit),
+        )
+        .at("/mailings/:id/delete", post(mailings::delete))
+        .at("/mailings/:id/send", post(mailings::send))
+        .at("/mailings/:id/disable", post(mailings::disable))
+        .at("/mailings/:id/progress", get(mailings::progress))
+        .at("/mailings/:id/logs", get(mailings::logs))
         .at("/admin/users", get(admin::users))
         .at("/admin/users/:id", post(admin::update_user))
         .at("/admin/errors", get(errors::list))

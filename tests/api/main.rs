@@ -8,6 +8,7 @@ mod errors;
 mod health;
 mod helpers;
 mod mail;
+mod mailings;
 mod messages;
 mod middleware;
 mod recipients;

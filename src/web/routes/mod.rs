@@ -4,6 +4,7 @@ pub mod admin;
 pub mod errors;
 pub mod health;
 pub mod home;
+pub mod mailings;
 pub mod messages;
 pub mod metrics;
 pub mod recipients;

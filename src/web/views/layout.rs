@@ -12,6 +12,7 @@ const NAV: &[(&str, &str)] = &[
     ("Dashboard", "/"),
     ("Recipients", "/clients/"),
     ("Messages", "/messages/"),
+    ("Mailings", "/mailings/"),
 ];
 
 fn nav_link(ctx: &PageCtx, label: &str, path: &str) -> Markup {

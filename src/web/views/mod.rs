@@ -5,6 +5,7 @@ pub mod error_groups;
 pub mod errors;
 pub mod home;
 pub mod layout;
+pub mod mailings;
 pub mod messages;
 pub mod recipients;
 pub mod unsubscribe;

@@ -1,0 +1,268 @@
+//! Mailings (SPEC §6 `/mailings/…`, §7): parsing the form in the owner's time zone, who may
+//! do what, and the actions the mailing page offers.
+
+use crate::db::mailings::{self as db, Mailing, MailingError, NewMailing};
+use crate::db::recipients::{self as recipient_db, ListQuery};
+use crate::db::{messages as message_db, now_ms, users};
+use crate::delivery::StartRunError;
+use crate::delivery::engine::{self, SystemClock};
+use crate::domain::local_time::parse_local;
+use crate::domain::{FieldErrors, Period, Scope, Trigger};
+use crate::objects::{ObjectError, changeable, parse_id, visible};
+use crate::state::AppState;
+
+/// At most this many recipients are linked by "select all matching" (the import's limit).
+pub const MAX_AUDIENCE: i64 = 100_000;
+
+/// What the mailing form sends (`recipient_ids` repeats, so it is read from the raw pairs).
+#[derive(Debug, Clone, Default)]
+pub struct MailingForm {
+    pub message_id: String,
+    pub recipient_ids: Vec<String>,
+    pub start_at: String,
+    pub end_at: String,
+    pub period: String,
+    /// The picker's search, and whether every recipient matching it is meant.
+    pub recipient_q: String,
+    pub all_matching: bool,
+}
+
+impl MailingForm {
+    pub fn from_pairs(pairs: &[(String, String)]) -> Self {
+        let mut form = Self::default();
+        for (name, value) in pairs {
+            match name.as_str() {
+                "message_id" => form.message_id = value.clone(),
+                "recipient_ids" => form.recipient_ids.push(value.clone()),
+                "start_at" => form.start_at = value.clone(),
+                "end_at" => form.end_at = value.clone(),
+                "period" => form.period = value.clone(),
+                "recipient_q" => form.recipient_q = value.chars().take(200).collect(),
+                "all_matching" => form.all_matching = !value.is_empty() && value != "0",
+                _ => {}
+            }
+        }
+        form
+    }
+
+    pub fn from_mailing(m: &Mailing, recipient_ids: &[i64], zone: &str) -> Self {
+        use crate::domain::local_time::format_local;
+        Self {
+            message_id: m.message_id.to_string(),
+            recipient_ids: recipient_ids.iter().map(i64::to_string).collect(),
+            start_at: format_local(m.start_at, zone),
+            end_at: format_local(m.end_at, zone),
+            period: m.period.as_str().to_string(),
+            ..Self::default()
+        }
+    }
+
+    /// The selected ids that parse (for re-rendering the picker).
+    pub fn selected(&self) -> Vec<i64> {
+        self.recipient_ids
+            .iter()
+            .filter_map(|s| s.trim().parse().ok())
+            .collect()
+    }
+}
+
+/// Turns the form into a mailing of `owner_id`, checking every field against what the owner has.
+async fn parse(
+    state: &AppState,
+    owner_id: i64,
+    zone: &str,
+    form: &MailingForm,
+) -> Result<NewMailing, ObjectError> {
+    let mut errors = FieldErrors::new();
+    let message_id = match form.message_id.trim().parse::<i64>() {
+        Ok(id) => match message_db::get(&state.db, id).await? {
+            Some(m) if m.owner_id == owner_id => Some(id),
+            _ => {
+                errors.add("message_id", "Choose one of your messages.");
+                None
+            }
+        },
+        Err(_) => {
+            errors.add("message_id", "Choose a message.");
+            None
+        }
+    };
+    let mut ids = Vec::new();
+    for raw in &form.recipient_ids {
+        match raw.trim().parse::<i64>() {
+            Ok(id) if id > 0 => ids.push(id),
+            _ => errors.add("recipient_ids", format!("{raw:?} is not a recipient.")),
+        }
+    }
+    if form.all_matching {
+        let query = ListQuery {
+            owner: Some(owner_id),
+            search: form.recipient_q.clone(),
+            ..ListQuery::default()
+        };
+        let matching = recipient_db::list(&state.db, &query, MAX_AUDIENCE, 0).await?;
+        ids.extend(matching.iter().map(|r| r.id));
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let owned = recipient_db::owned_ids(&state.db, owner_id, &ids).await?;
+    if owned.len() != ids.len() {
+        errors.add("recipient_ids", "Only your own recipients can be chosen.");
+    } else if owned.is_empty() {
+        errors.add("recipient_ids", "Choose at least one recipient.");
+    }
+    let start_at = errors.check("start_at", parse_local(&form.start_at, zone));
+    let end_at = errors.check("end_at", parse_local(&form.end_at, zone));
+    if let (Some(start), Some(end)) = (start_at, end_at)
+        && start >= end
+    {
+        errors.add("end_at", "The end must be after the start.");
+    }
+    let period = errors.check(
+        "period",
+        Period::parse(form.period.trim())
+            .map_err(|_| "Choose once, daily, weekly or monthly.".to_string()),
+    );
+    match (message_id, start_at, end_at, period) {
+        (Some(message_id), Some(start_at), Some(end_at), Some(period)) if errors.is_empty() => {
+            Ok(NewMailing {
+                owner_id,
+                message_id,
+                recipient_ids: owned,
+                start_at,
+                end_at,
+                period,
+            })
+        }
+        _ => Err(ObjectError::Validation(errors)),
+    }
+}
+
+fn mailing_error(err: MailingError) -> ObjectError {
+    let field = |name: &str, message: &str| {
+        let mut errors = FieldErrors::new();
+        errors.add(name, message);
+        ObjectError::Validation(errors)
+    };
+    match err {
+        MailingError::NotFound => ObjectError::NotFound,
+        MailingError::ForeignMessage => field("message_id", "Choose one of your messages."),
+        MailingError::EmptyWindow => field("end_at", "The end must be after the start."),
+        MailingError::Busy => ObjectError::Refused(
+            "A run of this mailing is active: wait for it to finish, or disable the mailing first."
+                .into(),
+        ),
+        MailingError::Unexpected(err) => ObjectError::Unexpected(err),
+    }
+}
+
+pub async fn create(
+    state: &AppState,
+    scope: &Scope,
+    zone: &str,
+    form: &MailingForm,
+) -> Result<i64, ObjectError> {
+    let new = parse(state, scope.user_id, zone, form).await?;
+    db::create_mailing(&state.db, &new, now_ms())
+        .await
+        .map_err(mailing_error)
+}
+
+pub async fn get(state: &AppState, scope: &Scope, raw_id: &str) -> Result<Mailing, ObjectError> {
+    let mailing = db::get(&state.db, parse_id(raw_id)?)
+        .await?
+        .ok_or(ObjectError::NotFound)?;
+    visible(scope, mailing.owner_id)?;
+    Ok(mailing)
+}
+
+pub async fn get_for_change(
+    state: &AppState,
+    scope: &Scope,
+    raw_id: &str,
+) -> Result<Mailing, ObjectError> {
+    let mailing = get(state, scope, raw_id).await?;
+    changeable(scope, mailing.owner_id)?;
+    Ok(mailing)
+}
+
+/// The owner's zone: times of a mailing are entered in it.
+pub async fn owner_zone(state: &AppState, owner_id: i64) -> Result<String, ObjectError> {
+    let owner = users::find_by_id(&state.db, owner_id).await?;
+    Ok(owner
+        .and_then(|u| u.time_zone)
+        .unwrap_or_else(|| state.settings.time_zone.clone()))
+}
+
+pub async fn update(
+    state: &AppState,
+    scope: &Scope,
+    raw_id: &str,
+    form: &MailingForm,
+) -> Result<i64, ObjectError> {
+    let mailing = get_for_change(state, scope, raw_id).await?;
+    let zone = owner_zone(state, mailing.owner_id).await?;
+    let new = parse(state, mailing.owner_id, &zone, form).await?;
+    let tz = crate::domain::time_zone(&zone).unwrap_or(time_tz::timezones::db::UTC);
+    db::update_mailing(&state.db, mailing.id, &new, tz, now_ms())
+        .await
+        .map_err(mailing_error)?;
+    Ok(mailing.id)
+}
+
+pub async fn delete(state: &AppState, scope: &Scope, raw_id: &str) -> Result<Mailing, ObjectError> {
+    let mailing = get_for_change(state, scope, raw_id).await?;
+    db::delete(&state.db, mailing.id, mailing.owner_id, now_ms())
+        .await
+        .map_err(mailing_error)?;
+    Ok(mailing)
+}
+
+/// Starts a manual run (or a dry run) now; refused with a message while one is active or
+/// once the mailing is finished.
+pub async fn send_now(
+    state: &AppState,
+    scope: &Scope,
+    who: &str,
+    raw_id: &str,
+    dry_run: bool,
+) -> Result<i64, ObjectError> {
+    let mailing = get_for_change(state, scope, raw_id).await?;
+    match engine::send_now(state, mailing.id, Trigger::Manual(who.to_string()), dry_run).await {
+        Ok(started) => Ok(started.run_id),
+        Err(StartRunError::AlreadyActive) => Err(ObjectError::Refused(
+            "A run of this mailing is already active: wait for it to finish.".into(),
+        )),
+        Err(StartRunError::Finished) => Err(ObjectError::Refused(
+            "This mailing is finished: it cannot be sent again.".into(),
+        )),
+        Err(StartRunError::NotFound) => Err(ObjectError::NotFound),
+        Err(StartRunError::NotClaimed) => Err(ObjectError::Refused(
+            "The mailing was just started elsewhere; reload the page.".into(),
+        )),
+        Err(StartRunError::Unexpected(err)) => Err(ObjectError::Unexpected(err)),
+    }
+}
+
+/// Whether the viewer may disable a mailing of `owner_id`: its owner, a superuser, or anyone
+/// with `disable_mailing` who can see it.
+pub fn may_disable(scope: &Scope, disable_mailing: bool, owner_id: i64) -> bool {
+    scope.can_change(owner_id) || (disable_mailing && scope.can_view(owner_id))
+}
+
+/// Finishes the mailing and cancels what is still pending. `Ok(cancelled deliveries)`.
+pub async fn disable(
+    state: &AppState,
+    scope: &Scope,
+    disable_mailing: bool,
+    raw_id: &str,
+) -> Result<u64, ObjectError> {
+    let mailing = get(state, scope, raw_id).await?;
+    if !may_disable(scope, disable_mailing, mailing.owner_id) {
+        return Err(ObjectError::ReadOnly);
+    }
+    let disabled = engine::disable(state, &SystemClock, mailing.id)
+        .await
+        .map_err(mailing_error)?;
+    Ok(disabled.cancelled)
+}

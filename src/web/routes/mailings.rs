@@ -1,0 +1,405 @@
+//! `/mailings/…`: mailing CRUD, manual runs, disable, progress and delivery logs.
+
+use poem::http::StatusCode;
+use poem::web::{Data, Form, Path, Query};
+use poem::{IntoResponse, Request, Response, handler};
+use serde::Deserialize;
+
+use crate::db::mailings as db;
+use crate::db::recipients::{self as recipient_db, ListQuery};
+use crate::db::{deliveries, messages as message_db, now_ms, runs, users};
+use crate::delivery;
+use crate::domain::{DeliveryStatus, FieldErrors, MailingStatus, PageRequest};
+use crate::mailings::{self, MailingForm};
+use crate::objects::ObjectError;
+use crate::state::AppState;
+use crate::web::auth::{AuthUser, CurrentUser};
+use crate::web::error::AppError;
+use crate::web::htmx::{PageCtx, flash, see_other};
+use crate::web::views::mailings as views;
+
+/// Recipients shown in the picker at once; "all matching" covers the rest.
+const PICKER_ROWS: i64 = 200;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ListParams {
+    status: String,
+    page: Option<String>,
+}
+
+#[handler]
+pub async fn list(
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Query(params): Query<ListParams>,
+) -> poem::Result<Response> {
+    let scope = user.scope();
+    let status = MailingStatus::parse(params.status.trim()).ok();
+    let page = PageRequest::parse(params.page.as_deref());
+    let (rows, total) = db::list(
+        &state.db,
+        scope.owner_filter(),
+        status,
+        page.per_page,
+        page.offset(),
+    )
+    .await
+    .map_err(AppError::from)?;
+    let view = views::ListView {
+        rows: &rows,
+        status,
+        page,
+        total,
+        everyone: scope.owner_filter().is_none(),
+        zone: user.zone(&state.settings),
+    };
+    Ok(ctx.render("Mailings", views::list(&view)))
+}
+
+/// Renders the form for `owner_id` with the given values and messages.
+#[allow(clippy::too_many_arguments)]
+async fn render_form(
+    ctx: &PageCtx,
+    state: &AppState,
+    owner_id: i64,
+    action: &str,
+    page_url: &str,
+    title: &str,
+    form: &MailingForm,
+    errors: &FieldErrors,
+    status: StatusCode,
+) -> poem::Result<Response> {
+    let zone = mailings::owner_zone(state, owner_id).await?;
+    let messages: Vec<(i64, String)> = message_db::list(&state.db, Some(owner_id), "", 1000, 0)
+        .await
+        .map_err(AppError::from)?
+        .into_iter()
+        .map(|m| (m.id, m.subject))
+        .collect();
+    let query = ListQuery {
+        owner: Some(owner_id),
+        search: form.recipient_q.trim().to_string(),
+        ..ListQuery::default()
+    };
+    let candidates = recipient_db::list(&state.db, &query, PICKER_ROWS, 0)
+        .await
+        .map_err(AppError::from)?;
+    let matching = recipient_db::count(&state.db, &query)
+        .await
+        .map_err(AppError::from)?;
+    let view = views::FormView {
+        action,
+        page_url,
+        title,
+        form,
+        errors,
+        messages: &messages,
+        candidates: &candidates,
+        matching,
+        zone: &zone,
+    };
+    Ok(ctx.render_status(status, title, views::form(ctx, &view)))
+}
+
+/// Raw query pairs (the picker's reload sends the form's current state).
+fn picker_form(req: &Request) -> Option<MailingForm> {
+    let query = req.uri().query()?;
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    pairs
+        .iter()
+        .any(|(k, _)| k == "picker")
+        .then(|| MailingForm::from_pairs(&pairs))
+}
+
+#[handler]
+pub async fn new_page(
+    req: &Request,
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+) -> poem::Result<Response> {
+    let form = picker_form(req).unwrap_or_else(|| MailingForm {
+        period: "once".into(),
+        ..MailingForm::default()
+    });
+    render_form(
+        &ctx,
+        state,
+        user.id,
+        "/mailings/",
+        "/mailings/new",
+        "New mailing",
+        &form,
+        &FieldErrors::new(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[handler]
+pub async fn create(
+    req: &Request,
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> poem::Result<Response> {
+    let form = MailingForm::from_pairs(&pairs);
+    match mailings::create(state, &user.scope(), user.zone(&state.settings), &form).await {
+        Ok(id) => {
+            flash(req, "The mailing was created.");
+            Ok(see_other(&format!("/mailings/{id}")))
+        }
+        Err(ObjectError::Validation(errors)) => {
+            render_form(
+                &ctx,
+                state,
+                user.id,
+                "/mailings/",
+                "/mailings/new",
+                "New mailing",
+                &form,
+                &errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn may_disable(user: &CurrentUser, owner_id: i64) -> bool {
+    mailings::may_disable(&user.scope(), user.disable_mailing, owner_id)
+}
+
+#[handler]
+pub async fn detail(
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let scope = user.scope();
+    let mailing = mailings::get(state, &scope, &id).await?;
+    let subject = message_db::get(&state.db, mailing.message_id)
+        .await
+        .map_err(AppError::from)?
+        .map(|m| m.subject)
+        .unwrap_or_default();
+    let owner = users::find_by_id(&state.db, mailing.owner_id)
+        .await
+        .map_err(AppError::from)?
+        .map(|u| u.email)
+        .unwrap_or_default();
+    let recipients = db::recipient_ids(&state.db, mailing.id)
+        .await
+        .map_err(AppError::from)?
+        .len();
+    let (history, _) = runs::list_for_mailing(&state.db, mailing.id, 20, 0)
+        .await
+        .map_err(AppError::from)?;
+    let current = delivery::progress(&state.db, mailing.id, now_ms())
+        .await
+        .map_err(AppError::from)?;
+    let view = views::DetailView {
+        mailing: &mailing,
+        subject: &subject,
+        owner: &owner,
+        recipients,
+        runs: &history,
+        progress: current.as_ref(),
+        can_change: scope.can_change(mailing.owner_id),
+        can_disable: may_disable(&user, mailing.owner_id),
+        zone: user.zone(&state.settings),
+    };
+    Ok(ctx.render(
+        &format!("Mailing #{}", mailing.id),
+        views::detail(&ctx, &view),
+    ))
+}
+
+#[handler]
+pub async fn edit_page(
+    req: &Request,
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
+    let form = match picker_form(req) {
+        Some(form) => form,
+        None => {
+            let zone = mailings::owner_zone(state, mailing.owner_id).await?;
+            let ids = db::recipient_ids(&state.db, mailing.id)
+                .await
+                .map_err(AppError::from)?;
+            MailingForm::from_mailing(&mailing, &ids, &zone)
+        }
+    };
+    let url = format!("/mailings/{}/edit", mailing.id);
+    render_form(
+        &ctx,
+        state,
+        mailing.owner_id,
+        &url,
+        &url,
+        "Edit mailing",
+        &form,
+        &FieldErrors::new(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[handler]
+pub async fn edit(
+    req: &Request,
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> poem::Result<Response> {
+    let form = MailingForm::from_pairs(&pairs);
+    match mailings::update(state, &user.scope(), &id, &form).await {
+        Ok(id) => {
+            flash(req, "The mailing was saved.");
+            Ok(see_other(&format!("/mailings/{id}")))
+        }
+        Err(ObjectError::Validation(errors)) => {
+            let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
+            let url = format!("/mailings/{}/edit", mailing.id);
+            render_form(
+                &ctx,
+                state,
+                mailing.owner_id,
+                &url,
+                &url,
+                "Edit mailing",
+                &form,
+                &errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[handler]
+pub async fn delete(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let mailing = mailings::delete(state, &user.scope(), &id).await?;
+    flash(req, format!("Mailing #{} was deleted.", mailing.id));
+    Ok(see_other("/mailings/"))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SendForm {
+    dry_run: String,
+}
+
+#[handler]
+pub async fn send(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    Form(form): Form<SendForm>,
+) -> poem::Result<Response> {
+    let dry_run = matches!(form.dry_run.trim(), "1" | "true" | "on");
+    let run_id = mailings::send_now(state, &user.scope(), &user.email, &id, dry_run).await?;
+    let what = if dry_run { "Dry run" } else { "Run" };
+    flash(req, format!("{what} #{run_id} started."));
+    Ok(see_other(&format!("/mailings/{}", id.trim())))
+}
+
+#[handler]
+pub async fn disable(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let cancelled = mailings::disable(state, &user.scope(), user.disable_mailing, &id).await?;
+    flash(
+        req,
+        format!("The mailing is finished; {cancelled} pending message(s) cancelled."),
+    );
+    let target = format!("/mailings/{}", id.trim());
+    if req.header("hx-request").is_some() {
+        // htmx follows HX-Redirect with a full page load (the confirm button swaps the body).
+        return Ok(Response::builder()
+            .header("HX-Redirect", target.as_str())
+            .body(""));
+    }
+    Ok(see_other(&target))
+}
+
+/// htmx stops polling when it receives this status (htmx 2: 286 "stop polling").
+const STOP_POLLING: u16 = 286;
+
+#[handler]
+pub async fn progress(
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let mailing = mailings::get(state, &user.scope(), &id).await?;
+    let current = delivery::progress(&state.db, mailing.id, now_ms())
+        .await
+        .map_err(AppError::from)?;
+    let active = current.as_ref().is_some_and(|p| p.active());
+    let mut resp = views::progress(mailing.id, current.as_ref())
+        .with_header("Cache-Control", "no-store")
+        .into_response();
+    if !active {
+        resp.set_status(StatusCode::from_u16(STOP_POLLING).unwrap_or(StatusCode::OK));
+    }
+    Ok(resp)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LogParams {
+    status: String,
+    page: Option<String>,
+}
+
+#[handler]
+pub async fn logs(
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    Query(params): Query<LogParams>,
+) -> poem::Result<Response> {
+    let mailing = mailings::get(state, &user.scope(), &id).await?;
+    let status = DeliveryStatus::parse(params.status.trim()).ok();
+    let page = PageRequest::parse(params.page.as_deref());
+    let (rows, total) =
+        deliveries::list(&state.db, mailing.id, status, page.per_page, page.offset())
+            .await
+            .map_err(AppError::from)?;
+    Ok(ctx.render(
+        &format!("Delivery log of mailing #{}", mailing.id),
+        views::logs(
+            &mailing,
+            &rows,
+            status,
+            page,
+            total,
+            user.zone(&state.settings),
+        ),
+    ))
+}

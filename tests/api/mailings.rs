@@ -1,0 +1,391 @@
+//! `/mailings/…` over HTTP: the form in the user's zone, manual runs, progress, logs,
+//! disable, and who may do what.
+
+use std::time::Duration;
+
+use crate::helpers::{ACTIVE, MANAGER, Role, TestApp, spawn_app};
+
+struct Fixture {
+    owner: i64,
+    message: i64,
+    recipients: Vec<i64>,
+}
+
+async fn fixture(app: &TestApp, email: &str) -> Fixture {
+    let owner = app.create_user(email, ACTIVE).await;
+    let message = autosend::db::messages::insert(
+        &app.state.db,
+        owner,
+        "Hi {{full_name}}",
+        "Hello {{email}}",
+        None,
+    )
+    .await
+    .unwrap();
+    let mut recipients = Vec::new();
+    for (i, name) in ["Ann One", "Bob Two", "Cat Three"].iter().enumerate() {
+        let id = autosend::db::recipients::insert(
+            &app.state.db,
+            owner,
+            &format!("r{i}.{email}"),
+            name,
+            "",
+        )
+        .await
+        .unwrap();
+        recipients.push(id);
+    }
+    Fixture {
+        owner,
+        message,
+        recipients,
+    }
+}
+
+fn mailing_form<'a>(
+    message: &'a str,
+    ids: &'a [String],
+    start: &'a str,
+    end: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    let mut form = vec![
+        ("message_id", message),
+        ("start_at", start),
+        ("end_at", end),
+        ("period", "once"),
+    ];
+    for id in ids {
+        form.push(("recipient_ids", id.as_str()));
+    }
+    form
+}
+
+async fn create(app: &TestApp, f: &Fixture) -> i64 {
+    let ids: Vec<String> = f.recipients.iter().map(|i| i.to_string()).collect();
+    let message = f.message.to_string();
+    let resp = app
+        .post_form(
+            "/mailings/",
+            &mailing_form(&message, &ids, "2030-01-01T09:00", "2030-02-01T09:00"),
+        )
+        .await;
+    assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap());
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    location.trim_start_matches("/mailings/").parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_mailing_is_created_in_the_users_time_zone_and_shown() {
+    let app = spawn_app().await;
+    let f = fixture(&app, "ann@example.com").await;
+    sqlx::query("UPDATE users SET time_zone = 'Europe/Berlin' WHERE id = $1")
+        .bind(f.owner)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    app.login_as("ann@example.com").await;
+    let form = app.get("/mailings/new").await.text().await.unwrap();
+    assert!(
+        form.contains("Hi {{full_name}}") && form.contains("Ann One"),
+        "messages and recipients offered"
+    );
+    assert!(form.contains("In Europe/Berlin"));
+
+    let id = create(&app, &f).await;
+    let mailing = autosend::db::mailings::get(&app.state.db, id)
+        .await
+        .unwrap()
+        .unwrap();
+    // 09:00 in Berlin (UTC+1 in January) is 08:00 UTC.
+    assert_eq!(
+        autosend::domain::local_time::format_local(mailing.start_at, "UTC"),
+        "2030-01-01T08:00"
+    );
+    assert_eq!(
+        autosend::db::mailings::recipient_ids(&app.state.db, id)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    let page = app
+        .get(&format!("/mailings/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("2030-01-01 09:00") && page.contains("Created"),
+        "shown back in the user's zone"
+    );
+    let list = app.get("/mailings/").await.text().await.unwrap();
+    assert!(list.contains(&format!("/mailings/{id}")));
+    let filtered = app
+        .get("/mailings/?status=finished")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!filtered.contains(&format!("href=\"/mailings/{id}\"")));
+}
+
+#[tokio::test]
+async fn invalid_mailings_are_422_and_change_nothing() {
+    let app = spawn_app().await;
+    let f = fixture(&app, "ann@example.com").await;
+    let other = fixture(&app, "zed@example.com").await;
+    app.login_as("ann@example.com").await;
+    let mine: Vec<String> = f.recipients.iter().map(|i| i.to_string()).collect();
+    let theirs: Vec<String> = vec![other.recipients[0].to_string()];
+    let message = f.message.to_string();
+    let foreign_message = other.message.to_string();
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            mailing_form(&message, &mine, "2030-02-01T09:00", "2030-01-01T09:00"),
+            "end must be after the start",
+        ),
+        (
+            mailing_form(&message, &mine, "2030-01-01T09:00", "2030-01-01T09:00"),
+            "end must be after the start",
+        ),
+        (
+            mailing_form(&message, &mine, "next tuesday", "2030-01-01T09:00"),
+            "not a date and time",
+        ),
+        (
+            mailing_form(
+                &foreign_message,
+                &mine,
+                "2030-01-01T09:00",
+                "2030-02-01T09:00",
+            ),
+            "Choose one of your messages",
+        ),
+        (
+            mailing_form("abc", &mine, "2030-01-01T09:00", "2030-02-01T09:00"),
+            "Choose a message",
+        ),
+        (
+            mailing_form(&message, &theirs, "2030-01-01T09:00", "2030-02-01T09:00"),
+            "Only your own recipients",
+        ),
+        (
+            mailing_form(&message, &[], "2030-01-01T09:00", "2030-02-01T09:00"),
+            "at least one recipient",
+        ),
+    ];
+    for (form, message) in cases {
+        let resp = app.post_form("/mailings/", &form).await;
+        assert_eq!(resp.status(), 422, "{message}");
+        assert!(resp.text().await.unwrap().contains(message), "{message}");
+    }
+    let mut bad_period = mailing_form(&message, &mine, "2030-01-01T09:00", "2030-02-01T09:00");
+    bad_period[3] = ("period", "hourly");
+    assert_eq!(app.post_form("/mailings/", &bad_period).await.status(), 422);
+    let (rows, total) = autosend::db::mailings::list(&app.state.db, None, None, 10, 0)
+        .await
+        .unwrap();
+    assert_eq!((rows.len(), total), (0, 0));
+}
+
+#[tokio::test]
+async fn select_all_matching_links_every_matching_recipient() {
+    let app = spawn_app().await;
+    let f = fixture(&app, "ann@example.com").await;
+    app.login_as("ann@example.com").await;
+    let message = f.message.to_string();
+    let resp = app
+        .post_form(
+            "/mailings/",
+            &[
+                ("message_id", message.as_str()),
+                ("start_at", "2030-01-01T09:00"),
+                ("end_at", "2030-02-01T09:00"),
+                ("period", "weekly"),
+                ("recipient_q", "o"),
+                ("all_matching", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    let id: i64 = resp.headers()["location"]
+        .to_str()
+        .unwrap()
+        .trim_start_matches("/mailings/")
+        .parse()
+        .unwrap();
+    // "Ann One" and "Bob Two" contain an o; "Cat Three" does not (its address does: r2.ann@ex…).
+    let linked = autosend::db::mailings::recipient_ids(&app.state.db, id)
+        .await
+        .unwrap();
+    assert_eq!(linked.len(), 3, "the search covers e-mail too");
+    // The picker reload answers the form with the narrowed candidates.
+    let picker = app
+        .get("/mailings/new?picker=1&recipient_q=bob")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(picker.contains("Bob Two") && !picker.contains("Cat Three"));
+}
+
+async fn wait_until_finished(app: &TestApp, id: i64) -> String {
+    for _ in 0..100 {
+        let resp = app.get(&format!("/mailings/{id}/progress")).await;
+        if resp.status().as_u16() == 286 {
+            return resp.text().await.unwrap();
+        }
+        assert_eq!(resp.status(), 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the run did not finish");
+}
+
+#[tokio::test]
+async fn dry_run_send_now_progress_logs_and_disable() {
+    let app = spawn_app().await;
+    let f = fixture(&app, "ann@example.com").await;
+    app.login_as("ann@example.com").await;
+    let id = create(&app, &f).await;
+
+    let resp = app
+        .post_form(&format!("/mailings/{id}/send"), &[("dry_run", "1")])
+        .await;
+    assert_eq!(resp.status(), 303);
+    let progress = wait_until_finished(&app, id).await;
+    assert!(progress.contains("100%"), "{progress}");
+    assert!(
+        !progress.contains("hx-trigger"),
+        "a finished run stops polling"
+    );
+    assert!(app.outbox.messages().is_empty(), "a dry run sends nothing");
+    let logs = app
+        .get(&format!("/mailings/{id}/logs?status=dry_run"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(logs.matches("badge dry_run").count(), 3, "{logs}");
+
+    let resp = app.post_form(&format!("/mailings/{id}/send"), &[]).await;
+    assert_eq!(resp.status(), 303);
+    wait_until_finished(&app, id).await;
+    assert_eq!(app.outbox.messages().len(), 3);
+    let page = app
+        .get(&format!("/mailings/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Run history") && page.contains("manual:ann@example.com"));
+    let logs = app
+        .get(&format!("/mailings/{id}/logs?status=sent"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(logs.matches("badge sent").count(), 3);
+    // A `once` mailing that was delivered is finished: no more sends.
+    let again = app.post_form(&format!("/mailings/{id}/send"), &[]).await;
+    assert_eq!(again.status(), 409);
+    assert!(again.text().await.unwrap().contains("finished"));
+
+    let id2 = create(&app, &f).await;
+    let resp = app
+        .post_form(&format!("/mailings/{id2}/disable"), &[])
+        .await;
+    assert_eq!(resp.status(), 303);
+    let mailing = autosend::db::mailings::get(&app.state.db, id2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mailing.status.as_str(), "finished");
+    let resp = app.post_form(&format!("/mailings/{id2}/delete"), &[]).await;
+    assert_eq!(resp.status(), 303);
+    assert!(
+        autosend::db::mailings::get(&app.state.db, id2)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn who_may_see_change_send_and_disable() {
+    let app = spawn_app().await;
+    let f = fixture(&app, "ann@example.com").await;
+    app.create_user("zed@example.com", ACTIVE).await;
+    app.create_user("mgr@example.com", MANAGER).await;
+    let viewer = Role {
+        view_all: true,
+        ..ACTIVE
+    };
+    app.create_user("viewer@example.com", viewer).await;
+    app.login_as("ann@example.com").await;
+    let id = create(&app, &f).await;
+
+    let zed = app.browser_for("zed@example.com").await;
+    for path in ["", "/edit", "/logs", "/progress"] {
+        let resp = zed
+            .get(app.url(&format!("/mailings/{id}{path}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+    }
+    for action in ["send", "disable", "delete", "edit"] {
+        let resp =
+            crate::helpers::post_form_with(&zed, &app, &format!("/mailings/{id}/{action}"), &[])
+                .await;
+        assert_eq!(resp.status(), 404, "{action}");
+    }
+
+    let view = app.browser_for("viewer@example.com").await;
+    let page = view
+        .get(app.url(&format!("/mailings/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(
+        !page.contains("Send now") && !page.contains(">Disable<"),
+        "read-only"
+    );
+    assert_eq!(
+        view.get(app.url(&format!("/mailings/{id}/edit")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    for action in ["send", "disable", "delete"] {
+        let resp =
+            crate::helpers::post_form_with(&view, &app, &format!("/mailings/{id}/{action}"), &[])
+                .await;
+        assert_eq!(resp.status(), 403, "{action}");
+    }
+
+    // A manager (disable_mailing) may finish anyone's mailing, and nothing else.
+    let mgr = app.browser_for("mgr@example.com").await;
+    let resp =
+        crate::helpers::post_form_with(&mgr, &app, &format!("/mailings/{id}/send"), &[]).await;
+    assert_eq!(resp.status(), 403);
+    let resp =
+        crate::helpers::post_form_with(&mgr, &app, &format!("/mailings/{id}/disable"), &[]).await;
+    assert_eq!(resp.status(), 303);
+    let mailing = autosend::db::mailings::get(&app.state.db, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mailing.status.as_str(), "finished");
+
+    for bad in [
+        "/mailings/abc",
+        "/mailings/0/logs",
+        "/mailings/999999/progress",
+    ] {
+        assert_eq!(app.get(bad).await.status(), 404, "{bad}");
+    }
+}
