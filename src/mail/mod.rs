@@ -328,3 +328,24 @@ pub fn test_email(from: &Mailbox, to: &[Mailbox], subject_prefix: &str) -> anyho
     )
     .context("cannot build the test e-mail")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_is_declared_utf8_and_kept_exact() {
+        let from: Mailbox = "a@example.com".parse().unwrap();
+        let text = "Здравствуйте, Анна … ünïcödé\nsecond line".to_string();
+        let message = plain_text(
+            Message::builder().from(from.clone()).to(from).subject("s"),
+            text.clone(),
+        )
+        .unwrap();
+        let raw = message.formatted();
+        let parsed = mailparse::parse_mail(&raw).unwrap();
+        assert_eq!(parsed.ctype.mimetype, "text/plain");
+        assert_eq!(parsed.ctype.charset, "utf-8");
+        assert_eq!(parsed.get_body().unwrap().replace("\r\n", "\n"), text);
+    }
+}
