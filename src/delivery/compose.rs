@@ -167,7 +167,7 @@ pub fn build(
         .raw_header(raw("X-Autosend-Run", ids.run_id.to_string())?);
     let message = match html {
         Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, html)),
-        None => builder.body(text),
+        None => crate::mail::plain_text(builder, text),
     };
     message.map_err(|e| ComposeError::Build(e.to_string()))
 }

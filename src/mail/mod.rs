@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentType, MIME_VERSION_1_0};
+use lettre::message::{Mailbox, MessageBuilder, MultiPart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
@@ -279,6 +280,15 @@ fn classify(err: &lettre::transport::smtp::Error) -> SendError {
     }
 }
 
+/// A plain-text message whose body is `text` exactly, declared UTF-8: lettre's `body()` alone
+/// names no charset, and readers then decode `…` or `é` as Latin-1.
+pub fn plain_text(builder: MessageBuilder, text: String) -> Result<Message, lettre::error::Error> {
+    builder
+        .header(MIME_VERSION_1_0)
+        .header(ContentType::TEXT_PLAIN)
+        .body(text)
+}
+
 /// Builds a plain-text e-mail with an optional HTML alternative.
 pub fn compose(
     from: &Mailbox,
@@ -293,7 +303,7 @@ pub fn compose(
         .subject(subject);
     let message = match html {
         Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, html)),
-        None => builder.body(text),
+        None => plain_text(builder, text),
     };
     message.context("cannot build e-mail")
 }
@@ -310,11 +320,32 @@ pub fn test_email(from: &Mailbox, to: &[Mailbox], subject_prefix: &str) -> anyho
     for to in to {
         builder = builder.to(to.clone());
     }
-    builder
-        .body(
-            "If you're reading this, it was successful: autosend can send e-mail with this \
-             configuration.\n"
-                .to_string(),
+    plain_text(
+        builder,
+        "If you're reading this, it was successful: autosend can send e-mail with this \
+         configuration.\n"
+            .to_string(),
+    )
+    .context("cannot build the test e-mail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_is_declared_utf8_and_kept_exact() {
+        let from: Mailbox = "a@example.com".parse().unwrap();
+        let text = "Здравствуйте, Анна … ünïcödé\nsecond line".to_string();
+        let message = plain_text(
+            Message::builder().from(from.clone()).to(from).subject("s"),
+            text.clone(),
         )
-        .context("cannot build the test e-mail")
+        .unwrap();
+        let raw = message.formatted();
+        let parsed = mailparse::parse_mail(&raw).unwrap();
+        assert_eq!(parsed.ctype.mimetype, "text/plain");
+        assert_eq!(parsed.ctype.charset, "utf-8");
+        assert_eq!(parsed.get_body().unwrap().replace("\r\n", "\n"), text);
+    }
 }

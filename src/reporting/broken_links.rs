@@ -210,9 +210,7 @@ pub fn compose(link: &MaskedLink, settings: &Settings) -> anyhow::Result<Message
     for manager in &settings.managers {
         builder = builder.to(manager.clone());
     }
-    builder
-        .body(body)
-        .context("cannot build the broken-link e-mail")
+    crate::mail::plain_text(builder, body).context("cannot build the broken-link e-mail")
 }
 
 #[cfg(test)]

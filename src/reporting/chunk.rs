@@ -133,7 +133,7 @@ pub fn compose_parts(
             let html = render_html_with_notes(report, &notes);
             builder.multipart(MultiPart::alternative_plain_html(plain, html))
         } else {
-            builder.body(plain)
+            crate::mail::plain_text(builder, plain)
         };
         messages
             .push(message.with_context(|| format!("cannot build report e-mail part {position}"))?);

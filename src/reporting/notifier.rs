@@ -689,7 +689,7 @@ impl ReportWorker {
         for admin in &settings.admins {
             builder = builder.to(admin.clone());
         }
-        Ok(builder.body(body)?)
+        Ok(crate::mail::plain_text(builder, body)?)
     }
 
     async fn handle_broken_link(&mut self, not_found: NotFound) {
