@@ -422,6 +422,9 @@ impl Driver<'_> {
             },
         )
         .await?;
+        if recorded {
+            self.state.metrics.delivery(status.as_str());
+        }
         let c = &self.counters;
         let counter = if !recorded {
             tracing::warn!(

@@ -195,11 +195,20 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                     interval.reset_immediately();
                 }
             }
-            Ok(Err(err)) => tracing::error!(
-                target: SCHEDULER_TARGET,
-                error = %format!("{err:#}"),
-                "scheduler tick failed"
-            ),
+            Ok(Err(err)) => {
+                tracing::error!(
+                    target: SCHEDULER_TARGET,
+                    error = %format!("{err:#}"),
+                    "scheduler tick failed"
+                );
+                // Operators hear of it like of a 500 (SPEC §8), without a request section.
+                state.reporter.report_background(
+                    "scheduler tick",
+                    None,
+                    None,
+                    crate::reporting::ErrorDetails::from_anyhow(&err),
+                );
+            }
             Err(payload) => {
                 // The panic hook has logged where it happened; this says what it means.
                 let message = payload
@@ -211,6 +220,13 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                     target: SCHEDULER_TARGET,
                     panic = %message,
                     "scheduler tick panicked; the scheduler goes on"
+                );
+                let details = crate::panics::take_panic(&*payload);
+                state.reporter.report_background(
+                    "scheduler tick",
+                    None,
+                    None,
+                    crate::reporting::ErrorDetails::from_panic_details(&details),
                 );
             }
         }
