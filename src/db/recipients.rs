@@ -5,6 +5,8 @@ use sqlx::FromRow;
 
 use super::users::like_pattern;
 use super::{Db, now_ms};
+use crate::config::DatabaseBackend;
+use crate::domain::COUNT_CAP;
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Recipient {
@@ -48,23 +50,29 @@ pub struct ListQuery {
 
 impl ListQuery {
     /// The WHERE clause and its binds ($1 owner, $2 pattern), in one place for list,
-    /// count and export.
-    fn filter(&self) -> (&'static str, i64, String) {
-        let search = !self.search.trim().is_empty();
-        let clause = match (self.owner.is_some(), search) {
-            (true, true) => {
-                "WHERE r.owner_id = $1 AND (lower(r.email) LIKE $2 ESCAPE '\\' \
-                 OR lower(r.full_name) LIKE $2 ESCAPE '\\' OR lower(r.comment) LIKE $2 ESCAPE '\\')"
-            }
-            (true, false) => "WHERE r.owner_id = $1 AND $2 = $2",
-            (false, true) => {
-                "WHERE $1 = $1 AND (lower(r.email) LIKE $2 ESCAPE '\\' \
-                 OR lower(r.full_name) LIKE $2 ESCAPE '\\' OR lower(r.comment) LIKE $2 ESCAPE '\\')"
-            }
-            (false, false) => "WHERE $1 = $1 AND $2 = $2",
+    /// count and export. Matching is case-insensitive: SQLite's LIKE already is (for ASCII,
+    /// as its lower() is), PostgreSQL's ILIKE is for all of Unicode; neither wraps the
+    /// columns in lower(), which tripled the cost of a search scan.
+    fn filter(&self, backend: DatabaseBackend) -> (String, i64, String) {
+        let like = match backend {
+            DatabaseBackend::Sqlite => "LIKE",
+            DatabaseBackend::Postgres => "ILIKE",
+        };
+        let owner = if self.owner.is_some() {
+            "r.owner_id = $1"
+        } else {
+            "$1 = $1"
+        };
+        let search = if self.search.trim().is_empty() {
+            "$2 = $2".to_string()
+        } else {
+            format!(
+                "(r.email {like} $2 ESCAPE '\\' OR r.full_name {like} $2 ESCAPE '\\' \
+                 OR r.comment {like} $2 ESCAPE '\\')"
+            )
         };
         (
-            clause,
+            format!("WHERE {owner} AND {search}"),
             self.owner.unwrap_or(0),
             like_pattern(self.search.trim()),
         )
@@ -90,7 +98,7 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> anyhow::Result<Vec<ListedRecipient>> {
-    let (filter, owner, pattern) = query.filter();
+    let (filter, owner, pattern) = query.filter(db.backend);
     let sql = format!(
         "SELECT {LIST_COLUMNS} FROM recipients r {LIST_JOINS} {filter} {} LIMIT $3 OFFSET $4",
         query.order()
@@ -105,9 +113,14 @@ pub async fn list(
         .context("cannot list recipients")
 }
 
+/// How many recipients match, counted up to [`COUNT_CAP`] + 1 (so the cost of a page is
+/// bounded however large the list grows).
 pub async fn count(db: &Db, query: &ListQuery) -> anyhow::Result<i64> {
-    let (filter, owner, pattern) = query.filter();
-    let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM recipients r {filter}");
+    let (filter, owner, pattern) = query.filter(db.backend);
+    let sql = format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM recipients r {filter} LIMIT {}) capped",
+        COUNT_CAP + 1
+    );
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(owner)
         .bind(pattern)

@@ -13,7 +13,7 @@ pub mod template;
 pub use email::Email;
 pub use fields::FieldErrors;
 pub use mailing::{DeliveryStatus, MailingStatus, Period, RunStatus, RunTotals, Trigger};
-pub use page::{PER_PAGE, PageRequest};
+pub use page::{COUNT_CAP, PER_PAGE, PageRequest, count_label};
 pub use password::Password;
 pub use scope::Scope;
 

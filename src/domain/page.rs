@@ -2,6 +2,19 @@
 
 pub const PER_PAGE: i64 = 25;
 
+/// Large lists stop counting here: past it a list says "more than 10000" instead of
+/// scanning every row on every page view.
+pub const COUNT_CAP: i64 = 10_000;
+
+/// A count as lists show it: exact up to [`COUNT_CAP`], then "more than …".
+pub fn count_label(total: i64) -> String {
+    if total > COUNT_CAP {
+        format!("more than {COUNT_CAP}")
+    } else {
+        total.to_string()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
     pub page: i64,
@@ -44,5 +57,11 @@ mod tests {
         assert_eq!(PageRequest::parse(Some("99999999999999999999")).page, 1);
         assert_eq!(PageRequest::parse(Some("1")).pages(0), 1);
         assert_eq!(PageRequest::parse(Some("1")).pages(26), 2);
+    }
+
+    #[test]
+    fn counts_past_the_cap_are_not_exact() {
+        assert_eq!(super::count_label(10_000), "10000");
+        assert_eq!(super::count_label(10_001), "more than 10000");
     }
 }

@@ -176,7 +176,11 @@ pub fn pager(path: &str, extra: &str, page: crate::domain::PageRequest, total: i
         nav.pagination aria-label="Pages" {
             @if page.page > 1 { a href=(href(page.page - 1)) rel="prev" { "← Previous" } }
             @else { span.disabled { "← Previous" } }
-            span { "Page " (page.page.min(pages)) " of " (pages) " · " (total) " in all" }
+            @if total > crate::domain::COUNT_CAP {
+                span { "Page " (page.page) " · " (crate::domain::count_label(total)) " in all" }
+            } @else {
+                span { "Page " (page.page.min(pages)) " of " (pages) " · " (total) " in all" }
+            }
             @if page.page < pages { a href=(href(page.page + 1)) rel="next" { "Next →" } }
             @else { span.disabled { "Next →" } }
         }

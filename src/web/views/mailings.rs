@@ -132,7 +132,7 @@ pub fn form(ctx: &PageCtx, view: &FormView<'_>) -> Markup {
                     div #candidates {
                         label.check {
                             input type="checkbox" name="all_matching" value="1" checked[view.form.all_matching];
-                            " All " (view.matching) " recipients matching the search"
+                             " All " (crate::domain::count_label(view.matching)) " recipients matching the search"
                         }
                         // Chosen recipients not on this page stay chosen.
                         @for id in selected.iter().filter(|id| !shown.contains(id)) {
@@ -148,7 +148,7 @@ pub fn form(ctx: &PageCtx, view: &FormView<'_>) -> Markup {
                             }
                         }
                         @if view.matching > view.candidates.len() as i64 {
-                            p.hint { "Showing " (view.candidates.len()) " of " (view.matching) ": search to narrow, or tick “All … matching”." }
+                            p.hint { "Showing " (view.candidates.len()) " of " (crate::domain::count_label(view.matching)) ": search to narrow, or tick “All … matching”." }
                         }
                         p.hint { (selected.len()) " chosen so far." }
                     }
