@@ -278,20 +278,23 @@ pub async fn upsert_many(db: &Db, owner_id: i64, rows: &[ImportRow]) -> anyhow::
 pub async fn owned_ids(db: &Db, owner_id: i64, ids: &[i64]) -> anyhow::Result<Vec<i64>> {
     let mut owned = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        let mut qb =
-            sqlx::QueryBuilder::<sqlx::Any>::new("SELECT id FROM recipients WHERE owner_id = ");
-        qb.push_bind(owner_id).push(" AND id IN (");
-        let mut list = qb.separated(", ");
+        // `$n` placeholders written out: sqlx's QueryBuilder on the Any driver writes `?`,
+        // which PostgreSQL refuses.
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT id FROM recipients WHERE owner_id = $1 AND id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).bind(owner_id);
         for id in chunk {
-            list.push_bind(*id);
+            query = query.bind(*id);
         }
-        qb.push(")");
-        let rows: Vec<i64> = qb
-            .build_query_scalar()
-            .fetch_all(&db.pool)
-            .await
-            .context("cannot check recipient ids")?;
-        owned.extend(rows);
+        owned.extend(
+            query
+                .fetch_all(&db.pool)
+                .await
+                .context("cannot check recipient ids")?,
+        );
     }
     owned.sort_unstable();
     Ok(owned)
