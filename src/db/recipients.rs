@@ -229,7 +229,9 @@ pub async fn delete(db: &Db, id: i64) -> anyhow::Result<()> {
     if let Some(owner) = owner {
         versions::bump(&mut tx, owner, now).await?;
     }
-    tx.commit().await.context("cannot commit recipient deletion")?;
+    tx.commit()
+        .await
+        .context("cannot commit recipient deletion")?;
     Ok(())
 }
 

@@ -25,7 +25,9 @@ pub const SESSION_COOKIE: &str = "sessionid";
 
 /// Every route of SPEC §6 that exists so far, wrapped in the middleware stack.
 pub fn router(state: AppState) -> impl Endpoint {
-    use routes::{admin, errors, health, home, messages, metrics, recipients, unsubscribe, users};
+    use routes::{
+        admin, errors, health, home, messages, metrics, recipients, reports, unsubscribe, users,
+    };
     let routes = Route::new()
         .at("/", get(home::index))
         .at("/healthz", get(health::healthz))
@@ -73,6 +75,9 @@ pub fn router(state: AppState) -> impl Endpoint {
             get(messages::edit_page).post(messages::edit),
         )
         .at("/messages/:id/delete", post(messages::delete))
+        .at("/mailings/stats/", get(reports::stats))
+        .at("/mailings/reports/", get(reports::report))
+        .at("/mailings/reports/export.csv", get(reports::export))
         .at("/admin/users", get(admin::users))
         .at("/admin/users/:id", post(admin::update_user))
         .at("/admin/errors", get(errors::list))

@@ -7,5 +7,6 @@ pub mod home;
 pub mod messages;
 pub mod metrics;
 pub mod recipients;
+pub mod reports;
 pub mod unsubscribe;
 pub mod users;

@@ -12,6 +12,8 @@ const NAV: &[(&str, &str)] = &[
     ("Dashboard", "/"),
     ("Recipients", "/clients/"),
     ("Messages", "/messages/"),
+    ("Stats", "/mailings/stats/"),
+    ("Reports", "/mailings/reports/"),
 ];
 
 fn nav_link(ctx: &PageCtx, label: &str, path: &str) -> Markup {

@@ -7,5 +7,6 @@ pub mod home;
 pub mod layout;
 pub mod messages;
 pub mod recipients;
+pub mod reports;
 pub mod unsubscribe;
 pub mod users;
