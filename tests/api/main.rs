@@ -12,3 +12,4 @@ mod messages;
 mod middleware;
 mod recipients;
 mod reporting;
+mod reports;
