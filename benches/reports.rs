@@ -45,8 +45,9 @@ async fn measure(
     etag: Option<&str>,
     expect: u16,
 ) -> Figures {
-    let send = |client: reqwest::Client, url: String| {
-        let etag = etag.map(str::to_string);
+    let etag: Option<String> = etag.map(str::to_string);
+    let send = move |client: reqwest::Client, url: String| {
+        let etag = etag.clone();
         async move {
             let mut req = client.get(&url);
             if let Some(tag) = etag {
