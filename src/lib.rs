@@ -17,6 +17,7 @@ pub mod objects;
 pub mod panics;
 pub mod recipients;
 pub mod reporting;
+pub mod reports;
 pub mod signing;
 pub mod startup;
 pub mod state;

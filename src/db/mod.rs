@@ -12,6 +12,7 @@ pub mod messages;
 pub mod recipients;
 pub mod runs;
 pub mod sessions;
+pub mod stats;
 pub mod unsubscribes;
 pub mod users;
 pub mod versions;

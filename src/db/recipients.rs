@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use sqlx::FromRow;
 
 use super::users::like_pattern;
-use super::{Db, now_ms};
+use super::{Db, now_ms, versions};
 use crate::config::DatabaseBackend;
 use crate::domain::COUNT_CAP;
 
@@ -170,7 +170,8 @@ fn map_write(err: sqlx::Error, what: &'static str) -> WriteError {
     }
 }
 
-/// Inserts a recipient (values already parsed and normalised).
+/// Inserts a recipient (values already parsed and normalised), bumping the owner's data
+/// version: the dashboard counts distinct recipients.
 pub async fn insert(
     db: &Db,
     owner_id: i64,
@@ -179,7 +180,8 @@ pub async fn insert(
     comment: &str,
 ) -> Result<i64, WriteError> {
     let now = now_ms();
-    sqlx::query_scalar::<_, i64>(
+    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let id = sqlx::query_scalar::<_, i64>(
         "INSERT INTO recipients (owner_id, email, full_name, comment, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
     )
@@ -188,11 +190,16 @@ pub async fn insert(
     .bind(full_name)
     .bind(comment)
     .bind(now)
-    .fetch_one(&db.pool)
+    .fetch_one(&mut *tx)
     .await
-    .map_err(|e| map_write(e, "cannot insert recipient"))
+    .map_err(|e| map_write(e, "cannot insert recipient"))?;
+    versions::bump(&mut tx, owner_id, now).await?;
+    tx.commit().await.context("cannot commit recipient")?;
+    Ok(id)
 }
 
+/// Changes a recipient; the owner's data version follows (its e-mail may join or leave the
+/// distinct count, and its mailings' audiences change with it).
 pub async fn update(
     db: &Db,
     id: i64,
@@ -200,26 +207,44 @@ pub async fn update(
     full_name: &str,
     comment: &str,
 ) -> Result<(), WriteError> {
-    sqlx::query(
-        "UPDATE recipients SET email = $1, full_name = $2, comment = $3, updated_at = $4 WHERE id = $5",
+    let now = now_ms();
+    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let owner: Option<i64> = sqlx::query_scalar(
+        "UPDATE recipients SET email = $1, full_name = $2, comment = $3, updated_at = $4 \
+         WHERE id = $5 RETURNING owner_id",
     )
     .bind(email)
     .bind(full_name)
     .bind(comment)
-    .bind(now_ms())
+    .bind(now)
     .bind(id)
-    .execute(&db.pool)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(|e| map_write(e, "cannot update recipient"))?;
+    if let Some(owner) = owner {
+        versions::bump(&mut tx, owner, now).await?;
+    }
+    tx.commit().await.context("cannot commit recipient")?;
     Ok(())
 }
 
+/// Deletes a recipient (and with it its place in mailings' audiences), bumping the owner's
+/// data version.
 pub async fn delete(db: &Db, id: i64) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM recipients WHERE id = $1")
-        .bind(id)
-        .execute(&db.pool)
+    let now = now_ms();
+    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let owner: Option<i64> =
+        sqlx::query_scalar("DELETE FROM recipients WHERE id = $1 RETURNING owner_id")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("cannot delete recipient")?;
+    if let Some(owner) = owner {
+        versions::bump(&mut tx, owner, now).await?;
+    }
+    tx.commit()
         .await
-        .context("cannot delete recipient")?;
+        .context("cannot commit recipient deletion")?;
     Ok(())
 }
 
@@ -269,6 +294,9 @@ pub async fn upsert_many(db: &Db, owner_id: i64, rows: &[ImportRow]) -> anyhow::
         } else {
             updated += 1;
         }
+    }
+    if created + updated > 0 {
+        versions::bump(&mut tx, owner_id, now).await?;
     }
     tx.commit().await.context("cannot commit the import")?;
     Ok((created, updated))

@@ -34,3 +34,56 @@ pub async fn get(db: &Db, scope: &str) -> anyhow::Result<Option<(i64, i64)>> {
         .await
         .context("cannot read data version")
 }
+
+/// What a cached figure or an ETag is keyed by: a version and when it last changed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DataVersion {
+    /// Grows with every change (for several users: the sum of their versions).
+    pub version: i64,
+    /// Unix ms of the latest change (0 before any).
+    pub updated_at: i64,
+    /// How many user scopes the version sums (1 for one user): a deleted user lowers the
+    /// sum, and the count keeps that state from ever matching an earlier one.
+    pub scopes: i64,
+}
+
+impl DataVersion {
+    /// A short token for cache keys and ETag variants.
+    pub fn token(&self) -> String {
+        format!("{}.{}.{}", self.version, self.scopes, self.updated_at)
+    }
+}
+
+/// The version of everything one user owns.
+pub async fn of_user(db: &Db, owner_id: i64) -> anyhow::Result<DataVersion> {
+    let found = get(db, &user_scope(owner_id)).await?;
+    Ok(found
+        .map(|(version, updated_at)| DataVersion {
+            version,
+            updated_at,
+            scopes: 1,
+        })
+        .unwrap_or_default())
+}
+
+/// The version of every user's data together, for viewers who see all of it.
+///
+/// Derived from the per-user rows rather than kept in a row of its own: a shared `all` row
+/// bumped by every delivery would serialise concurrent senders on one row lock, whereas
+/// this sum reads one small row per user. Versions only grow, so the sum, the number of
+/// users and the latest change together change whenever any user's data does.
+pub async fn of_everyone(db: &Db) -> anyhow::Result<DataVersion> {
+    let (version, scopes, updated_at): (Option<i64>, i64, Option<i64>) = sqlx::query_as(
+        "SELECT CAST(SUM(version) AS BIGINT), CAST(COUNT(*) AS BIGINT), \
+           CAST(MAX(updated_at) AS BIGINT) \
+         FROM data_versions WHERE scope LIKE 'user:%'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .context("cannot read data versions")?;
+    Ok(DataVersion {
+        version: version.unwrap_or(0),
+        updated_at: updated_at.unwrap_or(0),
+        scopes,
+    })
+}

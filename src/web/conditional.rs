@@ -9,6 +9,10 @@ use poem::web::headers::{self, HeaderMapExt};
 use poem::{Request, Response};
 use sha2::{Digest, Sha256};
 
+use crate::db::users::User;
+use crate::db::versions::DataVersion;
+use crate::web::htmx::PageCtx;
+
 pub const CACHE_CONTROL: &str = "private, max-age=60";
 pub const VARY: &str = "Cookie, HX-Request";
 
@@ -75,6 +79,37 @@ impl Validator {
         self.apply(&mut resp);
         resp
     }
+}
+
+/// The validator of a page that shows `version`'s data to this viewer: the variant holds
+/// everything else its bytes depend on — the page and its parameters, fragment or full page,
+/// and what the layout shows of the viewer (name, zone, permissions, auth version).
+pub fn for_page(
+    ctx: &PageCtx,
+    user: &User,
+    version: &DataVersion,
+    page: &str,
+    params: &str,
+) -> Validator {
+    let variant = format!(
+        "{page}\0{params}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{}{}\0{}",
+        ctx.fragment,
+        user.id,
+        user.auth_version,
+        user.email,
+        user.full_name,
+        user.time_zone,
+        u8::from(user.view_all_mailings),
+        u8::from(user.is_superuser),
+        version.token(),
+    );
+    Validator::new(version.version, version.updated_at, &variant)
+}
+
+/// `304 Not Modified` when the client's copy is current — never while a flash message is
+/// pending, since that message must be shown (and is consumed by this request).
+pub fn not_modified(req: &Request, ctx: &PageCtx, validator: &Validator) -> Option<Response> {
+    (ctx.flash.is_none() && validator.is_fresh(req)).then(|| validator.not_modified())
 }
 
 #[cfg(test)]

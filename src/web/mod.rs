@@ -26,7 +26,8 @@ pub const SESSION_COOKIE: &str = "sessionid";
 /// Every route of SPEC §6 that exists so far, wrapped in the middleware stack.
 pub fn router(state: AppState) -> impl Endpoint {
     use routes::{
-        admin, errors, health, home, mailings, messages, metrics, recipients, unsubscribe, users,
+        admin, errors, health, home, mailings, messages, metrics, recipients, reports, unsubscribe,
+        users,
     };
     let routes = Route::new()
         .at("/", get(home::index))
@@ -75,6 +76,9 @@ pub fn router(state: AppState) -> impl Endpoint {
             get(messages::edit_page).post(messages::edit),
         )
         .at("/messages/:id/delete", post(messages::delete))
+        .at("/mailings/stats/", get(reports::stats))
+        .at("/mailings/reports/", get(reports::report))
+        .at("/mailings/reports/export.csv", get(reports::export))
         .at("/mailings/", get(mailings::list).post(mailings::create))
         .at("/mailings/new", get(mailings::new_page))
         .at("/mailings/:id", get(mailings::detail))

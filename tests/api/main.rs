@@ -13,3 +13,4 @@ mod messages;
 mod middleware;
 mod recipients;
 mod reporting;
+mod reports;

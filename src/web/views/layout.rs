@@ -13,6 +13,8 @@ const NAV: &[(&str, &str)] = &[
     ("Recipients", "/clients/"),
     ("Messages", "/messages/"),
     ("Mailings", "/mailings/"),
+    ("Stats", "/mailings/stats/"),
+    ("Reports", "/mailings/reports/"),
 ];
 
 fn nav_link(ctx: &PageCtx, label: &str, path: &str) -> Markup {

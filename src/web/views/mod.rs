@@ -8,5 +8,6 @@ pub mod layout;
 pub mod mailings;
 pub mod messages;
 pub mod recipients;
+pub mod reports;
 pub mod unsubscribe;
 pub mod users;

@@ -1,0 +1,465 @@
+//! `/mailings/reports/` at 10 000 and at 1 000 000 delivery rows of one owner: the report
+//! uncached (each request a different period, so a different cache key), cached (the same
+//! URL again), and answered 304 (`If-None-Match`); plus `/mailings/stats/` figures read
+//! straight from the database.
+//!
+//! `cargo bench --bench reports` (SQLite); with `BENCH_DATABASE_URL=postgres://…` it runs on a
+//! fresh PostgreSQL database made next to that one and dropped afterwards. Figures go to
+//! stdout and to `target/bench/reports-<backend>.txt`. Rows (runs, deliveries, daily_stats)
+//! are seeded directly with multi-row INSERTs; the report reads daily_stats, and the
+//! deliveries are there so that "cost does not grow with them" is measured, not assumed.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use autosend::config::Settings;
+use autosend::startup::Application;
+use sqlx::{Any, QueryBuilder};
+
+const PASSWORD: &str = "bench password 1";
+const MAILINGS: usize = 20;
+const AUDIENCE: usize = 50;
+const DAYS: i64 = 365;
+const UNCACHED: usize = 60;
+const SEQUENTIAL: usize = 200;
+const CONCURRENCY: usize = 8;
+const WINDOW: Duration = Duration::from_secs(3);
+const DAY_MS: i64 = 86_400_000;
+
+struct Figures {
+    p50_ms: f64,
+    p99_ms: f64,
+    rps: f64,
+}
+
+fn percentile(latencies: &mut [f64], q: f64) -> f64 {
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    latencies[((latencies.len() as f64 - 1.0) * q) as usize]
+}
+
+/// Sequential latency over `urls` (one request each), then throughput of `CONCURRENCY`
+/// clients cycling through them for `WINDOW`.
+async fn measure(
+    client: &reqwest::Client,
+    urls: &[String],
+    etag: Option<&str>,
+    expect: u16,
+) -> Figures {
+    let etag: Option<String> = etag.map(str::to_string);
+    let send = move |client: reqwest::Client, url: String| {
+        let etag = etag.clone();
+        async move {
+            let mut req = client.get(&url);
+            if let Some(tag) = etag {
+                req = req.header("If-None-Match", tag);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            resp.bytes().await.unwrap();
+            status
+        }
+    };
+    // Several URLs: each once (every one a cache miss); one URL: SEQUENTIAL times.
+    let count = if urls.len() > 1 {
+        urls.len()
+    } else {
+        SEQUENTIAL
+    };
+    let mut latencies = Vec::new();
+    for i in 0..count {
+        let url = urls[i % urls.len()].clone();
+        let started = Instant::now();
+        assert_eq!(send(client.clone(), url.clone()).await, expect, "{url}");
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let p50_ms = percentile(&mut latencies, 0.5);
+    let p99_ms = percentile(&mut latencies, 0.99);
+
+    let deadline = Instant::now() + WINDOW;
+    let mut tasks = Vec::new();
+    for t in 0..CONCURRENCY {
+        let client = client.clone();
+        let urls = urls.to_vec();
+        let send = send.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                send(
+                    client.clone(),
+                    urls[(t + done as usize) % urls.len()].clone(),
+                )
+                .await;
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    Figures {
+        p50_ms,
+        p99_ms,
+        rps: total as f64 / WINDOW.as_secs_f64(),
+    }
+}
+
+/// The owner's mailings and their audiences.
+async fn seed_mailings(pool: &sqlx::AnyPool, owner: i64, now: i64) -> Vec<(i64, Vec<i64>)> {
+    let message: i64 = sqlx::query_scalar(
+        "INSERT INTO messages (owner_id, subject, body, created_at, updated_at) \
+         VALUES ($1, 'Bench', 'Hello {{full_name}}', $2, $2) RETURNING id",
+    )
+    .bind(owner)
+    .bind(now)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    for m in 0..MAILINGS {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO mailings (owner_id, message_id, start_at, end_at, period, status, \
+               created_at, updated_at) VALUES ($1, $2, $3, $4, 'daily', 'running', $3, $3) \
+             RETURNING id",
+        )
+        .bind(owner)
+        .bind(message)
+        .bind(now - DAYS * DAY_MS)
+        .bind(now + DAYS * DAY_MS)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let mut qb: QueryBuilder<Any> = QueryBuilder::new(
+            "INSERT INTO recipients (owner_id, email, full_name, comment, created_at, updated_at) ",
+        );
+        qb.push_values(0..AUDIENCE, |mut row, r| {
+            row.push_bind(owner)
+                .push_bind(format!("m{m}r{r}@example.com"))
+                .push_bind(format!("Recipient {m} {r}"))
+                .push_bind("")
+                .push_bind(now)
+                .push_bind(now);
+        });
+        qb.push(" RETURNING id");
+        let recipients: Vec<i64> = qb.build_query_scalar().fetch_all(pool).await.unwrap();
+        let mut qb: QueryBuilder<Any> =
+            QueryBuilder::new("INSERT INTO mailing_recipients (mailing_id, recipient_id) ");
+        qb.push_values(&recipients, |mut row, r| {
+            row.push_bind(id).push_bind(*r);
+        });
+        qb.build().execute(pool).await.unwrap();
+        out.push((id, recipients));
+    }
+    out
+}
+
+/// Adds `runs` finished runs (round-robin over mailings, spread over the last year) with one
+/// delivery per audience member (one error per run), and rewrites daily_stats to match.
+async fn seed_runs(
+    pool: &sqlx::AnyPool,
+    owner: i64,
+    mailings: &[(i64, Vec<i64>)],
+    first: usize,
+    runs: usize,
+    today: i64,
+    daily: &mut HashMap<(i64, i64), (i64, i64, i64)>,
+) {
+    for chunk in (first..first + runs).collect::<Vec<_>>().chunks(200) {
+        let plan: Vec<(i64, i64)> = chunk
+            .iter()
+            .map(|i| {
+                let mailing = mailings[i % mailings.len()].0;
+                let day = today - (*i as i64 / mailings.len() as i64) % DAYS;
+                (mailing, day)
+            })
+            .collect();
+        let mut qb: QueryBuilder<Any> = QueryBuilder::new(
+            "INSERT INTO runs (mailing_id, triggered_by, dry_run, status, started_at, \
+               finished_at, total, pending_count, sent_count, error_count) ",
+        );
+        qb.push_values(&plan, |mut row, (mailing, day)| {
+            let at = day * DAY_MS + 3_600_000;
+            row.push_bind(*mailing)
+                .push_bind("scheduler")
+                .push_bind(0i64)
+                .push_bind("partial")
+                .push_bind(at)
+                .push_bind(at + 60_000)
+                .push_bind(AUDIENCE as i64)
+                .push_bind(0i64)
+                .push_bind(AUDIENCE as i64 - 1)
+                .push_bind(1i64);
+        });
+        qb.push(" RETURNING id");
+        let run_ids: Vec<i64> = qb.build_query_scalar().fetch_all(pool).await.unwrap();
+        let mut rows = Vec::new();
+        for (run_id, (mailing, day)) in run_ids.iter().zip(&plan) {
+            let audience = &mailings.iter().find(|(id, _)| id == mailing).unwrap().1;
+            for (r, recipient) in audience.iter().enumerate() {
+                rows.push((*run_id, *mailing, *recipient, r, *day));
+            }
+            let entry = daily.entry((*mailing, *day)).or_default();
+            entry.0 += AUDIENCE as i64 - 1;
+            entry.1 += 1;
+            entry.2 += 1;
+        }
+        // 13 binds a row: 2 000 rows stay under SQLite's 32 766 bind limit.
+        for part in rows.chunks(2_000) {
+            let mut qb: QueryBuilder<Any> = QueryBuilder::new(
+                "INSERT INTO deliveries (run_id, mailing_id, recipient_id, email, full_name, \
+                   status, attempts, next_attempt_at, detail, triggered_by, created_at, \
+                   updated_at, finished_at) ",
+            );
+            qb.push_values(part, |mut row, (run_id, mailing, recipient, r, day)| {
+                let at = day * DAY_MS + 3_600_000;
+                let error = *r == 0;
+                row.push_bind(*run_id)
+                    .push_bind(*mailing)
+                    .push_bind(*recipient)
+                    .push_bind(format!("m{mailing}r{r}@example.com"))
+                    .push_bind("Recipient")
+                    .push_bind(if error { "error" } else { "sent" })
+                    .push_bind(1i64)
+                    .push_bind(at)
+                    .push_bind(if error { "550 no such user" } else { "250 ok" })
+                    .push_bind("scheduler")
+                    .push_bind(at)
+                    .push_bind(at)
+                    .push_bind(at);
+            });
+            qb.build().execute(pool).await.unwrap();
+        }
+    }
+    sqlx::query("DELETE FROM daily_stats")
+        .execute(pool)
+        .await
+        .unwrap();
+    let entries: Vec<_> = daily.iter().collect();
+    for part in entries.chunks(2_000) {
+        let mut qb: QueryBuilder<Any> = QueryBuilder::new(
+            "INSERT INTO daily_stats (owner_id, mailing_id, day, sent, errors, dry_run, \
+               runs_ok, runs_fail) ",
+        );
+        qb.push_values(part, |mut row, ((mailing, day), (sent, errors, runs))| {
+            row.push_bind(owner)
+                .push_bind(*mailing)
+                .push_bind(*day)
+                .push_bind(*sent)
+                .push_bind(*errors)
+                .push_bind(0i64)
+                .push_bind(*runs)
+                .push_bind(0i64);
+        });
+        qb.build().execute(pool).await.unwrap();
+    }
+    // A new data version, as a finished run would leave: caches start cold.
+    let mut conn = pool.acquire().await.unwrap();
+    autosend::db::versions::bump(&mut conn, owner, autosend::db::now_ms())
+        .await
+        .unwrap();
+}
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars: HashMap<String, String> = HashMap::new();
+    vars.insert(
+        "SECRET_KEY".into(),
+        "bench-secret-key-0123456789abcdef0123456789".into(),
+    );
+    vars.insert("BIND".into(), "127.0.0.1:0".into());
+    vars.insert(
+        "DATA_DIR".into(),
+        dir.path().join("data").display().to_string(),
+    );
+    vars.insert(
+        "LOG_DIR".into(),
+        dir.path().join("logs").display().to_string(),
+    );
+    vars.insert("EMAIL_BACKEND".into(), "memory".into());
+    vars.insert("SCHEDULER_INTERVAL_SECS".into(), "0".into());
+    let pg = std::env::var("BENCH_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let mut pg_name = None;
+    if let Some(admin) = &pg {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let name = format!("autosend_bench_reports_{}", std::process::id());
+        let mut conn = sqlx::AnyConnection::connect(admin).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(admin).unwrap();
+        url.set_path(&name);
+        vars.insert("DATABASE_URL".into(), url.to_string());
+        pg_name = Some(name);
+    }
+    let backend = if pg.is_some() { "postgres" } else { "sqlite" };
+    let settings = Settings::from_vars(&vars).unwrap();
+    let app = Application::build(settings).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().clone();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+
+    let owner = autosend::db::users::create(
+        &state.db,
+        &autosend::db::users::NewUser {
+            email: "bench@example.com".into(),
+            password_hash: autosend::accounts::passwords::hash(PASSWORD).await.unwrap(),
+            full_name: "Bench".into(),
+            is_active: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let html = client
+        .get(format!("{base}/users/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let start = html.find("name=\"csrf-token\" content=\"").unwrap() + 27;
+    let token = &html[start..start + html[start..].find('"').unwrap()];
+    let resp = client
+        .post(format!("{base}/users/login"))
+        .form(&[
+            ("email", "bench@example.com"),
+            ("password", PASSWORD),
+            ("csrf_token", token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+
+    let now = autosend::db::now_ms();
+    let today = now.div_euclid(DAY_MS);
+    let mailings = seed_mailings(&state.db.pool, owner, now).await;
+    let mut daily = HashMap::new();
+
+    let mut report = format!(
+        "/mailings/reports/ benchmark on {backend}: {MAILINGS} mailings × {AUDIENCE} recipients, \
+         runs spread over {DAYS} days; uncached = {UNCACHED} sequential requests for different \
+         30-day periods; cached and 304 = {SEQUENTIAL} sequential requests, then {CONCURRENCY} \
+         clients for {}s\n",
+        WINDOW.as_secs()
+    );
+    report.push_str(
+        "| deliveries | daily_stats rows | path | p50 ms | p99 ms | requests/s |\n\
+         | ---: | ---: | --- | ---: | ---: | ---: |\n",
+    );
+    let mut seeded_runs = 0;
+    let mut uncached_p50 = Vec::new();
+    for deliveries in [10_000usize, 1_000_000] {
+        let runs = deliveries / AUDIENCE;
+        let started = Instant::now();
+        seed_runs(
+            &state.db.pool,
+            owner,
+            &mailings,
+            seeded_runs,
+            runs - seeded_runs,
+            today,
+            &mut daily,
+        )
+        .await;
+        seeded_runs = runs;
+        if pg.is_some() {
+            sqlx::query("ANALYZE")
+                .execute(&state.db.pool)
+                .await
+                .unwrap();
+        }
+        eprintln!(
+            "seeded {deliveries} deliveries in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        let rows = daily.len();
+
+        let periods: Vec<String> = (0..UNCACHED as i64)
+            .map(|i| {
+                let to = autosend::reports::day_date(today - i);
+                let from = autosend::reports::day_date(today - i - 29);
+                format!(
+                    "{base}/mailings/reports/?from={}&to={}",
+                    autosend::reports::format_date(from),
+                    autosend::reports::format_date(to)
+                )
+            })
+            .collect();
+        let uncached = measure(&client, &periods, None, 200).await;
+        uncached_p50.push(uncached.p50_ms);
+        let one = vec![periods[0].clone()];
+        let cached = measure(&client, &one, None, 200).await;
+        let etag = client.get(&one[0]).send().await.unwrap().headers()["etag"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let fresh = measure(&client, &one, Some(&etag), 304).await;
+
+        let mut stats_ms = Vec::new();
+        for _ in 0..20 {
+            let started = Instant::now();
+            autosend::db::stats::mailings(&state.db, Some(owner))
+                .await
+                .unwrap();
+            stats_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        for (label, f) in [
+            ("report, uncached", &uncached),
+            ("report, cached", &cached),
+            ("report, 304", &fresh),
+        ] {
+            // After one pass the periods are cached, so only the latency of the first
+            // (cold) pass speaks for the uncached path.
+            let rps = if label.ends_with("uncached") {
+                "–".to_string()
+            } else {
+                format!("{:.0}", f.rps)
+            };
+            report.push_str(&format!(
+                "| {deliveries} | {rows} | {label} | {:.2} | {:.2} | {rps} |\n",
+                f.p50_ms, f.p99_ms
+            ));
+        }
+        report.push_str(&format!(
+            "| {deliveries} | {rows} | stats query (db only) | {:.2} | {:.2} | – |\n",
+            percentile(&mut stats_ms.clone(), 0.5),
+            percentile(&mut stats_ms, 0.99)
+        ));
+    }
+    report.push_str(&format!(
+        "ratio 1 000 000 / 10 000 (report uncached p50): ×{:.2}\n",
+        uncached_p50[1] / uncached_p50[0]
+    ));
+    println!("{report}");
+    std::fs::create_dir_all("target/bench").unwrap();
+    std::fs::write(format!("target/bench/reports-{backend}.txt"), &report).unwrap();
+
+    if let (Some(admin), Some(name)) = (pg, pg_name) {
+        use sqlx::Connection;
+        state.db.close().await;
+        let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+}
