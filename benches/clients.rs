@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use autosend::config::Settings;
+use autosend::db::bulk::{self, Value};
 use autosend::startup::Application;
-use sqlx::{Any, QueryBuilder};
 
 const PASSWORD: &str = "bench password 1";
 const SEQUENTIAL: usize = 200;
@@ -70,18 +70,27 @@ async fn measure(client: &reqwest::Client, url: &str) -> Figures {
 async fn seed(pool: &sqlx::AnyPool, owner: i64, from: usize, to: usize) {
     let now = autosend::db::now_ms();
     for chunk in (from..to).collect::<Vec<_>>().chunks(500) {
-        let mut qb: QueryBuilder<Any> = QueryBuilder::new(
-            "INSERT INTO recipients (owner_id, email, full_name, comment, created_at, updated_at) ",
-        );
-        qb.push_values(chunk, |mut row, i| {
-            row.push_bind(owner)
-                .push_bind(format!("user{i}@example.com"))
-                .push_bind(format!("User Number {i}"))
-                .push_bind(if i % 100 == 0 { "vip" } else { "" })
-                .push_bind(now + *i as i64)
-                .push_bind(now + *i as i64);
-        });
-        qb.build().execute(pool).await.unwrap();
+        let rows: Vec<Vec<Value>> = chunk
+            .iter()
+            .map(|i| {
+                vec![
+                    owner.into(),
+                    format!("user{i}@example.com").into(),
+                    format!("User Number {i}").into(),
+                    (if i % 100 == 0 { "vip" } else { "" }).into(),
+                    (now + *i as i64).into(),
+                    (now + *i as i64).into(),
+                ]
+            })
+            .collect();
+        bulk::insert(
+            pool,
+            "INSERT INTO recipients (owner_id, email, full_name, comment, created_at, updated_at)",
+            &rows,
+            "",
+        )
+        .await
+        .unwrap();
     }
 }
 

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use autosend::config::Settings;
+use autosend::db::bulk::{self, Value};
 use autosend::startup::Application;
-use sqlx::{Any, QueryBuilder};
 
 const PASSWORD: &str = "bench password 1";
 const MAILINGS: usize = 20;
@@ -130,25 +130,38 @@ async fn seed_mailings(pool: &sqlx::AnyPool, owner: i64, now: i64) -> Vec<(i64, 
         .fetch_one(pool)
         .await
         .unwrap();
-        let mut qb: QueryBuilder<Any> = QueryBuilder::new(
-            "INSERT INTO recipients (owner_id, email, full_name, comment, created_at, updated_at) ",
-        );
-        qb.push_values(0..AUDIENCE, |mut row, r| {
-            row.push_bind(owner)
-                .push_bind(format!("m{m}r{r}@example.com"))
-                .push_bind(format!("Recipient {m} {r}"))
-                .push_bind("")
-                .push_bind(now)
-                .push_bind(now);
-        });
-        qb.push(" RETURNING id");
-        let recipients: Vec<i64> = qb.build_query_scalar().fetch_all(pool).await.unwrap();
-        let mut qb: QueryBuilder<Any> =
-            QueryBuilder::new("INSERT INTO mailing_recipients (mailing_id, recipient_id) ");
-        qb.push_values(&recipients, |mut row, r| {
-            row.push_bind(id).push_bind(*r);
-        });
-        qb.build().execute(pool).await.unwrap();
+        let rows: Vec<Vec<Value>> = (0..AUDIENCE)
+            .map(|r| {
+                vec![
+                    owner.into(),
+                    format!("m{m}r{r}@example.com").into(),
+                    format!("Recipient {m} {r}").into(),
+                    "".into(),
+                    now.into(),
+                    now.into(),
+                ]
+            })
+            .collect();
+        let recipients = bulk::insert(
+            pool,
+            "INSERT INTO recipients (owner_id, email, full_name, comment, created_at, updated_at)",
+            &rows,
+            "RETURNING id",
+        )
+        .await
+        .unwrap();
+        let links: Vec<Vec<Value>> = recipients
+            .iter()
+            .map(|r| vec![id.into(), (*r).into()])
+            .collect();
+        bulk::insert(
+            pool,
+            "INSERT INTO mailing_recipients (mailing_id, recipient_id)",
+            &links,
+            "",
+        )
+        .await
+        .unwrap();
         out.push((id, recipients));
     }
     out
@@ -174,25 +187,33 @@ async fn seed_runs(
                 (mailing, day)
             })
             .collect();
-        let mut qb: QueryBuilder<Any> = QueryBuilder::new(
+        let run_rows: Vec<Vec<Value>> = plan
+            .iter()
+            .map(|(mailing, day)| {
+                let at = day * DAY_MS + 3_600_000;
+                vec![
+                    (*mailing).into(),
+                    "scheduler".into(),
+                    0i64.into(),
+                    "partial".into(),
+                    at.into(),
+                    (at + 60_000).into(),
+                    (AUDIENCE as i64).into(),
+                    0i64.into(),
+                    (AUDIENCE as i64 - 1).into(),
+                    1i64.into(),
+                ]
+            })
+            .collect();
+        let run_ids = bulk::insert(
+            pool,
             "INSERT INTO runs (mailing_id, triggered_by, dry_run, status, started_at, \
-               finished_at, total, pending_count, sent_count, error_count) ",
-        );
-        qb.push_values(&plan, |mut row, (mailing, day)| {
-            let at = day * DAY_MS + 3_600_000;
-            row.push_bind(*mailing)
-                .push_bind("scheduler")
-                .push_bind(0i64)
-                .push_bind("partial")
-                .push_bind(at)
-                .push_bind(at + 60_000)
-                .push_bind(AUDIENCE as i64)
-                .push_bind(0i64)
-                .push_bind(AUDIENCE as i64 - 1)
-                .push_bind(1i64);
-        });
-        qb.push(" RETURNING id");
-        let run_ids: Vec<i64> = qb.build_query_scalar().fetch_all(pool).await.unwrap();
+               finished_at, total, pending_count, sent_count, error_count)",
+            &run_rows,
+            "RETURNING id",
+        )
+        .await
+        .unwrap();
         let mut rows = Vec::new();
         for (run_id, (mailing, day)) in run_ids.iter().zip(&plan) {
             let audience = &mailings.iter().find(|(id, _)| id == mailing).unwrap().1;
@@ -206,29 +227,38 @@ async fn seed_runs(
         }
         // 13 binds a row: 2 000 rows stay under SQLite's 32 766 bind limit.
         for part in rows.chunks(2_000) {
-            let mut qb: QueryBuilder<Any> = QueryBuilder::new(
+            let delivery_rows: Vec<Vec<Value>> = part
+                .iter()
+                .map(|(run_id, mailing, recipient, r, day)| {
+                    let at = day * DAY_MS + 3_600_000;
+                    let error = *r == 0;
+                    vec![
+                        (*run_id).into(),
+                        (*mailing).into(),
+                        (*recipient).into(),
+                        format!("m{mailing}r{r}@example.com").into(),
+                        "Recipient".into(),
+                        (if error { "error" } else { "sent" }).into(),
+                        1i64.into(),
+                        at.into(),
+                        (if error { "550 no such user" } else { "250 ok" }).into(),
+                        "scheduler".into(),
+                        at.into(),
+                        at.into(),
+                        at.into(),
+                    ]
+                })
+                .collect();
+            bulk::insert(
+                pool,
                 "INSERT INTO deliveries (run_id, mailing_id, recipient_id, email, full_name, \
                    status, attempts, next_attempt_at, detail, triggered_by, created_at, \
-                   updated_at, finished_at) ",
-            );
-            qb.push_values(part, |mut row, (run_id, mailing, recipient, r, day)| {
-                let at = day * DAY_MS + 3_600_000;
-                let error = *r == 0;
-                row.push_bind(*run_id)
-                    .push_bind(*mailing)
-                    .push_bind(*recipient)
-                    .push_bind(format!("m{mailing}r{r}@example.com"))
-                    .push_bind("Recipient")
-                    .push_bind(if error { "error" } else { "sent" })
-                    .push_bind(1i64)
-                    .push_bind(at)
-                    .push_bind(if error { "550 no such user" } else { "250 ok" })
-                    .push_bind("scheduler")
-                    .push_bind(at)
-                    .push_bind(at)
-                    .push_bind(at);
-            });
-            qb.build().execute(pool).await.unwrap();
+                   updated_at, finished_at)",
+                &delivery_rows,
+                "",
+            )
+            .await
+            .unwrap();
         }
     }
     sqlx::query("DELETE FROM daily_stats")
@@ -237,21 +267,30 @@ async fn seed_runs(
         .unwrap();
     let entries: Vec<_> = daily.iter().collect();
     for part in entries.chunks(2_000) {
-        let mut qb: QueryBuilder<Any> = QueryBuilder::new(
+        let stat_rows: Vec<Vec<Value>> = part
+            .iter()
+            .map(|((mailing, day), (sent, errors, runs))| {
+                vec![
+                    owner.into(),
+                    (*mailing).into(),
+                    (*day).into(),
+                    (*sent).into(),
+                    (*errors).into(),
+                    0i64.into(),
+                    (*runs).into(),
+                    0i64.into(),
+                ]
+            })
+            .collect();
+        bulk::insert(
+            pool,
             "INSERT INTO daily_stats (owner_id, mailing_id, day, sent, errors, dry_run, \
-               runs_ok, runs_fail) ",
-        );
-        qb.push_values(part, |mut row, ((mailing, day), (sent, errors, runs))| {
-            row.push_bind(owner)
-                .push_bind(*mailing)
-                .push_bind(*day)
-                .push_bind(*sent)
-                .push_bind(*errors)
-                .push_bind(0i64)
-                .push_bind(*runs)
-                .push_bind(0i64);
-        });
-        qb.build().execute(pool).await.unwrap();
+               runs_ok, runs_fail)",
+            &stat_rows,
+            "",
+        )
+        .await
+        .unwrap();
     }
     // A new data version, as a finished run would leave: caches start cold.
     let mut conn = pool.acquire().await.unwrap();

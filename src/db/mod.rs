@@ -4,6 +4,7 @@
 //! timeout) and the two migration sets, `migrations/sqlite` and `migrations/postgres`, whose
 //! file names match one for one.
 
+pub mod bulk;
 pub mod dashboard;
 pub mod deliveries;
 pub mod error_groups;

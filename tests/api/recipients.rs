@@ -594,3 +594,32 @@ async fn bad_files_get_a_clear_message_and_change_nothing() {
     assert_eq!(resp.status(), 422);
     assert_eq!(count(&app).await, 0);
 }
+
+#[tokio::test]
+async fn bulk_inserts_work_on_both_backends() {
+    use autosend::db::bulk::{self, Value};
+    let app = spawn_app().await;
+    let ann = app.create_user("ann@example.com", ACTIVE).await;
+    let rows: Vec<Vec<Value>> = (0..3)
+        .map(|i| {
+            vec![
+                ann.into(),
+                format!("b{i}@example.com").into(),
+                "Bulk Person".into(),
+                "".into(),
+                1i64.into(),
+                1i64.into(),
+            ]
+        })
+        .collect();
+    let ids = bulk::insert(
+        &app.state.db.pool,
+        "INSERT INTO recipients (owner_id, email, full_name, comment, created_at, updated_at)",
+        &rows,
+        "RETURNING id",
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(count(&app).await, 3);
+}
