@@ -5,14 +5,12 @@
 //! and to `target/bench/clients-<backend>.txt`. Requests come from this process over loopback
 //! (sequential latency, then 8 concurrent clients for a fixed time).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use autosend::config::Settings;
-use autosend::db::bulk::{self, Value};
-use autosend::startup::Application;
+mod common;
 
-const PASSWORD: &str = "bench password 1";
+use autosend::db::bulk::{self, Value};
+
 const SEQUENTIAL: usize = 200;
 const CONCURRENCY: usize = 8;
 const WINDOW: Duration = Duration::from_secs(3);
@@ -100,86 +98,14 @@ fn main() {
 }
 
 async fn run() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut vars: HashMap<String, String> = HashMap::new();
-    vars.insert(
-        "SECRET_KEY".into(),
-        "bench-secret-key-0123456789abcdef0123456789".into(),
+    let bench = common::BenchApp::start("clients").await;
+    let (base, state, client, owner, backend) = (
+        bench.base.clone(),
+        bench.state.clone(),
+        bench.client.clone(),
+        bench.owner,
+        bench.backend,
     );
-    vars.insert("BIND".into(), "127.0.0.1:0".into());
-    vars.insert(
-        "DATA_DIR".into(),
-        dir.path().join("data").display().to_string(),
-    );
-    vars.insert(
-        "LOG_DIR".into(),
-        dir.path().join("logs").display().to_string(),
-    );
-    vars.insert("EMAIL_BACKEND".into(), "memory".into());
-    vars.insert("SCHEDULER_INTERVAL_SECS".into(), "0".into());
-    let pg = std::env::var("BENCH_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    let mut pg_name = None;
-    if let Some(admin) = &pg {
-        use sqlx::Connection;
-        sqlx::any::install_default_drivers();
-        let name = format!("autosend_bench_{}", std::process::id());
-        let mut conn = sqlx::AnyConnection::connect(admin).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let mut url = url::Url::parse(admin).unwrap();
-        url.set_path(&name);
-        vars.insert("DATABASE_URL".into(), url.to_string());
-        pg_name = Some(name);
-    }
-    let backend = if pg.is_some() { "postgres" } else { "sqlite" };
-    let settings = Settings::from_vars(&vars).unwrap();
-    let app = Application::build(settings).await.unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let state = app.state().clone();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-
-    let owner = autosend::db::users::create(
-        &state.db,
-        &autosend::db::users::NewUser {
-            email: "bench@example.com".into(),
-            password_hash: autosend::accounts::passwords::hash(PASSWORD).await.unwrap(),
-            full_name: "Bench".into(),
-            is_active: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let html = client
-        .get(format!("{base}/users/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let start = html.find("name=\"csrf-token\" content=\"").unwrap() + 27;
-    let token = &html[start..start + html[start..].find('"').unwrap()];
-    let resp = client
-        .post(format!("{base}/users/login"))
-        .form(&[
-            ("email", "bench@example.com"),
-            ("password", PASSWORD),
-            ("csrf_token", token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
 
     let mut report = format!(
         "/clients/ benchmark on {backend} ({SEQUENTIAL} sequential requests, then {CONCURRENCY} clients for {}s)\n",
@@ -191,7 +117,7 @@ async fn run() {
     for size in [100usize, 100_000] {
         seed(&state.db.pool, owner, seeded, size).await;
         seeded = size;
-        if pg.is_some() {
+        if backend == "postgres" {
             sqlx::query("ANALYZE recipients")
                 .execute(&state.db.pool)
                 .await
@@ -221,19 +147,5 @@ async fn run() {
             large.2.rps / small.2.rps
         ));
     }
-    println!("{report}");
-    std::fs::create_dir_all("target/bench").unwrap();
-    std::fs::write(format!("target/bench/clients-{backend}.txt"), &report).unwrap();
-
-    if let (Some(admin), Some(name)) = (pg, pg_name) {
-        use sqlx::Connection;
-        state.db.close().await;
-        let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
-        )))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
+    bench.finish("clients", &report).await;
 }

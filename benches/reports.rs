@@ -12,11 +12,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use autosend::config::Settings;
-use autosend::db::bulk::{self, Value};
-use autosend::startup::Application;
+mod common;
 
-const PASSWORD: &str = "bench password 1";
+use autosend::db::bulk::{self, Value};
+
 const MAILINGS: usize = 20;
 const AUDIENCE: usize = 50;
 const DAYS: i64 = 365;
@@ -305,86 +304,14 @@ fn main() {
 }
 
 async fn run() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut vars: HashMap<String, String> = HashMap::new();
-    vars.insert(
-        "SECRET_KEY".into(),
-        "bench-secret-key-0123456789abcdef0123456789".into(),
+    let bench = common::BenchApp::start("reports").await;
+    let (base, state, client, owner, backend) = (
+        bench.base.clone(),
+        bench.state.clone(),
+        bench.client.clone(),
+        bench.owner,
+        bench.backend,
     );
-    vars.insert("BIND".into(), "127.0.0.1:0".into());
-    vars.insert(
-        "DATA_DIR".into(),
-        dir.path().join("data").display().to_string(),
-    );
-    vars.insert(
-        "LOG_DIR".into(),
-        dir.path().join("logs").display().to_string(),
-    );
-    vars.insert("EMAIL_BACKEND".into(), "memory".into());
-    vars.insert("SCHEDULER_INTERVAL_SECS".into(), "0".into());
-    let pg = std::env::var("BENCH_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    let mut pg_name = None;
-    if let Some(admin) = &pg {
-        use sqlx::Connection;
-        sqlx::any::install_default_drivers();
-        let name = format!("autosend_bench_reports_{}", std::process::id());
-        let mut conn = sqlx::AnyConnection::connect(admin).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let mut url = url::Url::parse(admin).unwrap();
-        url.set_path(&name);
-        vars.insert("DATABASE_URL".into(), url.to_string());
-        pg_name = Some(name);
-    }
-    let backend = if pg.is_some() { "postgres" } else { "sqlite" };
-    let settings = Settings::from_vars(&vars).unwrap();
-    let app = Application::build(settings).await.unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let state = app.state().clone();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-
-    let owner = autosend::db::users::create(
-        &state.db,
-        &autosend::db::users::NewUser {
-            email: "bench@example.com".into(),
-            password_hash: autosend::accounts::passwords::hash(PASSWORD).await.unwrap(),
-            full_name: "Bench".into(),
-            is_active: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let html = client
-        .get(format!("{base}/users/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let start = html.find("name=\"csrf-token\" content=\"").unwrap() + 27;
-    let token = &html[start..start + html[start..].find('"').unwrap()];
-    let resp = client
-        .post(format!("{base}/users/login"))
-        .form(&[
-            ("email", "bench@example.com"),
-            ("password", PASSWORD),
-            ("csrf_token", token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
 
     let now = autosend::db::now_ms();
     let today = now.div_euclid(DAY_MS);
@@ -418,7 +345,7 @@ async fn run() {
         )
         .await;
         seeded_runs = runs;
-        if pg.is_some() {
+        if backend == "postgres" {
             sqlx::query("ANALYZE")
                 .execute(&state.db.pool)
                 .await
@@ -486,19 +413,5 @@ async fn run() {
         "ratio 1 000 000 / 10 000 (report uncached p50): ×{:.2}\n",
         uncached_p50[1] / uncached_p50[0]
     ));
-    println!("{report}");
-    std::fs::create_dir_all("target/bench").unwrap();
-    std::fs::write(format!("target/bench/reports-{backend}.txt"), &report).unwrap();
-
-    if let (Some(admin), Some(name)) = (pg, pg_name) {
-        use sqlx::Connection;
-        state.db.close().await;
-        let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
-        )))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
+    bench.finish("reports", &report).await;
 }
