@@ -21,6 +21,12 @@ pub fn wants_fragment(headers: &HeaderMap) -> bool {
     has("hx-request") && !has("hx-boosted")
 }
 
+/// Whether an htmx request swaps only the list results (`hx-target="#results"`: active
+/// search and pager), so the handler answers with that fragment alone.
+pub fn wants_results(req: &Request) -> bool {
+    wants_fragment(req.headers()) && req.header("hx-target") == Some("results")
+}
+
 /// What every rendered page needs to know about its request.
 #[derive(Debug, Clone)]
 pub struct PageCtx {

@@ -13,7 +13,7 @@ use crate::objects::{ObjectError, parse_id};
 use crate::state::AppState;
 use crate::web::auth::AuthUser;
 use crate::web::error::AppError;
-use crate::web::htmx::{PageCtx, flash, see_other};
+use crate::web::htmx::{PageCtx, flash, see_other, wants_results};
 use crate::web::views::messages as views;
 
 /// The sample recipient of previews.
@@ -55,7 +55,7 @@ pub async fn list(
         can_change: &can_change,
         zone: user.zone(&state.settings),
     };
-    if ctx.fragment && req.header("hx-target") == Some("results") {
+    if wants_results(req) {
         return Ok(views::results(&ctx, &view)
             .with_header("Vary", "HX-Request")
             .into_response());

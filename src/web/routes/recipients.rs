@@ -12,7 +12,7 @@ use crate::recipients::{self, RecipientForm, csv_io};
 use crate::state::AppState;
 use crate::web::auth::AuthUser;
 use crate::web::error::AppError;
-use crate::web::htmx::{PageCtx, flash, see_other};
+use crate::web::htmx::{PageCtx, flash, see_other, wants_results};
 use crate::web::views::recipients as views;
 
 /// Longest search text honoured; longer input is cut, never refused.
@@ -38,11 +38,6 @@ impl ListParams {
             },
         }
     }
-}
-
-/// Whether an htmx request targets only the results (active search, pager).
-fn wants_results(req: &Request) -> bool {
-    req.header("hx-target") == Some("results")
 }
 
 #[handler]
@@ -71,7 +66,7 @@ pub async fn list(
         can_change: &can_change,
         zone: user.zone(&state.settings),
     };
-    if ctx.fragment && wants_results(req) {
+    if wants_results(req) {
         return Ok(views::results(&ctx, &view)
             .with_header("Vary", "HX-Request")
             .into_response());
