@@ -3,8 +3,7 @@
 use anyhow::Context as _;
 use sqlx::FromRow;
 
-use super::users::like_pattern;
-use super::{Db, now_ms};
+use super::{Db, now_ms, search};
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Message {
@@ -28,18 +27,24 @@ pub struct ListedMessage {
     pub mailings: i64,
 }
 
-fn filter(owner: Option<i64>, search: &str) -> (&'static str, i64, String) {
-    let clause = match (owner.is_some(), !search.trim().is_empty()) {
-        (true, true) => {
-            "WHERE m.owner_id = $1 AND (lower(m.subject) LIKE $2 ESCAPE '\\' OR lower(m.body) LIKE $2 ESCAPE '\\')"
-        }
-        (true, false) => "WHERE m.owner_id = $1 AND $2 = $2",
-        (false, true) => {
-            "WHERE $1 = $1 AND (lower(m.subject) LIKE $2 ESCAPE '\\' OR lower(m.body) LIKE $2 ESCAPE '\\')"
-        }
-        (false, false) => "WHERE $1 = $1 AND $2 = $2",
+/// The WHERE clause and its binds ($1 owner, $2 pattern) for list and count.
+fn filter(db: &Db, owner: Option<i64>, search: &str) -> (String, i64, String) {
+    let owner_clause = if owner.is_some() {
+        "m.owner_id = $1"
+    } else {
+        "$1 = $1"
     };
-    (clause, owner.unwrap_or(0), like_pattern(search.trim()))
+    let search = search.trim();
+    let search_clause = if search.is_empty() {
+        "$2 = $2".to_string()
+    } else {
+        search::contains_any(db.backend, &["m.subject", "m.body"], "$2")
+    };
+    (
+        format!("WHERE {owner_clause} AND {search_clause}"),
+        owner.unwrap_or(0),
+        search::like_pattern(search),
+    )
 }
 
 pub async fn list(
@@ -49,7 +54,7 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> anyhow::Result<Vec<ListedMessage>> {
-    let (clause, owner, pattern) = filter(owner, search);
+    let (clause, owner, pattern) = filter(db, owner, search);
     let sql = format!(
         "SELECT m.id, m.owner_id, m.subject, m.created_at, o.email AS owner_email, \
          (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings g WHERE g.message_id = m.id) AS mailings \
@@ -66,9 +71,10 @@ pub async fn list(
         .context("cannot list messages")
 }
 
+/// How many messages match, counted up to [`crate::domain::COUNT_CAP`] + 1.
 pub async fn count(db: &Db, owner: Option<i64>, search: &str) -> anyhow::Result<i64> {
-    let (clause, owner, pattern) = filter(owner, search);
-    let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM messages m {clause}");
+    let (clause, owner, pattern) = filter(db, owner, search);
+    let sql = search::capped_count(&format!("SELECT 1 FROM messages m {clause}"));
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(owner)
         .bind(pattern)

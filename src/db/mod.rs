@@ -12,6 +12,7 @@ pub mod mailings;
 pub mod messages;
 pub mod recipients;
 pub mod runs;
+pub mod search;
 pub mod sessions;
 pub mod stats;
 pub mod unsubscribes;

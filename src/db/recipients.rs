@@ -3,10 +3,8 @@
 use anyhow::Context as _;
 use sqlx::FromRow;
 
-use super::users::like_pattern;
-use super::{Db, now_ms, versions};
+use super::{Db, now_ms, search, versions};
 use crate::config::DatabaseBackend;
-use crate::domain::COUNT_CAP;
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Recipient {
@@ -49,32 +47,37 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    /// The WHERE clause and its binds ($1 owner, $2 pattern), in one place for list,
-    /// count and export. Matching is case-insensitive: SQLite's LIKE already is (for ASCII,
-    /// as its lower() is), PostgreSQL's ILIKE is for all of Unicode; neither wraps the
-    /// columns in lower(), which tripled the cost of a search scan.
+    /// The WHERE clause and its binds ($1 owner, $2 search), in one place for list, count and
+    /// export. A search of three characters or more goes through the trigram index of
+    /// [`super::search`] (on SQLite the FTS5 table, whose folding also covers non-ASCII case);
+    /// a shorter one scans.
     fn filter(&self, backend: DatabaseBackend) -> (String, i64, String) {
-        let like = match backend {
-            DatabaseBackend::Sqlite => "LIKE",
-            DatabaseBackend::Postgres => "ILIKE",
-        };
         let owner = if self.owner.is_some() {
             "r.owner_id = $1"
         } else {
             "$1 = $1"
         };
-        let search = if self.search.trim().is_empty() {
-            "$2 = $2".to_string()
+        let text = self.search.trim();
+        let (search, bind) = if text.is_empty() {
+            ("$2 = $2".to_string(), String::new())
+        } else if backend == DatabaseBackend::Sqlite
+            && text.chars().count() >= search::TRIGRAM_MIN_CHARS
+        {
+            (
+                "r.id IN (SELECT rowid FROM recipients_fts WHERE recipients_fts MATCH $2)"
+                    .to_string(),
+                search::fts5_phrase(text),
+            )
         } else {
-            format!(
-                "(r.email {like} $2 ESCAPE '\\' OR r.full_name {like} $2 ESCAPE '\\' \
-                 OR r.comment {like} $2 ESCAPE '\\')"
+            (
+                search::contains_any(backend, &["r.email", "r.full_name", "r.comment"], "$2"),
+                search::like_pattern(text),
             )
         };
         (
             format!("WHERE {owner} AND {search}"),
             self.owner.unwrap_or(0),
-            like_pattern(self.search.trim()),
+            bind,
         )
     }
 
@@ -117,10 +120,7 @@ pub async fn list(
 /// bounded however large the list grows).
 pub async fn count(db: &Db, query: &ListQuery) -> anyhow::Result<i64> {
     let (filter, owner, pattern) = query.filter(db.backend);
-    let sql = format!(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM recipients r {filter} LIMIT {}) capped",
-        COUNT_CAP + 1
-    );
+    let sql = search::capped_count(&format!("SELECT 1 FROM recipients r {filter}"));
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(owner)
         .bind(pattern)

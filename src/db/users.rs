@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use sqlx::FromRow;
 
-use super::{Db, now_ms};
+use super::{Db, now_ms, search};
 
 /// An account as stored.
 #[derive(Debug, Clone)]
@@ -238,20 +238,6 @@ pub async fn set_access(db: &Db, id: i64, flags: AccessFlags) -> anyhow::Result<
     Ok(done.rows_affected() == 1)
 }
 
-/// Escapes `%`, `_` and `\` so user text matches literally inside `LIKE … ESCAPE '\'`.
-pub fn like_pattern(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('%');
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
 /// Users whose e-mail or name contains `query`, newest first, and how many match in all.
 pub async fn search(
     db: &Db,
@@ -259,8 +245,11 @@ pub async fn search(
     limit: i64,
     offset: i64,
 ) -> anyhow::Result<(Vec<User>, i64)> {
-    let pattern = like_pattern(query.trim());
-    let filter = "WHERE lower(email) LIKE $1 ESCAPE '\\' OR lower(full_name) LIKE $1 ESCAPE '\\'";
+    let pattern = search::like_pattern(query.trim());
+    let filter = format!(
+        "WHERE {}",
+        search::contains_any(db.backend, &["email", "full_name"], "$1")
+    );
     let sql = format!(
         "SELECT {COLUMNS} FROM users {filter} ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
     );
