@@ -62,6 +62,7 @@ pub async fn list(
          ORDER BY m.created_at DESC, m.id DESC LIMIT $3 OFFSET $4"
     );
     sqlx::query_as::<_, ListedMessage>(sqlx::AssertSqlSafe(sql))
+        .persistent(search::keep_prepared(search))
         .bind(owner)
         .bind(pattern)
         .bind(limit)
@@ -76,6 +77,7 @@ pub async fn count(db: &Db, owner: Option<i64>, search: &str) -> anyhow::Result<
     let (clause, owner, pattern) = filter(db, owner, search);
     let sql = search::capped_count(&format!("SELECT 1 FROM messages m {clause}"));
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .persistent(search::keep_prepared(search))
         .bind(owner)
         .bind(pattern)
         .fetch_one(&db.pool)

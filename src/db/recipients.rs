@@ -107,6 +107,7 @@ pub async fn list(
         query.order()
     );
     sqlx::query_as::<_, ListedRecipient>(sqlx::AssertSqlSafe(sql))
+        .persistent(search::keep_prepared(&query.search))
         .bind(owner)
         .bind(pattern)
         .bind(limit)
@@ -122,6 +123,7 @@ pub async fn count(db: &Db, query: &ListQuery) -> anyhow::Result<i64> {
     let (filter, owner, pattern) = query.filter(db.backend);
     let sql = search::capped_count(&format!("SELECT 1 FROM recipients r {filter}"));
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .persistent(search::keep_prepared(&query.search))
         .bind(owner)
         .bind(pattern)
         .fetch_one(&db.pool)

@@ -44,6 +44,15 @@ pub fn contains_any(backend: DatabaseBackend, columns: &[&str], param: &str) -> 
     format!("({})", terms.join(" OR "))
 }
 
+/// Whether a query with this search may run as a kept prepared statement. PostgreSQL plans a
+/// kept statement once for every value after five runs; for `ILIKE $2` that generic plan walks
+/// the list's order index and filters every row (measured at 100 000 recipients: 69 ms, against
+/// 0.6 ms through the trigram index when planned for the actual text). A one-off statement is
+/// planned with its values, so searches are not kept.
+pub fn keep_prepared(search: &str) -> bool {
+    search.trim().is_empty()
+}
+
 /// An FTS5 query matching `text` as one literal phrase (with the trigram tokenizer: as a
 /// substring of a column, case folded). Double quotes are doubled, so nothing the user types
 /// is read as FTS5 syntax.
