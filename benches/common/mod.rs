@@ -10,6 +10,7 @@ use autosend::state::AppState;
 
 pub const PASSWORD: &str = "bench password 1";
 
+#[allow(dead_code, reason = "each benchmark reads the parts it needs")]
 pub struct BenchApp {
     pub base: String,
     pub state: AppState,
@@ -18,6 +19,9 @@ pub struct BenchApp {
     pub owner: i64,
     /// `sqlite` or `postgres`, for file names and titles.
     pub backend: &'static str,
+    /// The environment the app was built from, for child `autosend` processes on the same
+    /// database (the delivery benchmark runs `send-mailing` as its own process).
+    pub vars: HashMap<String, String>,
     _dir: tempfile::TempDir,
     pg: Option<(String, String)>,
 }
@@ -114,6 +118,7 @@ impl BenchApp {
             client,
             owner,
             backend,
+            vars,
             _dir: dir,
             pg,
         }
