@@ -6,8 +6,10 @@
 //! and print "skipped: …" without them.
 
 mod crash;
+mod outages;
 #[path = "../support/pg.rs"]
 mod pg;
+mod proxy;
 #[path = "../support/sink.rs"]
 mod sink;
 mod world;

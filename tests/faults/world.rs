@@ -41,10 +41,20 @@ impl World {
         Self::new(dir, url, None).await
     }
 
+    /// PostgreSQL when `TEST_DATABASE_URL` is set, else SQLite (like the api tests).
+    pub async fn from_env() -> Self {
+        match Self::postgres("").await {
+            Some(world) => world,
+            None => Self::sqlite().await,
+        }
+    }
+
     /// `None` (and a "skipped" line naming `test`) when `TEST_DATABASE_URL` is unset.
     pub async fn postgres(test: &str) -> Option<Self> {
         let Some(admin_url) = test_env("TEST_DATABASE_URL") else {
-            eprintln!("skipped: {test} needs TEST_DATABASE_URL (PostgreSQL)");
+            if !test.is_empty() {
+                eprintln!("skipped: {test} needs TEST_DATABASE_URL (PostgreSQL)");
+            }
             return None;
         };
         let pg = PgDatabase::create(&admin_url).await;
