@@ -6,6 +6,7 @@
 //! and print "skipped: …" without them.
 
 mod crash;
+mod instances;
 mod outages;
 #[path = "../support/pg.rs"]
 mod pg;

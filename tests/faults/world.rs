@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -30,7 +30,8 @@ pub struct World {
     vars: HashMap<String, String>,
     /// The test's own connection, straight to the database (never through a test proxy).
     pub db: Db,
-    pg: Option<PgDatabase>,
+    /// Dropped with the world (after the processes, which are fields of the test).
+    _pg: Option<PgDatabase>,
     spawned: AtomicUsize,
 }
 
@@ -83,13 +84,9 @@ impl World {
             dir,
             vars,
             db,
-            pg,
+            _pg: pg,
             spawned: AtomicUsize::new(0),
         }
-    }
-
-    pub fn is_postgres(&self) -> bool {
-        self.pg.is_some()
     }
 
     /// The PostgreSQL URL the processes use (to rewrite it through a proxy).
@@ -285,21 +282,9 @@ impl Autosend {
         self.child.kill().await.expect("autosend is killed");
     }
 
-    /// Waits for the process to exit by itself.
-    pub async fn wait(&mut self, within: Duration) -> std::process::ExitStatus {
-        tokio::time::timeout(within, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("autosend did not exit in time:\n{}", self.output()))
-            .unwrap()
-    }
-
     /// What the process printed so far.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn log_path(&self) -> &Path {
-        &self.log
     }
 }
 
