@@ -178,6 +178,12 @@ pub struct Settings {
     pub send_rate_per_second: u32,
     pub send_concurrency: usize,
     pub send_max_attempts: u32,
+    /// First wait before retrying a temporary failure (`SEND_RETRY_BASE_SECS`); doubles per
+    /// attempt. Short in fault tests, a minute in production.
+    pub send_retry_base_secs: u64,
+    /// How long a claim holds its deliveries (`SEND_LEASE_SECS`); `0`: derived from the SMTP
+    /// timeout and the rate (see `delivery::engine::lease_duration`).
+    pub send_lease_secs: u64,
     pub cache_ttl_secs: u64,
     pub time_zone: String,
     pub metrics_token: Option<Secret>,
@@ -664,6 +670,8 @@ impl Parser<'_> {
             send_rate_per_second: self.int("SEND_RATE_PER_SECOND", 50u32, 1, 1_000_000),
             send_concurrency: self.int("SEND_CONCURRENCY", 4usize, 1, 256),
             send_max_attempts: self.int("SEND_MAX_ATTEMPTS", 5u32, 1, 100),
+            send_retry_base_secs: self.int("SEND_RETRY_BASE_SECS", 60u64, 1, 86_400),
+            send_lease_secs: self.int("SEND_LEASE_SECS", 0u64, 0, 86_400),
             cache_ttl_secs: self.int("CACHE_TTL_SECS", 300u64, 0, 31_536_000),
             time_zone,
             metrics_token: self.secret("METRICS_TOKEN"),

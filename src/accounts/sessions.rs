@@ -3,7 +3,8 @@
 //!
 //! Stored keys are SHA-256 digests of the cookie's session id, so a leaked table or Redis dump
 //! holds no usable cookie. A Redis outage reads as "no session" (pages keep working, the user
-//! appears logged out) and a write that cannot be stored answers 503 instead of pretending.
+//! appears logged out); a database that cannot be read, and a write that cannot be stored,
+//! answer 503 instead of pretending.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,9 +59,15 @@ impl SessionStorage for SessionStore {
         let stored = match self {
             SessionStore::Database(db) => match db::sessions::load(db, &key).await {
                 Ok(stored) => stored,
+                // Unlike Redis (a cache beside the database), the database holds the session
+                // and everything a logged-in page shows: reading "no session" would send the
+                // user to a login page that cannot work either, as if logged out. 503 instead.
                 Err(err) => {
                     tracing::warn!(error = %format!("{err:#}"), "session not loaded");
-                    None
+                    return Err(poem::Error::from_string(
+                        "The service is unavailable for a moment. Please try again shortly.",
+                        StatusCode::SERVICE_UNAVAILABLE,
+                    ));
                 }
             },
             SessionStore::Redis(cache) => cache.get(&format!("session:{key}")).await,

@@ -67,8 +67,6 @@ impl Clock for ManualClock {
 /// Deliveries one worker claims at a time: small, so a lease is short and a crash leaves
 /// little in flight, yet one claim query serves several messages.
 pub const CLAIM_BATCH: i64 = 4;
-/// First wait before retrying a temporary failure; it doubles per attempt.
-pub const RETRY_BASE: Duration = Duration::from_secs(60);
 /// Longest wait between two attempts.
 pub const RETRY_CAP: Duration = Duration::from_secs(3600);
 
@@ -76,8 +74,12 @@ pub const RETRY_CAP: Duration = Duration::from_secs(3600);
 /// the server is slow (two SMTP timeouts per message) and the rate limit makes it queue, so a
 /// live sender keeps its rows; short enough that a crash delays them by about two minutes.
 /// A sender that still overruns it at worst sends a message twice, and its late outcome is
-/// not recorded over the other sender's.
+/// not recorded over the other sender's. `SEND_LEASE_SECS` overrides it (fault tests kill
+/// processes and cannot wait two minutes for each lease).
 pub fn lease_duration(settings: &Settings) -> Duration {
+    if settings.send_lease_secs > 0 {
+        return Duration::from_secs(settings.send_lease_secs);
+    }
     let per_message = Duration::from_secs(2 * settings.smtp.timeout_secs + 1)
         + Duration::from_secs_f64(
             settings.send_concurrency as f64 / f64::from(settings.send_rate_per_second),
@@ -549,7 +551,7 @@ impl Driver<'_> {
                 }
                 let delay = retry_delay(
                     claimed.attempts as u32,
-                    RETRY_BASE,
+                    Duration::from_secs(settings.send_retry_base_secs),
                     RETRY_CAP,
                     rand::random::<f64>(),
                 );

@@ -3,8 +3,6 @@
 //! recovery, two instances, disable, unsubscribe, and the messages themselves — some through
 //! a real SMTP server (tests/support/delivery_sink.py, aiosmtpd).
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use autosend::db::deliveries::{self, ClaimRequest, Delivery};
@@ -14,9 +12,9 @@ use autosend::db::{messages, recipients, unsubscribes};
 use autosend::delivery::engine::{self, DriveLimits};
 use autosend::delivery::{Clock, ManualClock, StartRunError, TickOutcome, scheduler};
 use autosend::domain::{DeliveryStatus, MailingStatus, Period, RunStatus, Trigger};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::helpers::{ACTIVE, TestApp, spawn_app, spawn_app_with};
+use crate::sink::{Sink, free_port, python_with_aiosmtpd};
 
 /// 2030-01-01T09:00:00Z: far from the real clock, so only the test's clock matters.
 const T0: i64 = 1_893_488_400_000;
@@ -957,70 +955,6 @@ async fn seed_demo_creates_every_status_and_is_idempotent() {
 }
 
 // ---- Through a real SMTP server ----------------------------------------------------------
-
-/// Debian's python3 with aiosmtpd, else any python3 that has it.
-fn python_with_aiosmtpd() -> Option<&'static str> {
-    ["/usr/bin/python3", "python3"].into_iter().find(|python| {
-        std::process::Command::new(python)
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// tests/support/delivery_sink.py on `port`, killed when dropped.
-struct Sink {
-    _child: tokio::process::Child,
-    log: PathBuf,
-}
-
-impl Sink {
-    async fn start(python: &str, port: u16, dir: &Path, tempfails: u32) -> Self {
-        let log = dir.join(format!("sink-{port}.jsonl"));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/delivery_sink.py");
-        let mut child = tokio::process::Command::new(python)
-            .arg(script)
-            .arg(port.to_string())
-            .arg(&log)
-            .arg(tempfails.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the SMTP sink starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("the SMTP sink became ready")
-            .unwrap();
-        assert_eq!(ready.as_deref(), Some("READY"));
-        Self { _child: child, log }
-    }
-
-    /// (recipient, raw message) of every accepted message.
-    fn received(&self) -> Vec<(String, String)> {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines()
-            .map(|line| {
-                let v: serde_json::Value = serde_json::from_str(line).unwrap();
-                (
-                    v["to"].as_str().unwrap().to_string(),
-                    v["data"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    }
-}
 
 async fn smtp_world(port: u16, max_attempts: u32) -> World {
     world_on(

@@ -11,6 +11,10 @@ mod mail;
 mod mailings;
 mod messages;
 mod middleware;
+#[path = "../support/pg.rs"]
+mod pg;
 mod recipients;
 mod reporting;
 mod reports;
+#[path = "../support/sink.rs"]
+mod sink;

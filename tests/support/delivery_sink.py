@@ -7,9 +7,14 @@ Recipients starting with `tempfail` are answered `451 4.3.0 try later` the first
 times (default 1) each; `reject…` get `550 5.1.1 no such user`; everyone else is accepted and
 each accepted message is appended to LOG as one JSON line {"from", "to", "data"}. Prints
 READY once it listens.
+
+While a file LOG.down exists every recipient is answered `421 4.3.2 service not available`
+(a server going down for maintenance): the fault tests create and remove it to make an outage
+without restarting the sink. Stopping the sink process is the other kind of outage (refused).
 """
 
 import json
+import os
 import sys
 import threading
 import time
@@ -21,11 +26,14 @@ from aiosmtpd.controller import Controller
 class Sink:
     def __init__(self, log_path, tempfails):
         self.log_path = log_path
+        self.down_path = log_path + ".down"
         self.tempfails = tempfails
         self.seen = Counter()
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if os.path.exists(self.down_path):
+            return "421 4.3.2 service not available"
         local = address.lower()
         if local.startswith("tempfail"):
             with self.lock:
