@@ -52,15 +52,18 @@ impl Sink {
         if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
             command.args(["-u", "nobody"]);
         }
-        let child = command
-            .args([&format!("127.0.0.1:{port}"), "256"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("smtp-sink starts");
+        // Owned by `Sink` at once, so a failure below still kills and reaps it.
+        let sink = Self(
+            command
+                .args([&format!("127.0.0.1:{port}"), "256"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("smtp-sink starts"),
+        );
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self(child);
+                return sink;
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -1,23 +1,18 @@
 //! Outgoing mail: one [`Mailer`] over four transports (SPEC §3 `EMAIL_BACKEND`).
 //!
-//! `smtp` sends over a pooled connection (STARTTLS or implicit TLS, with a timeout), `file`
-//! writes one `.eml` per message under `data/outbox/`, `console` prints, and `memory` keeps
-//! what was sent so tests can read it. Send errors say whether a retry can help.
-//!
-//! `SMTP_TIMEOUT_SECS` bounds every step of a send, not only the connect (lettre's own
-//! timeout): a server that accepts and then says nothing cannot hold a sender forever.
+//! `smtp` sends over pooled connections ([`smtp`]: STARTTLS or implicit TLS, every step under
+//! `SMTP_TIMEOUT_SECS`), `file` writes one `.eml` per message under `data/outbox/`, `console`
+//! prints, and `memory` keeps what was sent so tests can read it. Send errors say whether a
+//! retry can help.
+
+pub mod smtp;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::Context as _;
 use lettre::message::header::{ContentType, MIME_VERSION_1_0};
 use lettre::message::{Mailbox, MessageBuilder, MultiPart};
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::{EmailBackend, Settings, SmtpSettings};
 
@@ -74,7 +69,7 @@ impl Outbox {
 #[derive(Clone)]
 enum Transport {
     /// The pool for single messages, and the settings to open one connection for a series.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>, Arc<SmtpSettings>),
+    Smtp(smtp::Pool, Arc<SmtpSettings>),
     File(AsyncFileTransport<Tokio1Executor>),
     Console,
     Memory(Outbox),
@@ -88,9 +83,11 @@ pub struct Mailer {
 impl Mailer {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let transport = match settings.email_backend {
-            EmailBackend::Smtp => {
-                Transport::Smtp(smtp_transport(settings)?, Arc::new(settings.smtp.clone()))
-            }
+            // One connection per sender, and one for account mail and reports beside them.
+            EmailBackend::Smtp => Transport::Smtp(
+                smtp::pool(settings.smtp.clone(), settings.send_concurrency + 1)?,
+                Arc::new(settings.smtp.clone()),
+            ),
             EmailBackend::File => {
                 let dir = settings.data_dir.join("outbox");
                 std::fs::create_dir_all(&dir)
@@ -114,14 +111,7 @@ impl Mailer {
     /// Sends one message; returns the server's reply (or a note for local backends).
     pub async fn send(&self, message: Message) -> Result<String, SendError> {
         match &self.transport {
-            Transport::Smtp(smtp, settings) => {
-                let response = within(settings, smtp.send(message)).await?;
-                Ok(format!(
-                    "{} {}",
-                    response.code(),
-                    response.message().collect::<Vec<_>>().join(" ")
-                ))
-            }
+            Transport::Smtp(pool, settings) => smtp::send(pool, settings, &message).await,
             Transport::File(file) => match file.send(message).await {
                 Ok(id) => Ok(format!("written {id}.eml")),
                 // A full disk or a permission problem may be fixed by the operator.
@@ -149,7 +139,7 @@ impl Mailer {
     /// spread them over connections, and the order over the network with them).
     pub async fn send_in_order(&self, messages: Vec<Message>) -> Result<(), SendError> {
         match &self.transport {
-            Transport::Smtp(_, settings) => send_on_one_connection(settings, messages).await,
+            Transport::Smtp(_, settings) => smtp::send_in_order(settings, messages).await,
             _ => {
                 let total = messages.len();
                 for (i, message) in messages.into_iter().enumerate() {
@@ -165,118 +155,11 @@ impl Mailer {
     /// Whether the transport can send now (connects for SMTP); for `check`.
     pub async fn check(&self) -> anyhow::Result<()> {
         match &self.transport {
-            Transport::Smtp(smtp, _) => {
-                let ok = smtp
-                    .test_connection()
-                    .await
-                    .context("SMTP server did not answer")?;
-                anyhow::ensure!(ok, "SMTP server refused the connection test");
-                Ok(())
-            }
+            Transport::Smtp(_, settings) => smtp::check(settings)
+                .await
+                .map_err(|err| anyhow::anyhow!("SMTP server did not answer: {err}")),
             _ => Ok(()),
         }
-    }
-}
-
-fn smtp_transport(settings: &Settings) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
-    let smtp = &settings.smtp;
-    let builder = if smtp.use_ssl {
-        AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
-    } else if smtp.use_tls {
-        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
-    } else {
-        Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-            &smtp.host,
-        ))
-    }
-    .with_context(|| format!("SMTP_HOST {:?} cannot be used for TLS", smtp.host))?;
-    let mut builder = builder
-        .port(smtp.port)
-        .timeout(Some(Duration::from_secs(smtp.timeout_secs)))
-        .pool_config(PoolConfig::new().max_size(settings.send_concurrency as u32 + 1));
-    if let (Some(user), Some(password)) = (&smtp.user, &smtp.password) {
-        builder = builder.credentials(Credentials::new(
-            user.clone(),
-            password.expose().to_string(),
-        ));
-    }
-    Ok(builder.build())
-}
-
-/// `step` bounded by `SMTP_TIMEOUT_SECS`; running out of time is a temporary failure.
-async fn within<T>(
-    smtp: &SmtpSettings,
-    step: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
-) -> Result<T, SendError> {
-    let limit = Duration::from_secs(smtp.timeout_secs);
-    match tokio::time::timeout(limit, step).await {
-        Ok(result) => result.map_err(|err| classify(&err)),
-        Err(_) => Err(SendError::Temporary(format!(
-            "the SMTP server did not answer within {}s (SMTP_TIMEOUT_SECS)",
-            smtp.timeout_secs
-        ))),
-    }
-}
-
-/// Opens one SMTP connection (implicit TLS or STARTTLS and login as configured), sends each
-/// message on it in order, and says goodbye.
-async fn send_on_one_connection(
-    smtp: &SmtpSettings,
-    messages: Vec<Message>,
-) -> Result<(), SendError> {
-    let tls = || {
-        TlsParameters::new(smtp.host.clone())
-            .map_err(|err| SendError::Permanent(format!("TLS for SMTP_HOST: {err}")))
-    };
-    let hello = ClientId::default();
-    let implicit_tls = if smtp.use_ssl { Some(tls()?) } else { None };
-    let mut conn = within(
-        smtp,
-        AsyncSmtpConnection::connect_tokio1(
-            (smtp.host.as_str(), smtp.port),
-            Some(Duration::from_secs(smtp.timeout_secs)),
-            &hello,
-            implicit_tls,
-            None,
-        ),
-    )
-    .await?;
-    let sent = async {
-        if smtp.use_tls {
-            within(smtp, conn.starttls(tls()?, &hello)).await?;
-        }
-        if let (Some(user), Some(password)) = (&smtp.user, &smtp.password) {
-            let credentials = Credentials::new(user.clone(), password.expose().to_string());
-            within(smtp, conn.auth(DEFAULT_MECHANISMS, &credentials)).await?;
-        }
-        let total = messages.len();
-        for (i, message) in messages.iter().enumerate() {
-            within(smtp, conn.send(message.envelope(), &message.formatted()))
-                .await
-                .map_err(|err| err.of_message(i + 1, total))?;
-        }
-        Ok(())
-    }
-    .await;
-    match sent {
-        Ok(()) => {
-            // Everything was accepted; a QUIT that goes wrong changes nothing.
-            let _ = within(smtp, conn.quit()).await;
-            Ok(())
-        }
-        Err(err) => {
-            conn.abort().await;
-            Err(err)
-        }
-    }
-}
-
-fn classify(err: &lettre::transport::smtp::Error) -> SendError {
-    let text = err.to_string();
-    if err.is_permanent() || err.is_client() {
-        SendError::Permanent(text)
-    } else {
-        SendError::Temporary(text)
     }
 }
 
