@@ -14,3 +14,5 @@ mod middleware;
 mod recipients;
 mod reporting;
 mod reports;
+mod security;
+mod world;

@@ -1,0 +1,420 @@
+//! Security properties checked over every route of `autosend::web::route_table()` (the
+//! table the router is built from, so a new route is covered the day it is added): CSRF,
+//! who may see and change what, headers and cookies, redirects, login timing, secrets.
+
+use std::collections::BTreeSet;
+
+use poem::http::Method;
+
+use crate::helpers::{PASSWORD, client, meta_csrf};
+use crate::world::{
+    MANAGER_EMAIL, OTHER, OWNER, Objects, ROOT, VIEWER, World, anonymous, is_unsafe, objects, post,
+};
+
+/// The only routes that accept a state-changing request without our CSRF token, and why:
+/// RFC 8058 one-click unsubscribe is POSTed by mail providers without our cookie; its signed
+/// token is the authorisation.
+const CSRF_EXEMPT: &[&str] = &["/u/:token"];
+
+/// A body that would change something on every form route if CSRF let it through: the
+/// fields of every form at once, valid where it matters (the password change knows the
+/// old password, the mailing form names real objects).
+fn tempting_form(world: &World) -> Vec<(String, String)> {
+    let owner_recipient = world.recipient.to_string();
+    let message = world.message.to_string();
+    [
+        ("email", "changed@example.com"),
+        ("full_name", "Changed Name"),
+        ("comment", "changed"),
+        ("subject", "Changed"),
+        ("body", "Changed body"),
+        ("message_id", &message),
+        ("recipient_ids", &owner_recipient),
+        ("start_at", "2031-01-01T09:00"),
+        ("end_at", "2031-02-01T09:00"),
+        ("period", "daily"),
+        ("old_password", PASSWORD),
+        ("password", "a brand new password"),
+        ("password2", "a brand new password"),
+        ("phone", "+1 555 0100"),
+        ("country", "Nowhere"),
+        ("is_active", "on"),
+        ("view_all_mailings", "on"),
+        ("disable_mailing", "on"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// How a refused request carries its CSRF token.
+enum Token<'a> {
+    Missing,
+    Field(&'a str),
+    Header(&'a str),
+}
+
+#[tokio::test]
+async fn every_state_changing_route_refuses_a_missing_or_wrong_csrf_token() {
+    let world = World::build().await;
+    let table = autosend::web::route_table();
+    let paths: BTreeSet<&str> = table.iter().map(|(path, _)| *path).collect();
+    let unsafe_routes: Vec<(&str, Method)> = table
+        .iter()
+        .filter(|(_, method)| is_unsafe(method))
+        .cloned()
+        .collect();
+    assert!(
+        unsafe_routes.len() >= 20,
+        "the route table lists the POST routes"
+    );
+    for exempt in CSRF_EXEMPT {
+        assert!(paths.contains(exempt), "{exempt} is still a route");
+    }
+
+    let root = world.browser(ROOT).await;
+    let root_token = meta_csrf(
+        &root
+            .get(world.app.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let foreign = meta_csrf(&world.app.get("/").await.text().await.unwrap()).unwrap();
+    assert_ne!(root_token, foreign);
+    let form = tempting_form(&world);
+    let before = world.snapshot().await;
+
+    let mut checked = 0;
+    // Every route the table has for a state-changing method, and every other unsafe
+    // method on every path (the middleware must refuse before routing, so a PUT or DELETE
+    // route added later is covered too).
+    let mut cases: Vec<(&str, Method)> = unsafe_routes.clone();
+    for path in &paths {
+        for method in [Method::PUT, Method::PATCH, Method::DELETE] {
+            cases.push((path, method));
+        }
+    }
+    for (pattern, method) in &cases {
+        if CSRF_EXEMPT.contains(pattern) {
+            continue;
+        }
+        let url = world.app.url(&world.path(pattern));
+        let attempts = [
+            (
+                "a browser without cookies, no token",
+                &client(),
+                Token::Missing,
+            ),
+            ("the superuser's browser, no token", &root, Token::Missing),
+            (
+                "the superuser's browser, a forged form token",
+                &root,
+                Token::Field("forged"),
+            ),
+            (
+                "the superuser's browser, a forged header token",
+                &root,
+                Token::Header("bm90IGEgdG9rZW4gYXQgYWxs"),
+            ),
+            (
+                "the superuser's browser, another browser's token",
+                &root,
+                Token::Field(&foreign),
+            ),
+        ];
+        for (who, browser, token) in attempts {
+            let mut fields = form.clone();
+            let mut request = browser.request(method.clone(), &url);
+            match token {
+                Token::Field(token) => fields.push(("csrf_token".into(), token.into())),
+                Token::Header(token) => request = request.header("X-CSRF-Token", token),
+                Token::Missing => {}
+            }
+            let resp = request.form(&fields).send().await.unwrap();
+            let status = resp.status();
+            let body = resp.text().await.unwrap();
+            assert!(
+                status == 403 && body.contains("CSRF verification failed"),
+                "{method} {pattern} with {who}: {status}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        world.snapshot().await,
+        before,
+        "a refused request changed the database"
+    );
+    assert_eq!(
+        world.app.get("/").await.status(),
+        200,
+        "the server is still up"
+    );
+
+    // The exemption is not an open door: a forged unsubscribe token changes nothing.
+    let resp = client()
+        .post(world.app.url("/u/Zm9yZ2Vk.Zm9yZ2Vk"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(world.snapshot().await, before);
+
+    // The control: the same requests with the right token get past the CSRF check (so the
+    // 403s above were the check, not some other refusal).
+    for (pattern, method) in &unsafe_routes {
+        let mut fields = form.clone();
+        fields.push(("csrf_token".into(), root_token.clone()));
+        let resp = root
+            .request(method.clone(), world.app.url(&world.path(pattern)))
+            .form(&fields)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        assert!(
+            !body.contains("CSRF verification failed"),
+            "{method} {pattern} with the right token: {status}"
+        );
+    }
+    println!(
+        "csrf: {} routes in the table, {} state-changing ({} exempt), {} refused requests checked",
+        table.len(),
+        unsafe_routes.len(),
+        CSRF_EXEMPT.len(),
+        checked
+    );
+}
+
+/// Who asks, in the access matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Owner,
+    Other,
+    /// `view_all_mailings` only.
+    Viewer,
+    /// `view_all_mailings` and `disable_mailing`.
+    Manager,
+    Superuser,
+    Anonymous,
+}
+
+const EVERYONE: [Who; 6] = [
+    Who::Owner,
+    Who::Other,
+    Who::Viewer,
+    Who::Manager,
+    Who::Superuser,
+    Who::Anonymous,
+];
+
+/// What the answer must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// The page (or fragment, or CSV), with this status.
+    Shown(u16),
+    /// Done: 303 somewhere other than the login page, and the object changed.
+    Done,
+    /// 404: as if the object did not exist.
+    Hidden,
+    /// 403: seen, but read-only for this user.
+    ReadOnly,
+    /// 303 to `/users/login?next=<this URL>`.
+    Login,
+}
+
+use Expect::{Done, Hidden, Login, ReadOnly, Shown};
+
+/// One row of the matrix: a route with its expected answer per [`EVERYONE`] entry.
+struct Row {
+    method: Method,
+    /// `{r}` recipient, `{m}` message, `{g}` mailing, `{n}` a message no mailing uses,
+    /// `{o}` the owner's user id.
+    path: &'static str,
+    form: &'static [(&'static str, &'static str)],
+    expect: [Expect; 6],
+}
+
+/// `{r}` and the like are filled like the path.
+const RECIPIENT_FORM: &[(&str, &str)] = &[
+    ("email", "changed.{r}@example.com"),
+    ("full_name", "Changed Name"),
+    ("comment", "changed"),
+];
+const MESSAGE_FORM: &[(&str, &str)] = &[("subject", "Changed"), ("body", "Changed body")];
+const MAILING_FORM: &[(&str, &str)] = &[
+    ("message_id", "{m}"),
+    ("recipient_ids", "{r}"),
+    ("start_at", "2031-01-01T09:00"),
+    ("end_at", "2031-02-01T09:00"),
+    ("period", "daily"),
+];
+
+fn matrix() -> Vec<Row> {
+    let get = |path, expect| Row {
+        method: Method::GET,
+        path,
+        form: &[],
+        expect,
+    };
+    let post = |path, form, expect| Row {
+        method: Method::POST,
+        path,
+        form,
+        expect,
+    };
+    //            owner     other   viewer    manager   superuser anonymous
+    let see = [
+        Shown(200),
+        Hidden,
+        Shown(200),
+        Shown(200),
+        Shown(200),
+        Login,
+    ];
+    let stopped = [
+        Shown(286),
+        Hidden,
+        Shown(286),
+        Shown(286),
+        Shown(286),
+        Login,
+    ];
+    let edit_page = [Shown(200), Hidden, ReadOnly, ReadOnly, Shown(200), Login];
+    let change = [Done, Hidden, ReadOnly, ReadOnly, Done, Login];
+    let finish = [Done, Hidden, ReadOnly, Done, Done, Login];
+    vec![
+        get("/clients/{r}", see),
+        get("/clients/{r}/edit", edit_page),
+        post("/clients/{r}/edit", RECIPIENT_FORM, change),
+        post("/clients/{r}/delete", &[], change),
+        get("/messages/{m}", see),
+        get("/messages/{m}/edit", edit_page),
+        post("/messages/{m}/edit", MESSAGE_FORM, change),
+        post("/messages/{n}/delete", &[], change),
+        get("/mailings/{g}", see),
+        get("/mailings/{g}/edit", edit_page),
+        get("/mailings/{g}/progress", stopped),
+        get("/mailings/{g}/logs", see),
+        post("/mailings/{g}/edit", MAILING_FORM, change),
+        post("/mailings/{g}/delete", &[], change),
+        post("/mailings/{g}/send", &[("dry_run", "1")], change),
+        post("/mailings/{g}/disable", &[], finish),
+        get("/mailings/reports/?user={o}", see),
+        get("/mailings/reports/export.csv?user={o}", see),
+    ]
+}
+
+/// One object of each kind, as text (`None` when deleted), with the number of runs of the
+/// mailing: what a refused request must leave alone and a done one must change.
+async fn object_state(world: &World, ids: Objects) -> String {
+    let db = &world.app.state.db;
+    let recipient = autosend::db::recipients::get(db, ids.recipient)
+        .await
+        .unwrap();
+    let message = autosend::db::messages::get(db, ids.message).await.unwrap();
+    let spare = autosend::db::messages::get(db, ids.spare_message)
+        .await
+        .unwrap();
+    let mailing = autosend::db::mailings::get(db, ids.mailing).await.unwrap();
+    let runs: i64 =
+        sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM runs WHERE mailing_id = $1")
+            .bind(ids.mailing)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    format!("{recipient:?}\n{message:?}\n{spare:?}\n{mailing:?}\nruns: {runs}")
+}
+
+#[tokio::test]
+async fn the_access_matrix_of_every_object_route() {
+    let world = World::build().await;
+    let owner = world.users[OWNER];
+    let mut browsers = Vec::new();
+    for who in EVERYONE {
+        let browser = match who {
+            Who::Owner => world.browser(OWNER).await,
+            Who::Other => world.browser(OTHER).await,
+            Who::Viewer => world.browser(VIEWER).await,
+            Who::Manager => world.browser(MANAGER_EMAIL).await,
+            Who::Superuser => world.browser(ROOT).await,
+            Who::Anonymous => anonymous(&world).await,
+        };
+        browsers.push(browser);
+    }
+    let mut failures = Vec::new();
+    let mut cells = 0;
+    for (row_index, row) in matrix().into_iter().enumerate() {
+        for (i, who) in EVERYONE.into_iter().enumerate() {
+            // Fresh objects per cell: a delete or a send in one cell cannot decide another.
+            let ids = objects(&world.app, owner, &format!("c{row_index}-{i}")).await;
+            let fill = |s: &str| {
+                s.replace("{r}", &ids.recipient.to_string())
+                    .replace("{m}", &ids.message.to_string())
+                    .replace("{g}", &ids.mailing.to_string())
+                    .replace("{n}", &ids.spare_message.to_string())
+                    .replace("{o}", &owner.to_string())
+            };
+            let path = fill(row.path);
+            let before = object_state(&world, ids).await;
+            let browser = &browsers[i];
+            let resp = if row.method == Method::GET {
+                browser.get(world.app.url(&path)).send().await.unwrap()
+            } else {
+                let form: Vec<(String, String)> = row
+                    .form
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), fill(v)))
+                    .collect();
+                let form: Vec<(&str, &str)> =
+                    form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                post(&world, browser, &path, &form).await
+            };
+            let status = resp.status().as_u16();
+            let location = resp
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_string());
+            let after = object_state(&world, ids).await;
+            let expected = row.expect[i];
+            let login = format!(
+                "/users/login?next={}",
+                percent_encoding::utf8_percent_encode(&path, percent_encoding::NON_ALPHANUMERIC)
+            );
+            let ok = match expected {
+                Shown(code) => status == code && before == after,
+                Done => {
+                    status == 303
+                        && location
+                            .as_deref()
+                            .is_some_and(|l| !l.starts_with("/users/"))
+                        && before != after
+                }
+                Hidden => status == 404 && before == after,
+                ReadOnly => status == 403 && before == after,
+                Login => status == 303 && location.as_deref() == Some(&login) && before == after,
+            };
+            if !ok {
+                failures.push(format!(
+                    "{} {} as {who:?}: expected {expected:?}, got {status} {location:?}{}",
+                    row.method,
+                    row.path,
+                    if before == after {
+                        " (unchanged)"
+                    } else {
+                        " (changed)"
+                    }
+                ));
+            }
+            cells += 1;
+        }
+    }
+    println!("access matrix: {cells} cells, {} failures", failures.len());
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
