@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use poem::http::Method;
 
-use crate::helpers::{PASSWORD, client, meta_csrf};
+use crate::helpers::{ACTIVE, PASSWORD, client, meta_csrf};
 use crate::world::{
     MANAGER_EMAIL, OTHER, OWNER, Objects, ROOT, VIEWER, World, anonymous, is_unsafe, objects, post,
 };
@@ -417,4 +417,292 @@ async fn the_access_matrix_of_every_object_route() {
     }
     println!("access matrix: {cells} cells, {} failures", failures.len());
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// The headers of SPEC §11, whatever the page and its status.
+fn assert_security_headers(what: &str, resp: &reqwest::Response) {
+    let h = resp.headers();
+    let header = |name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{what}: no {name} header"))
+            .to_string()
+    };
+    let csp = header("content-security-policy");
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "object-src 'none'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(
+            csp.contains(directive),
+            "{what}: CSP {csp:?} lacks {directive}"
+        );
+    }
+    assert!(!csp.contains("unsafe-inline"), "{what}: {csp}");
+    assert_eq!(header("x-frame-options"), "DENY", "{what}");
+    assert_eq!(header("x-content-type-options"), "nosniff", "{what}");
+    assert_eq!(header("referrer-policy"), "same-origin", "{what}");
+}
+
+#[tokio::test]
+async fn every_get_route_has_the_security_headers_for_anonymous_and_logged_in_users() {
+    let world = World::build().await;
+    let root = world.browser(ROOT).await;
+    let anon = anonymous(&world).await;
+    let mut pages = 0;
+    for (pattern, method) in autosend::web::route_table() {
+        if method != Method::GET {
+            continue;
+        }
+        let path = world.path(pattern);
+        // The superuser first: the anonymous visit of the activation link uses it up.
+        for (who, browser) in [("superuser", &root), ("anonymous", &anon)] {
+            let resp = browser.get(world.app.url(&path)).send().await.unwrap();
+            let what = format!("GET {pattern} as {who} ({})", resp.status());
+            assert!(resp.status().as_u16() < 500, "{what}");
+            if who == "superuser" {
+                assert!(resp.status().as_u16() < 400, "{what}: every page opens");
+            }
+            assert_security_headers(&what, &resp);
+            pages += 1;
+        }
+    }
+    // Error pages and refusals too.
+    for path in ["/no-such-page", "/clients/abc"] {
+        assert_security_headers(path, &root.get(world.app.url(path)).send().await.unwrap());
+    }
+    let refused = client()
+        .post(world.app.url("/clients/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_security_headers("a CSRF refusal", &refused);
+    println!("headers: {pages} GET answers checked");
+}
+
+/// The `Set-Cookie` line that sets `name`.
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+/// `name=value` of a `Set-Cookie` line.
+fn cookie_pair(line: &str) -> String {
+    line.split(';').next().unwrap().trim().to_string()
+}
+
+/// Logs in by hand (no cookie store), with the `Cookie` header given; returns the answer.
+async fn manual_login(world: &World, cookie: &str, email: &str) -> reqwest::Response {
+    let http = client();
+    let page = http
+        .get(world.app.url("/"))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    let token = meta_csrf(&page.text().await.unwrap()).unwrap();
+    http.post(world.app.url("/users/login"))
+        .header("Cookie", cookie)
+        .form(&[
+            ("email", email),
+            ("password", PASSWORD),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn session_cookies_are_httponly_lax_site_wide_and_secure_only_over_https() {
+    for https in [false, true] {
+        let world = World::build_with(|vars| {
+            if https {
+                vars.insert("BASE_URL".into(), "https://mail.example.com".into());
+            }
+        })
+        .await;
+        let first = client().get(world.app.url("/")).send().await.unwrap();
+        let csrf = set_cookie(&first, "csrftoken").expect("the first visit sets the CSRF cookie");
+        // A session id planted by an attacker (a real one: an anonymous session of theirs).
+        let planted = "sessionid=planted-by-an-attacker";
+        let cookie = format!("{}; {planted}", cookie_pair(&csrf));
+        let login = manual_login(&world, &cookie, OWNER).await;
+        assert_eq!(login.status(), 303);
+        let session = set_cookie(&login, "sessionid").expect("login sets the session cookie");
+        for line in [&csrf, &session] {
+            let attrs: Vec<String> = line
+                .split(';')
+                .skip(1)
+                .map(|a| a.trim().to_ascii_lowercase())
+                .collect();
+            let what = format!("https={https}: {line}");
+            assert!(attrs.iter().any(|a| a == "httponly"), "{what}");
+            assert!(attrs.iter().any(|a| a == "samesite=lax"), "{what}");
+            assert!(attrs.iter().any(|a| a == "path=/"), "{what}");
+            assert_eq!(attrs.iter().any(|a| a == "secure"), https, "{what}");
+        }
+        // No fixation: the id changes at login, and the planted one is worth nothing.
+        let sid = cookie_pair(&session);
+        assert_ne!(sid, planted);
+        let profile = |cookie: String| {
+            client()
+                .get(world.app.url("/users/profile"))
+                .header("Cookie", cookie)
+                .send()
+        };
+        assert_eq!(profile(sid.clone()).await.unwrap().status(), 200);
+        assert_eq!(profile(planted.to_string()).await.unwrap().status(), 303);
+        // A second login from the same browser renews the id again.
+        let again = manual_login(&world, &format!("{}; {sid}", cookie_pair(&csrf)), OWNER).await;
+        let renewed = cookie_pair(&set_cookie(&again, "sessionid").unwrap());
+        assert_ne!(renewed, sid);
+        assert_eq!(
+            profile(sid).await.unwrap().status(),
+            303,
+            "the old id is dead"
+        );
+    }
+}
+
+#[tokio::test]
+async fn next_never_leads_off_the_site() {
+    let world = World::build().await;
+    let base = url::Url::parse("http://autosend.test/").unwrap();
+    let evil = [
+        "//evil.com",
+        "///evil.com",
+        "https://evil.com",
+        "http:evil.com",
+        "/\\evil.com",
+        "\\\\evil.com",
+        "/\\/evil.com",
+        "%2F%2Fevil.com",
+        "/%2F/evil.com",
+        "%5C%5Cevil.com",
+        " //evil.com",
+        "\t//evil.com",
+        "/\t/evil.com",
+        "/\r\n/evil.com",
+        "javascript:alert(1)",
+        "JaVaScRiPt:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+    ];
+    let logged_in = world.browser(OWNER).await;
+    let mut tried = 0;
+    for (i, next) in evil.into_iter().enumerate() {
+        let encoded =
+            percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        // Fully encoded, through a real login (a fresh account each time: five attempts per
+        // account and twenty per address are allowed, so the login side tries each value
+        // once) ...
+        let email = format!("victim{i}@example.com");
+        world.app.create_user(&email, ACTIVE).await;
+        let path = format!("/users/login?next={encoded}");
+        let login = post(
+            &world,
+            &anonymous(&world).await,
+            &path,
+            &[("email", &email), ("password", PASSWORD)],
+        )
+        .await;
+        let mut answers = vec![("login", login)];
+        // ... and the login page of someone logged in (it redirects at once), also as the
+        // attacker would write it in a link.
+        for query in [next.to_string(), encoded] {
+            let path = format!("/users/login?next={query}");
+            answers.push((
+                "login page, logged in",
+                logged_in.get(world.app.url(&path)).send().await.unwrap(),
+            ));
+        }
+        for (what, resp) in answers {
+            assert_eq!(resp.status(), 303, "{what} next={next:?}");
+            let location = resp.headers()["location"].to_str().unwrap().to_string();
+            let target = base.join(&location).unwrap();
+            assert!(
+                target.scheme() == "http" && target.host_str() == Some("autosend.test"),
+                "{what} with next={next:?} sends to {location:?}"
+            );
+            tried += 1;
+        }
+    }
+    // The control: a local target is followed.
+    let resp = logged_in
+        .get(world.app.url("/users/login?next=%2Fclients%2F%3Fq%3Da"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["location"], "/clients/?q=a");
+    println!("redirects: {tried} hostile next values refused");
+}
+
+/// The median of some durations.
+fn median(mut times: Vec<std::time::Duration>) -> std::time::Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+#[tokio::test]
+async fn unknown_email_and_wrong_password_take_about_the_same_time() {
+    let world = World::build().await;
+    let http = anonymous(&world).await;
+    let token = meta_csrf(
+        &http
+            .get(world.app.url("/users/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let attempt = |email: String| {
+        let http = http.clone();
+        let url = world.app.url("/users/login");
+        let token = token.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let resp = http
+                .post(url)
+                .form(&[
+                    ("email", email.as_str()),
+                    ("password", "not the password"),
+                    ("csrf_token", &token),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let took = started.elapsed();
+            assert_eq!(resp.status(), 422, "{email}");
+            (took, resp.text().await.unwrap())
+        }
+    };
+    let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
+    // Interleaved, so a slow moment of the machine hits both; five per account is the
+    // per-account limit, ten in all is under the per-address one.
+    for i in 0..5 {
+        let (took, page) = attempt(format!("nobody{i}@example.com")).await;
+        assert!(page.contains("The e-mail address or the password is not right."));
+        unknown.push(took);
+        let (took, page) = attempt(OWNER.to_string()).await;
+        assert!(page.contains("The e-mail address or the password is not right."));
+        wrong.push(took);
+    }
+    let (unknown, wrong) = (median(unknown), median(wrong));
+    println!("login timing: unknown e-mail {unknown:?}, wrong password {wrong:?} (medians of 5)");
+    // argon2 dominates both paths; without the dummy hash the unknown path is ~100× faster.
+    assert!(
+        unknown * 3 >= wrong && wrong * 3 >= unknown,
+        "unknown e-mail {unknown:?} vs wrong password {wrong:?}"
+    );
 }
