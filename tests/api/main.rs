@@ -2,7 +2,7 @@
 
 mod accounts;
 mod assets;
-mod cli;
+pub mod cli;
 mod delivery;
 mod errors;
 mod health;

@@ -706,3 +706,270 @@ async fn unknown_email_and_wrong_password_take_about_the_same_time() {
         "unknown e-mail {unknown:?} vs wrong password {wrong:?}"
     );
 }
+
+/// Every file under `dir`, with its text (lossy: a secret is ASCII either way).
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                found.push((path, text));
+            }
+        }
+    }
+    found
+}
+
+/// The e-mails of the file outbox whose raw text contains `needle`, decoded.
+fn outbox_mails(dir: &std::path::Path, needle: &str) -> Vec<crate::helpers::Mail> {
+    let outbox = dir.join("data/outbox");
+    if !outbox.exists() {
+        return Vec::new();
+    }
+    files_under(&outbox)
+        .into_iter()
+        .filter(|(_, raw)| raw.contains(needle))
+        .map(|(_, raw)| crate::helpers::Mail::parse(&raw))
+        .collect()
+}
+
+/// The real binary (`serve`, file outbox, log files): a realistic day of account work and a
+/// failing request mailed to ADMINS, then every page, header, e-mail, log file and console
+/// line is searched for the secrets and for every password typed.
+#[tokio::test]
+async fn no_secret_or_typed_password_leaks_into_pages_mails_or_logs() {
+    use crate::cli::{autosend, serve, terminate};
+    const SECRET_KEY: &str = "Zq8-SECRET-KEY-never-shown-4f1e9c27d3b8a6";
+    const SMTP_PASSWORD: &str = "Smtp-PASSWORD-never-shown-77d2";
+    const METRICS_TOKEN: &str = "Metrics-TOKEN-never-shown-5a1c";
+    const ROOT_PW: &str = "Root-typed-PW-1f3a9";
+    const SIGNUP_PW: &str = "Signup-typed-PW-8c2e4";
+    const CHANGED_PW: &str = "Changed-typed-PW-3b7d1";
+    const WRONG_PW: &str = "Wrong-typed-PW-6e0f2";
+    const RESET_PW: &str = "Reset-typed-PW-9a4c8";
+    const FORM_PW: &str = "Form-typed-PW-2d6b0";
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("SECRET_KEY", SECRET_KEY),
+        ("SMTP_PASSWORD", SMTP_PASSWORD),
+        ("SMTP_USER", "mailer"),
+        ("METRICS_TOKEN", METRICS_TOKEN),
+        ("ADMINS", "ops@example.com"),
+        ("LOG_SQL", "true"),
+        ("LOG_LEVEL", "debug"),
+    ];
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let mut cmd = autosend(
+            dir.path(),
+            &[
+                "createsuperuser",
+                "--email",
+                "root@example.com",
+                "--password-stdin",
+            ],
+            &env,
+        );
+        cmd.stdin(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(format!("{ROOT_PW}\n").as_bytes())
+            .await
+            .unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().await.unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let (mut child, base, stdout) = serve(dir.path(), &env).await;
+    let stderr = child.stderr.take().unwrap();
+    let console = tokio::spawn(async move {
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut tokio::io::BufReader::new(stderr), &mut text)
+            .await
+            .unwrap();
+        text
+    });
+
+    // Everything the server answers, headers included.
+    let mut seen: Vec<String> = Vec::new();
+    async fn keep(seen: &mut Vec<String>, resp: reqwest::Response) -> (u16, String) {
+        let status = resp.status().as_u16();
+        let headers = format!("{:?}", resp.headers());
+        let body = resp.text().await.unwrap();
+        seen.push(format!("{headers}\n{body}"));
+        (status, body)
+    }
+    let browser = client();
+    let url = |path: &str| format!("{base}{path}");
+    async fn token(browser: &reqwest::Client, url: String) -> String {
+        meta_csrf(&browser.get(url).send().await.unwrap().text().await.unwrap()).unwrap()
+    }
+    let submit = async |browser: &reqwest::Client, path: &str, fields: &[(&str, &str)]| {
+        let mut form = fields.to_vec();
+        let csrf = token(browser, url("/")).await;
+        form.push(("csrf_token", &csrf));
+        browser.post(url(path)).form(&form).send().await.unwrap()
+    };
+
+    // Sign up, activate, log in, change the password, mistype it, reset it.
+    let signup = [
+        ("email", "newbie@example.com"),
+        ("full_name", "New Bie"),
+        ("password", SIGNUP_PW),
+        ("password2", SIGNUP_PW),
+    ];
+    let (status, _) = keep(&mut seen, submit(&browser, "/users/signup", &signup).await).await;
+    assert_eq!(status, 200);
+    let activation = outbox_mails(dir.path(), "newbie@example.com");
+    assert_eq!(activation.len(), 1, "the activation e-mail");
+    let link = activation[0].link_path();
+    keep(&mut seen, browser.get(url(&link)).send().await.unwrap()).await;
+    let login = |pw: &'static str| [("email", "newbie@example.com"), ("password", pw)];
+    let (status, _) = keep(
+        &mut seen,
+        submit(&browser, "/users/login", &login(SIGNUP_PW)).await,
+    )
+    .await;
+    assert_eq!(status, 303, "the new account logs in");
+    for page in ["/", "/users/profile", "/users/password-change"] {
+        keep(&mut seen, browser.get(url(page)).send().await.unwrap()).await;
+    }
+    let change = [
+        ("old_password", SIGNUP_PW),
+        ("password", CHANGED_PW),
+        ("password2", CHANGED_PW),
+    ];
+    let (status, _) = keep(
+        &mut seen,
+        submit(&browser, "/users/password-change", &change).await,
+    )
+    .await;
+    assert_eq!(status, 303, "the password is changed");
+    keep(&mut seen, submit(&browser, "/users/logout", &[]).await).await;
+    let (status, _) = keep(
+        &mut seen,
+        submit(&browser, "/users/login", &login(WRONG_PW)).await,
+    )
+    .await;
+    assert_eq!(status, 422);
+    keep(
+        &mut seen,
+        submit(
+            &browser,
+            "/users/password-reset",
+            &[("email", "newbie@example.com")],
+        )
+        .await,
+    )
+    .await;
+    let reset = outbox_mails(dir.path(), "/users/password-reset/");
+    assert_eq!(reset.len(), 1, "the reset e-mail");
+    let link = reset[0].link_path();
+    keep(&mut seen, browser.get(url(&link)).send().await.unwrap()).await;
+    let (status, _) = keep(
+        &mut seen,
+        submit(
+            &browser,
+            &link,
+            &[("password", RESET_PW), ("password2", RESET_PW)],
+        )
+        .await,
+    )
+    .await;
+    assert!(status < 400, "the reset works: {status}");
+    let (status, _) = keep(
+        &mut seen,
+        submit(&browser, "/users/login", &login(RESET_PW)).await,
+    )
+    .await;
+    assert_eq!(status, 303);
+
+    // The superuser: metrics with the bearer token, then a request that fails, with a
+    // password typed in its form and the token in a header.
+    let root = client();
+    let root_login = [("email", "root@example.com"), ("password", ROOT_PW)];
+    let (status, _) = keep(&mut seen, submit(&root, "/users/login", &root_login).await).await;
+    assert_eq!(status, 303);
+    let metrics = client()
+        .get(url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keep(&mut seen, metrics).await.0, 200);
+    let csrf = token(&root, url("/admin/error-test")).await;
+    let failing = root
+        .post(url("/admin/error-test?api_key=") + FORM_PW)
+        .header("X-Api-Key", METRICS_TOKEN)
+        .form(&[
+            ("password", FORM_PW),
+            ("note", "hello"),
+            ("csrf_token", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keep(&mut seen, failing).await.0, 500);
+    // The report is mailed by a background worker: wait (bounded) for it to appear.
+    let mut report = Vec::new();
+    for _ in 0..200 {
+        report = outbox_mails(dir.path(), "ops@example.com");
+        if !report.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(report.len(), 1, "the error report reached ADMINS");
+    assert!(report[0].text.contains("Deliberate test error"));
+    // Stopping flushes the log writers.
+    assert_eq!(terminate(child).await, 0);
+    let console = console.await.unwrap();
+
+    let mut haystacks: Vec<(String, String)> = files_under(dir.path())
+        .into_iter()
+        .filter(|(path, _)| !path.to_string_lossy().ends_with(".db"))
+        .map(|(path, text)| (path.display().to_string(), text))
+        .collect();
+    let logs = haystacks
+        .iter()
+        .filter(|(path, _)| path.contains("/logs/"))
+        .count();
+    assert!(logs >= 4, "the log files were written: {haystacks:?}");
+    haystacks.push(("console (stderr)".into(), console));
+    haystacks.push(("stdout".into(), stdout.join("\n")));
+    for (i, page) in seen.iter().enumerate() {
+        haystacks.push((format!("answer #{i}"), page.clone()));
+    }
+    let needles = [
+        ("SECRET_KEY", SECRET_KEY),
+        ("SMTP_PASSWORD", SMTP_PASSWORD),
+        ("METRICS_TOKEN", METRICS_TOKEN),
+        ("the superuser's password", ROOT_PW),
+        ("the sign-up password", SIGNUP_PW),
+        ("the changed password", CHANGED_PW),
+        ("a mistyped password", WRONG_PW),
+        ("the reset password", RESET_PW),
+        ("a password in a failing form", FORM_PW),
+    ];
+    let mut leaks = Vec::new();
+    for (place, text) in &haystacks {
+        for (what, secret) in needles {
+            if text.contains(secret) {
+                leaks.push(format!("{what} in {place}"));
+            }
+        }
+    }
+    println!(
+        "secrets: {} needles searched in {} places ({logs} log files, {} answers)",
+        needles.len(),
+        haystacks.len(),
+        seen.len()
+    );
+    assert!(leaks.is_empty(), "\n{}", leaks.join("\n"));
+}
