@@ -2,6 +2,7 @@
 
 mod accounts;
 mod assets;
+mod bad_input;
 pub mod cli;
 mod delivery;
 mod errors;

@@ -192,6 +192,41 @@ impl World {
         }
         rows
     }
+
+    /// Row counts of the tables a request can write to (the "no partial write" check).
+    pub async fn counts(&self) -> Vec<(&'static str, i64)> {
+        const TABLES: &[(&str, &str)] = &[
+            ("users", "SELECT CAST(COUNT(*) AS BIGINT) FROM users"),
+            (
+                "recipients",
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM recipients",
+            ),
+            ("messages", "SELECT CAST(COUNT(*) AS BIGINT) FROM messages"),
+            ("mailings", "SELECT CAST(COUNT(*) AS BIGINT) FROM mailings"),
+            (
+                "mailing_recipients",
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM mailing_recipients",
+            ),
+            ("runs", "SELECT CAST(COUNT(*) AS BIGINT) FROM runs"),
+            (
+                "deliveries",
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM deliveries",
+            ),
+            (
+                "unsubscribes",
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM unsubscribes",
+            ),
+        ];
+        let mut counts = Vec::new();
+        for &(table, query) in TABLES {
+            let n: i64 = sqlx::query_scalar(query)
+                .fetch_one(&self.app.state.db.pool)
+                .await
+                .unwrap();
+            counts.push((table, n));
+        }
+        counts
+    }
 }
 
 /// One object of each kind, owned by one user.
