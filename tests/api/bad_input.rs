@@ -135,6 +135,182 @@ const SKIPPED: &[(&str, &str)] = &[
     ("POST", "/admin/error-test"),
 ];
 
+/// A valid form per POST route (placeholders filled when sent); the third property breaks one
+/// field of it at a time, so the requests get past the first check and meet the writes.
+/// Routes not listed take no fields.
+const VALID: &[(&str, &[(&str, &str)])] = &[
+    (
+        "/users/login",
+        &[
+            ("email", "nobody@example.com"),
+            ("password", "not the password"),
+        ],
+    ),
+    (
+        "/users/signup",
+        &[
+            ("email", "new.{unique}@example.com"),
+            ("password", "a long enough password"),
+            ("password2", "a long enough password"),
+            ("full_name", "New User"),
+        ],
+    ),
+    ("/users/password-reset", &[("email", "owner@example.com")]),
+    (
+        "/users/password-reset/:token",
+        &[
+            ("password", "a long enough password"),
+            ("password2", "a long enough password"),
+        ],
+    ),
+    (
+        "/users/password-change",
+        &[
+            ("old_password", "wrong old password"),
+            ("password", "a long enough password"),
+            ("password2", "a long enough password"),
+        ],
+    ),
+    (
+        "/users/profile/edit",
+        &[
+            ("full_name", "Root User"),
+            ("phone", "+1 555 0100"),
+            ("country", "Iceland"),
+            ("time_zone", "UTC"),
+        ],
+    ),
+    (
+        "/clients/",
+        &[
+            ("email", "r.{unique}@example.com"),
+            ("full_name", "Valid Name"),
+            ("comment", ""),
+        ],
+    ),
+    (
+        "/clients/import",
+        &[(
+            "file",
+            "email,full_name,comment\na.{unique}@example.com,Ann Valid,\nb.{unique}@example.com,Bob Valid,hi\n",
+        )],
+    ),
+    (
+        "/clients/:id/edit",
+        &[
+            ("email", "e.{unique}@example.com"),
+            ("full_name", "Valid Name"),
+            ("comment", "edited"),
+        ],
+    ),
+    (
+        "/messages/",
+        &[
+            ("subject", "Subject"),
+            ("body", "Body {{full_name}}"),
+            ("body_html", ""),
+        ],
+    ),
+    (
+        "/messages/:id/edit",
+        &[
+            ("subject", "Subject"),
+            ("body", "Body {{email}}"),
+            ("body_html", "<p>x</p>"),
+        ],
+    ),
+    ("/mailings/", VALID_MAILING),
+    ("/mailings/:id/edit", VALID_MAILING),
+    ("/mailings/:id/send", &[("dry_run", "1")]),
+    (
+        "/admin/users/:id",
+        &[("is_active", "on"), ("view_all_mailings", "on")],
+    ),
+];
+
+const VALID_MAILING: &[(&str, &str)] = &[
+    ("message_id", "{message}"),
+    ("recipient_ids", "{recipient}"),
+    ("start_at", "2031-01-01T09:00"),
+    ("end_at", "2031-02-01T09:00"),
+    ("period", "weekly"),
+];
+
+/// How one field of a valid form is broken.
+#[derive(Debug, Clone)]
+enum Mutation {
+    Replace(String),
+    Drop,
+    Repeat(String),
+    Stranger(String),
+}
+
+fn mutated_case(routes: &Routes) -> BoxedStrategy<Case> {
+    for (path, _) in VALID {
+        assert!(
+            routes.iter().any(|(_, p, _)| p == path),
+            "VALID has {path}, which is no longer a fuzzed POST route"
+        );
+    }
+    let forms: Vec<&'static [(&'static str, &'static str)]> = routes
+        .iter()
+        .map(|(_, path, _)| {
+            VALID
+                .iter()
+                .find(|(p, _)| p == path)
+                .map_or(&[][..], |(_, form)| *form)
+        })
+        .collect();
+    let mutation = prop_oneof![
+        5 => value().prop_map(Mutation::Replace),
+        1 => Just(Mutation::Drop),
+        2 => value().prop_map(Mutation::Repeat),
+        1 => value().prop_map(Mutation::Stranger),
+    ];
+    (
+        0..forms.len(),
+        any::<proptest::sample::Index>(),
+        mutation,
+        prop_oneof![
+            3 => Just("{real}".to_string()),
+            1 => path_param(),
+        ],
+        prop_oneof![4 => Just(Body::Urlencoded), 1 => Just(Body::Multipart)],
+    )
+        .prop_map(move |(route, which, mutation, param, body)| {
+            let mut fields: Vec<(String, String)> = forms[route]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            match (fields.is_empty(), mutation) {
+                (_, Mutation::Stranger(v)) | (true, Mutation::Replace(v) | Mutation::Repeat(v)) => {
+                    fields.push(("x".into(), v))
+                }
+                (true, Mutation::Drop) => {}
+                (false, Mutation::Replace(v)) => {
+                    let at = which.index(fields.len());
+                    fields[at].1 = v;
+                }
+                (false, Mutation::Drop) => {
+                    fields.remove(which.index(fields.len()));
+                }
+                (false, Mutation::Repeat(v)) => {
+                    let name = fields[which.index(fields.len())].0.clone();
+                    fields.push((name, v));
+                }
+            }
+            Case {
+                route,
+                param,
+                fields,
+                body,
+                query: Query::Encoded,
+                as_owner: false,
+            }
+        })
+        .boxed()
+}
+
 /// Values that have broken web apps before.
 const NASTY: &[&str] = &[
     "",
@@ -335,42 +511,44 @@ fn fuzzed_routes() -> Vec<(Method, &'static str, &'static [&'static str])> {
     routes
 }
 
-fn case(routes: &[(Method, &'static str, &'static [&'static str])]) -> impl Strategy<Value = Case> {
+fn case(routes: &Routes) -> BoxedStrategy<Case> {
     let routes: Vec<&'static [&'static str]> = routes.iter().map(|(_, _, f)| *f).collect();
-    (0..routes.len()).prop_flat_map(move |route| {
-        let known: Vec<String> = routes[route]
-            .iter()
-            .map(|f| f.to_string())
-            .chain(["csrf_token", "x", "email[]", ""].map(str::to_string))
-            .collect();
-        // Each known field 0–2 times (missing, once, repeated), plus strangers.
-        let name = proptest::sample::select(known);
-        let fields = proptest::collection::vec((name, value()), 0..10);
-        (
-            Just(route),
-            path_param(),
-            fields,
-            prop_oneof![
-                6 => Just(Body::Urlencoded),
-                2 => Just(Body::Multipart),
-                1 => Just(Body::Json),
-                1 => Just(Body::TextPlain),
-                1 => Just(Body::NoContentType),
-                1 => Just(Body::InvalidUtf8),
-                1 => Just(Body::BrokenMultipart),
-            ],
-            prop_oneof![3 => Just(Query::Encoded), 1 => Just(Query::Mangled)],
-            any::<bool>(),
-        )
-            .prop_map(|(route, param, fields, body, query, as_owner)| Case {
-                route,
-                param,
+    (0..routes.len())
+        .prop_flat_map(move |route| {
+            let known: Vec<String> = routes[route]
+                .iter()
+                .map(|f| f.to_string())
+                .chain(["csrf_token", "x", "email[]", ""].map(str::to_string))
+                .collect();
+            // Each known field 0–2 times (missing, once, repeated), plus strangers.
+            let name = proptest::sample::select(known);
+            let fields = proptest::collection::vec((name, value()), 0..10);
+            (
+                Just(route),
+                path_param(),
                 fields,
-                body,
-                query,
-                as_owner,
-            })
-    })
+                prop_oneof![
+                    6 => Just(Body::Urlencoded),
+                    2 => Just(Body::Multipart),
+                    1 => Just(Body::Json),
+                    1 => Just(Body::TextPlain),
+                    1 => Just(Body::NoContentType),
+                    1 => Just(Body::InvalidUtf8),
+                    1 => Just(Body::BrokenMultipart),
+                ],
+                prop_oneof![3 => Just(Query::Encoded), 1 => Just(Query::Mangled)],
+                any::<bool>(),
+            )
+                .prop_map(|(route, param, fields, body, query, as_owner)| Case {
+                    route,
+                    param,
+                    fields,
+                    body,
+                    query,
+                    as_owner,
+                })
+        })
+        .boxed()
 }
 
 fn encode(s: &str) -> String {
@@ -426,7 +604,9 @@ impl Harness {
             return s.to_string();
         }
         let o = *self.objects.lock().unwrap();
-        s.replace("{recipient}", &o.recipient.to_string())
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        s.replace("{unique}", &unique[..12])
+            .replace("{recipient}", &o.recipient.to_string())
             .replace("{message}", &o.message.to_string())
             .replace("{mailing}", &o.mailing.to_string())
             .replace("{user}", &self.world.users[OTHER].to_string())
@@ -570,7 +750,14 @@ impl Harness {
 
 /// Runs one property: `cases` requests drawn by [`case`], each checked for "never 5xx,
 /// no partial write on a 4xx".
-fn fuzz(name: &str, only: fn(&Method) -> bool, cases: u32) {
+type Routes = [(Method, &'static str, &'static [&'static str])];
+
+fn fuzz(
+    name: &str,
+    only: fn(&Method) -> bool,
+    strategy: fn(&Routes) -> BoxedStrategy<Case>,
+    cases: u32,
+) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -596,7 +783,7 @@ fn fuzz(name: &str, only: fn(&Method) -> bool, cases: u32) {
         ..Config::default()
     };
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&case(&routes), |case| {
+    let result = runner.run(&strategy(&routes), |case| {
         let (method, pattern, _) = &routes[case.route];
         runtime.block_on(async {
             tried.fetch_add(1, Ordering::Relaxed);
@@ -641,12 +828,22 @@ fn fuzz(name: &str, only: fn(&Method) -> bool, cases: u32) {
 
 #[test]
 fn no_query_string_makes_a_page_fail() {
-    fuzz("GET query parameters", |m| *m == Method::GET, 256);
+    fuzz("GET query parameters", |m| *m == Method::GET, case, 256);
 }
 
 #[test]
 fn no_form_makes_a_state_changing_route_fail_or_write_half() {
-    fuzz("POST forms and bodies", |m| *m != Method::GET, 256);
+    fuzz("POST forms and bodies", |m| *m != Method::GET, case, 256);
+}
+
+#[test]
+fn one_bad_field_in_a_valid_form_is_refused_whole_or_accepted_whole() {
+    fuzz(
+        "valid forms with one field broken",
+        |m| *m != Method::GET,
+        mutated_case,
+        256,
+    );
 }
 
 /// Found by the properties above: a NUL in a search (FTS5 read it as the end of its query;
