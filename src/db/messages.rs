@@ -34,7 +34,7 @@ fn filter(db: &Db, owner: Option<i64>, search: &str) -> (String, i64, String) {
     } else {
         "$1 = $1"
     };
-    let search = search.trim();
+    let search = &search::searchable(search);
     let search_clause = if search.is_empty() {
         "$2 = $2".to_string()
     } else {

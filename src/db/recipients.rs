@@ -57,7 +57,7 @@ impl ListQuery {
         } else {
             "$1 = $1"
         };
-        let text = self.search.trim();
+        let text = &search::searchable(&self.search);
         let (search, bind) = if text.is_empty() {
             ("$2 = $2".to_string(), String::new())
         } else if backend == DatabaseBackend::Sqlite

@@ -12,6 +12,13 @@ use crate::domain::COUNT_CAP;
 /// The shortest search the trigram indexes can answer.
 pub const TRIGRAM_MIN_CHARS: usize = 3;
 
+/// User text as a search can use it: trimmed, NUL characters dropped. No stored value holds a
+/// NUL (the domain refuses them), SQLite's FTS5 reads one as the end of its query ("unterminated
+/// string") and PostgreSQL refuses it in any text, so a NUL could only fail the page.
+pub fn searchable(text: &str) -> String {
+    text.replace('\0', "").trim().to_string()
+}
+
 /// Escapes `%`, `_` and `\` so user text matches literally inside `LIKE … ESCAPE '\'`.
 ///
 /// The text keeps its case: the operator ignores it ([`contains_any`]), and lower-casing only
@@ -89,6 +96,12 @@ mod tests {
             contains_any(DatabaseBackend::Postgres, &["a"], "$1"),
             "(a ILIKE $1 ESCAPE '\\')"
         );
+    }
+
+    #[test]
+    fn searchable_text_has_no_nul() {
+        assert_eq!(searchable(" \0a\0b "), "ab");
+        assert_eq!(searchable("\0"), "");
     }
 
     #[test]

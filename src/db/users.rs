@@ -245,7 +245,7 @@ pub async fn search(
     limit: i64,
     offset: i64,
 ) -> anyhow::Result<(Vec<User>, i64)> {
-    let pattern = search::like_pattern(query.trim());
+    let pattern = search::like_pattern(&search::searchable(query));
     let filter = format!(
         "WHERE {}",
         search::contains_any(db.backend, &["email", "full_name"], "$1")

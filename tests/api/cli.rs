@@ -151,7 +151,7 @@ async fn check_fails_with_exit_1_when_a_service_is_unreachable() {
 }
 
 /// Starts `serve` on a free port and returns the child and its base URL.
-async fn serve(dir: &Path, env: &[(&str, &str)]) -> (Child, String, Vec<String>) {
+pub async fn serve(dir: &Path, env: &[(&str, &str)]) -> (Child, String, Vec<String>) {
     let mut all = vec![("BIND", "127.0.0.1:0")];
     all.extend_from_slice(env);
     let mut child = autosend(dir, &["serve"], &all).spawn().unwrap();
@@ -184,7 +184,7 @@ async fn serve(dir: &Path, env: &[(&str, &str)]) -> (Child, String, Vec<String>)
     (child, format!("http://127.0.0.1:{port}"), seen)
 }
 
-async fn terminate(mut child: Child) -> i32 {
+pub async fn terminate(mut child: Child) -> i32 {
     let pid = child.id().expect("child is running").to_string();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid])

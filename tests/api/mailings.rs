@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{ACTIVE, MANAGER, Role, TestApp, spawn_app};
+use crate::helpers::{ACTIVE, Role, TestApp, spawn_app};
 
 struct Fixture {
     owner: i64,
@@ -310,12 +310,12 @@ async fn dry_run_send_now_progress_logs_and_disable() {
     );
 }
 
+/// Who gets which status on each mailing route is the access matrix of security.rs; here,
+/// what a read-only viewer sees.
 #[tokio::test]
-async fn who_may_see_change_send_and_disable() {
+async fn a_viewer_sees_a_mailing_without_its_buttons() {
     let app = spawn_app().await;
     let f = fixture(&app, "ann@example.com").await;
-    app.create_user("zed@example.com", ACTIVE).await;
-    app.create_user("mgr@example.com", MANAGER).await;
     let viewer = Role {
         view_all: true,
         ..ACTIVE
@@ -323,22 +323,16 @@ async fn who_may_see_change_send_and_disable() {
     app.create_user("viewer@example.com", viewer).await;
     app.login_as("ann@example.com").await;
     let id = create(&app, &f).await;
-
-    let zed = app.browser_for("zed@example.com").await;
-    for path in ["", "/edit", "/logs", "/progress"] {
-        let resp = zed
-            .get(app.url(&format!("/mailings/{id}{path}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 404, "{path}");
-    }
-    for action in ["send", "disable", "delete", "edit"] {
-        let resp =
-            crate::helpers::post_form_with(&zed, &app, &format!("/mailings/{id}/{action}"), &[])
-                .await;
-        assert_eq!(resp.status(), 404, "{action}");
-    }
+    let own = app
+        .get(&format!("/mailings/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        own.contains("Send now"),
+        "the control: the owner has the buttons"
+    );
 
     let view = app.browser_for("viewer@example.com").await;
     let page = view
@@ -352,34 +346,6 @@ async fn who_may_see_change_send_and_disable() {
         !page.contains("Send now") && !page.contains(">Disable<"),
         "read-only"
     );
-    assert_eq!(
-        view.get(app.url(&format!("/mailings/{id}/edit")))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
-    for action in ["send", "disable", "delete"] {
-        let resp =
-            crate::helpers::post_form_with(&view, &app, &format!("/mailings/{id}/{action}"), &[])
-                .await;
-        assert_eq!(resp.status(), 403, "{action}");
-    }
-
-    // A manager (disable_mailing) may finish anyone's mailing, and nothing else.
-    let mgr = app.browser_for("mgr@example.com").await;
-    let resp =
-        crate::helpers::post_form_with(&mgr, &app, &format!("/mailings/{id}/send"), &[]).await;
-    assert_eq!(resp.status(), 403);
-    let resp =
-        crate::helpers::post_form_with(&mgr, &app, &format!("/mailings/{id}/disable"), &[]).await;
-    assert_eq!(resp.status(), 303);
-    let mailing = autosend::db::mailings::get(&app.state.db, id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(mailing.status.as_str(), "finished");
 
     for bad in [
         "/mailings/abc",

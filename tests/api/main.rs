@@ -2,7 +2,8 @@
 
 mod accounts;
 mod assets;
-mod cli;
+mod bad_input;
+pub mod cli;
 mod delivery;
 mod errors;
 mod health;
@@ -16,5 +17,7 @@ mod pg;
 mod recipients;
 mod reporting;
 mod reports;
+mod security;
 #[path = "../support/sink.rs"]
 mod sink;
+mod world;

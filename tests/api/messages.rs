@@ -1,6 +1,6 @@
 //! `/messages/…` over HTTP: CRUD, preview, visibility, the in-use rule.
 
-use crate::helpers::{ACTIVE, MANAGER, SUPERUSER, TestApp, client, post_form_with, spawn_app};
+use crate::helpers::{ACTIVE, MANAGER, TestApp, spawn_app};
 
 async fn latest_message(app: &TestApp) -> i64 {
     sqlx::query_scalar::<_, i64>("SELECT MAX(id) FROM messages")
@@ -167,13 +167,14 @@ async fn a_message_used_by_a_mailing_cannot_be_deleted() {
     );
 }
 
+/// Who gets which status on each message route is the access matrix of security.rs; here,
+/// what each one sees in the list and on the page.
 #[tokio::test]
-async fn who_may_see_and_change_messages() {
+async fn who_sees_which_messages() {
     let app = spawn_app().await;
     app.create_user("ann@example.com", ACTIVE).await;
     app.create_user("zed@example.com", ACTIVE).await;
     app.create_user("mgr@example.com", MANAGER).await;
-    app.create_user("root@example.com", SUPERUSER).await;
     app.login_as("ann@example.com").await;
     app.post_form(
         "/messages/",
@@ -185,38 +186,8 @@ async fn who_may_see_and_change_messages() {
     )
     .await;
     let id = latest_message(&app).await;
-    let form = [("subject", "Changed"), ("body", "Body"), ("body_html", "")];
-
-    assert_eq!(
-        client()
-            .get(app.url(&format!("/messages/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        303
-    );
 
     let zed = app.browser_for("zed@example.com").await;
-    for path in [format!("/messages/{id}"), format!("/messages/{id}/edit")] {
-        assert_eq!(
-            zed.get(app.url(&path)).send().await.unwrap().status(),
-            404,
-            "{path}"
-        );
-    }
-    assert_eq!(
-        post_form_with(&zed, &app, &format!("/messages/{id}/edit"), &form)
-            .await
-            .status(),
-        404
-    );
-    assert_eq!(
-        post_form_with(&zed, &app, &format!("/messages/{id}/delete"), &[])
-            .await
-            .status(),
-        404
-    );
     assert!(
         !zed.get(app.url("/messages/"))
             .send()
@@ -229,6 +200,17 @@ async fn who_may_see_and_change_messages() {
     );
 
     let mgr = app.browser_for("mgr@example.com").await;
+    assert!(
+        mgr.get(app.url("/messages/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("news"),
+        "a viewer lists everyone's messages"
+    );
     let page = mgr
         .get(app.url(&format!("/messages/{id}")))
         .send()
@@ -240,39 +222,5 @@ async fn who_may_see_and_change_messages() {
     assert!(
         page.contains("Ann's &lt;news&gt;"),
         "escaped for the viewer too"
-    );
-    assert_eq!(
-        mgr.get(app.url(&format!("/messages/{id}/edit")))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
-    assert_eq!(
-        post_form_with(&mgr, &app, &format!("/messages/{id}/edit"), &form)
-            .await
-            .status(),
-        403
-    );
-    assert_eq!(
-        post_form_with(&mgr, &app, &format!("/messages/{id}/delete"), &[])
-            .await
-            .status(),
-        403
-    );
-
-    let root = app.browser_for("root@example.com").await;
-    assert_eq!(
-        post_form_with(&root, &app, &format!("/messages/{id}/edit"), &form)
-            .await
-            .status(),
-        303
-    );
-    assert_eq!(
-        post_form_with(&root, &app, &format!("/messages/{id}/delete"), &[])
-            .await
-            .status(),
-        303
     );
 }
