@@ -7,6 +7,8 @@
 //! sender crashed or hung) makes the row claimable again, so nothing is skipped and at most
 //! the messages in flight at a crash are sent twice.
 
+use std::collections::BTreeMap;
+
 use anyhow::Context as _;
 use sqlx::FromRow;
 
@@ -158,46 +160,94 @@ pub struct Outcome<'a> {
 /// version. `false` when the lease was lost (it ran out and another sender took the row, or
 /// the mailing was disabled): the other party's record stands.
 pub async fn finish(db: &Db, outcome: Outcome<'_>) -> anyhow::Result<bool> {
-    let counter = match outcome.status {
-        DeliveryStatus::Sent => "sent_count",
-        DeliveryStatus::Error => "error_count",
-        DeliveryStatus::DryRun => "dry_run_count",
-        DeliveryStatus::Skipped => "skipped_count",
-        other => anyhow::bail!("{other} is not a final delivery outcome"),
-    };
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
-    let done = sqlx::query(
-        "UPDATE deliveries SET status = $3, detail = $4, lease_until = NULL, leased_by = NULL, \
-           finished_at = $5, updated_at = $5 \
-         WHERE id = $1 AND status = 'sending' AND leased_by = $2",
-    )
-    .bind(outcome.delivery_id)
-    .bind(outcome.worker)
-    .bind(outcome.status.as_str())
-    .bind(outcome.detail)
-    .bind(outcome.now)
-    .execute(&mut *tx)
-    .await
-    .context("cannot record delivery outcome")?;
-    if done.rows_affected() != 1 {
-        return Ok(false);
+    Ok(finish_many(db, &[outcome]).await?[0])
+}
+
+/// [`finish`] for several outcomes in one transaction (the engine's group commit): each
+/// delivery row on its own, then the counters summed once per run, per (mailing, day) and per
+/// owner. One flag per outcome, in order.
+pub async fn finish_many(db: &Db, outcomes: &[Outcome<'_>]) -> anyhow::Result<Vec<bool>> {
+    #[derive(Default)]
+    struct Sums {
+        sent: i64,
+        errors: i64,
+        dry_run: i64,
+        skipped: i64,
     }
-    let sql = format!(
-        "UPDATE runs SET pending_count = pending_count - 1, {counter} = {counter} + 1 \
-         WHERE id = $1"
-    );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(outcome.run_id)
+    impl Sums {
+        fn add(&mut self, status: DeliveryStatus) -> anyhow::Result<()> {
+            match status {
+                DeliveryStatus::Sent => self.sent += 1,
+                DeliveryStatus::Error => self.errors += 1,
+                DeliveryStatus::DryRun => self.dry_run += 1,
+                DeliveryStatus::Skipped => self.skipped += 1,
+                other => anyhow::bail!("{other} is not a final delivery outcome"),
+            }
+            Ok(())
+        }
+        fn total(&self) -> i64 {
+            self.sent + self.errors + self.dry_run + self.skipped
+        }
+    }
+
+    let mut recorded = Vec::with_capacity(outcomes.len());
+    // BTreeMaps: rows are always locked in the same order, so two instances committing
+    // batches at once cannot deadlock on PostgreSQL.
+    let mut per_run: BTreeMap<i64, Sums> = BTreeMap::new();
+    let mut per_day: BTreeMap<(i64, i64), (i64, Sums)> = BTreeMap::new();
+    let mut owners: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    for outcome in outcomes {
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = $3, detail = $4, lease_until = NULL, \
+               leased_by = NULL, finished_at = $5, updated_at = $5 \
+             WHERE id = $1 AND status = 'sending' AND leased_by = $2",
+        )
+        .bind(outcome.delivery_id)
+        .bind(outcome.worker)
+        .bind(outcome.status.as_str())
+        .bind(outcome.detail)
+        .bind(outcome.now)
+        .execute(&mut *tx)
+        .await
+        .context("cannot record delivery outcome")?;
+        let done = done.rows_affected() == 1;
+        recorded.push(done);
+        if !done {
+            continue;
+        }
+        per_run
+            .entry(outcome.run_id)
+            .or_default()
+            .add(outcome.status)?;
+        let day = per_day
+            .entry((outcome.mailing_id, epoch_day(outcome.now)))
+            .or_insert_with(|| (outcome.owner_id, Sums::default()));
+        day.1.add(outcome.status)?;
+        let latest = owners.entry(outcome.owner_id).or_insert(outcome.now);
+        *latest = (*latest).max(outcome.now);
+    }
+    for (run_id, sums) in &per_run {
+        sqlx::query(
+            "UPDATE runs SET pending_count = pending_count - $2, sent_count = sent_count + $3, \
+               error_count = error_count + $4, dry_run_count = dry_run_count + $5, \
+               skipped_count = skipped_count + $6 \
+             WHERE id = $1",
+        )
+        .bind(run_id)
+        .bind(sums.total())
+        .bind(sums.sent)
+        .bind(sums.errors)
+        .bind(sums.dry_run)
+        .bind(sums.skipped)
         .execute(&mut *tx)
         .await
         .context("cannot update run counters")?;
-    let (sent, errors, dry_run) = match outcome.status {
-        DeliveryStatus::Sent => (1, 0, 0),
-        DeliveryStatus::Error => (0, 1, 0),
-        DeliveryStatus::DryRun => (0, 0, 1),
-        _ => (0, 0, 0),
-    };
-    if sent + errors + dry_run > 0 {
+    }
+    for ((mailing_id, day), (owner_id, sums)) in &per_day {
+        if sums.sent + sums.errors + sums.dry_run == 0 {
+            continue;
+        }
         sqlx::query(
             "INSERT INTO daily_stats (owner_id, mailing_id, day, sent, errors, dry_run) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (mailing_id, day) DO UPDATE SET \
@@ -205,21 +255,23 @@ pub async fn finish(db: &Db, outcome: Outcome<'_>) -> anyhow::Result<bool> {
              errors = daily_stats.errors + excluded.errors, \
              dry_run = daily_stats.dry_run + excluded.dry_run",
         )
-        .bind(outcome.owner_id)
-        .bind(outcome.mailing_id)
-        .bind(epoch_day(outcome.now))
-        .bind(sent)
-        .bind(errors)
-        .bind(dry_run)
+        .bind(owner_id)
+        .bind(mailing_id)
+        .bind(day)
+        .bind(sums.sent)
+        .bind(sums.errors)
+        .bind(sums.dry_run)
         .execute(&mut *tx)
         .await
         .context("cannot update daily stats")?;
     }
-    versions::bump(&mut tx, outcome.owner_id, outcome.now).await?;
+    for (owner_id, now) in &owners {
+        versions::bump(&mut tx, *owner_id, *now).await?;
+    }
     tx.commit()
         .await
-        .context("cannot commit delivery outcome")?;
-    Ok(true)
+        .context("cannot commit delivery outcomes")?;
+    Ok(recorded)
 }
 
 /// Puts a claimed delivery back to `pending` until `next_attempt_at`, keeping the temporary

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{Mutex, Semaphore, watch};
+use tokio::sync::{Mutex, Semaphore, mpsc, oneshot, watch};
 
 use crate::config::Settings;
 use crate::db::deliveries::{self, ClaimRequest, Claimed, Outcome};
@@ -67,6 +67,9 @@ impl Clock for ManualClock {
 /// Deliveries one worker claims at a time: small, so a lease is short and a crash leaves
 /// little in flight, yet one claim query serves several messages.
 pub const CLAIM_BATCH: i64 = 4;
+/// Most outcomes committed in one transaction. Workers wait for their outcome's commit, so a
+/// batch holds at most one per worker (`SEND_CONCURRENCY`); this only bounds the channel.
+const RECORD_BATCH: usize = 64;
 /// Longest wait between two attempts.
 pub const RETRY_CAP: Duration = Duration::from_secs(3600);
 
@@ -309,12 +312,21 @@ pub async fn drive(
         interrupted: false.into(),
     };
     let drive_id = uuid::Uuid::new_v4().simple().to_string();
-    let workers = (0..state.settings.send_concurrency.max(1)).map(|n| {
-        let worker = format!("{}/{}/{n}", state.send_gate.instance_id, &drive_id[..8]);
-        let driver = &driver;
-        async move { driver.work(&worker).await }
-    });
-    let results = futures_util::future::join_all(workers).await;
+    let (recorder, outcomes) = mpsc::channel(RECORD_BATCH);
+    let workers: Vec<_> = (0..state.settings.send_concurrency.max(1))
+        .map(|n| {
+            let worker = format!("{}/{}/{n}", state.send_gate.instance_id, &drive_id[..8]);
+            let driver = &driver;
+            let recorder = recorder.clone();
+            async move { driver.work(&worker, &recorder).await }
+        })
+        .collect();
+    // The recorder stops when the last worker has finished and dropped its sender.
+    drop(recorder);
+    let (results, ()) = tokio::join!(
+        futures_util::future::join_all(workers),
+        record_outcomes(&state.db, outcomes)
+    );
     finish_runs(state, clock, limits.run_id).await?;
     for result in results {
         result?;
@@ -332,7 +344,7 @@ pub async fn drive(
 }
 
 impl Driver<'_> {
-    async fn work(&self, worker: &str) -> anyhow::Result<()> {
+    async fn work(&self, worker: &str, recorder: &Recorder) -> anyhow::Result<()> {
         loop {
             if self.limits.reached() {
                 self.interrupted.store(true, Ordering::Relaxed);
@@ -362,7 +374,7 @@ impl Driver<'_> {
                     return Ok(());
                 }
                 let skip = unsubscribed.contains(&(claimed.run_id, claimed.email.clone()));
-                self.deliver(worker, claimed, skip).await?;
+                self.deliver(worker, recorder, claimed, skip).await?;
             }
         }
     }
@@ -402,28 +414,36 @@ impl Driver<'_> {
         Ok(out)
     }
 
+    /// Hands the outcome to the recorder and waits until it is committed: a worker sends its
+    /// next message only once the last one is on record, so a crash leaves at most one sent
+    /// but unrecorded message per worker.
     async fn record(
         &self,
         worker: &str,
+        recorder: &Recorder,
         claimed: &Claimed,
         ctx: &SendContext,
         status: DeliveryStatus,
         detail: &str,
     ) -> anyhow::Result<()> {
-        let recorded = deliveries::finish(
-            &self.state.db,
-            Outcome {
+        let (done, committed) = oneshot::channel();
+        recorder
+            .send(PendingOutcome {
                 delivery_id: claimed.id,
                 run_id: claimed.run_id,
                 mailing_id: claimed.mailing_id,
                 owner_id: ctx.owner_id,
-                worker,
+                worker: worker.to_string(),
                 status,
-                detail,
+                detail: detail.to_string(),
                 now: self.clock.now_ms(),
-            },
-        )
-        .await?;
+                done,
+            })
+            .await
+            .map_err(|_| anyhow::anyhow!("the outcome recorder stopped"))?;
+        let recorded = committed
+            .await
+            .map_err(|_| anyhow::anyhow!("the outcome recorder stopped"))??;
         if recorded {
             self.state.metrics.delivery(status.as_str());
         }
@@ -447,7 +467,13 @@ impl Driver<'_> {
         Ok(())
     }
 
-    async fn deliver(&self, worker: &str, claimed: &Claimed, skip: bool) -> anyhow::Result<()> {
+    async fn deliver(
+        &self,
+        worker: &str,
+        recorder: &Recorder,
+        claimed: &Claimed,
+        skip: bool,
+    ) -> anyhow::Result<()> {
         let Some(ctx) = self.context(claimed.run_id).await? else {
             // The run went away (its mailing was deleted) between claim and send.
             return Ok(());
@@ -456,6 +482,7 @@ impl Driver<'_> {
             return self
                 .record(
                     worker,
+                    recorder,
                     claimed,
                     &ctx,
                     DeliveryStatus::Skipped,
@@ -496,7 +523,14 @@ impl Driver<'_> {
                 );
                 let detail = err.to_string();
                 return self
-                    .record(worker, claimed, &ctx, DeliveryStatus::Error, &detail)
+                    .record(
+                        worker,
+                        recorder,
+                        claimed,
+                        &ctx,
+                        DeliveryStatus::Error,
+                        &detail,
+                    )
                     .await;
             }
         };
@@ -504,6 +538,7 @@ impl Driver<'_> {
             return self
                 .record(
                     worker,
+                    recorder,
                     claimed,
                     &ctx,
                     DeliveryStatus::DryRun,
@@ -521,8 +556,15 @@ impl Driver<'_> {
         match sent {
             Ok(reply) => {
                 tracing::debug!(run_id = claimed.run_id, recipient = %claimed.email, %reply, "sent");
-                self.record(worker, claimed, &ctx, DeliveryStatus::Sent, &reply)
-                    .await
+                self.record(
+                    worker,
+                    recorder,
+                    claimed,
+                    &ctx,
+                    DeliveryStatus::Sent,
+                    &reply,
+                )
+                .await
             }
             Err(SendError::Permanent(reply)) => {
                 tracing::info!(
@@ -531,8 +573,15 @@ impl Driver<'_> {
                     %reply,
                     "refused by the mail server"
                 );
-                self.record(worker, claimed, &ctx, DeliveryStatus::Error, &reply)
-                    .await
+                self.record(
+                    worker,
+                    recorder,
+                    claimed,
+                    &ctx,
+                    DeliveryStatus::Error,
+                    &reply,
+                )
+                .await
             }
             Err(SendError::Temporary(reply)) => {
                 let max = i64::from(settings.send_max_attempts);
@@ -546,7 +595,14 @@ impl Driver<'_> {
                     );
                     let detail = format!("gave up after {} attempts: {reply}", claimed.attempts);
                     return self
-                        .record(worker, claimed, &ctx, DeliveryStatus::Error, &detail)
+                        .record(
+                            worker,
+                            recorder,
+                            claimed,
+                            &ctx,
+                            DeliveryStatus::Error,
+                            &detail,
+                        )
                         .await;
                 }
                 let delay = retry_delay(
@@ -574,6 +630,58 @@ impl Driver<'_> {
                     self.counters.lost.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(())
+            }
+        }
+    }
+}
+
+/// A final outcome on its way to the recorder, with the channel its worker waits on.
+struct PendingOutcome {
+    delivery_id: i64,
+    run_id: i64,
+    mailing_id: i64,
+    owner_id: i64,
+    worker: String,
+    status: DeliveryStatus,
+    detail: String,
+    now: i64,
+    done: oneshot::Sender<anyhow::Result<bool>>,
+}
+
+type Recorder = mpsc::Sender<PendingOutcome>;
+
+/// Group commit: whatever outcomes the workers have handed in by the time the last commit
+/// ends go into the next transaction together. One transaction per message made the
+/// database the bound of a run (the run's row, the day's statistics and the owner's data
+/// version are written by every outcome); together they cost one write each per batch.
+async fn record_outcomes(db: &crate::db::Db, mut outcomes: mpsc::Receiver<PendingOutcome>) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let rows: Vec<Outcome<'_>> = batch
+            .iter()
+            .map(|p| Outcome {
+                delivery_id: p.delivery_id,
+                run_id: p.run_id,
+                mailing_id: p.mailing_id,
+                owner_id: p.owner_id,
+                worker: &p.worker,
+                status: p.status,
+                detail: &p.detail,
+                now: p.now,
+            })
+            .collect();
+        let result = deliveries::finish_many(db, &rows).await;
+        drop(rows);
+        match result {
+            Ok(recorded) => {
+                for (pending, recorded) in batch.drain(..).zip(recorded) {
+                    let _ = pending.done.send(Ok(recorded));
+                }
+            }
+            Err(err) => {
+                for pending in batch.drain(..) {
+                    let _ = pending.done.send(Err(anyhow::anyhow!("{err:#}")));
+                }
             }
         }
     }
