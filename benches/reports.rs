@@ -10,12 +10,11 @@
 //! INSERT … SELECT per batch of runs. The report reads daily_stats; the deliveries are there so
 //! that "cost does not grow with them" is measured, not assumed.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use autosend::db::bulk::{self, Value};
+use common::seed::{self, DAY_MS};
 
 const MAILINGS: usize = 20;
 const AUDIENCE: usize = 50;
@@ -24,7 +23,6 @@ const UNCACHED: usize = 60;
 const SEQUENTIAL: usize = 200;
 const CONCURRENCY: usize = 8;
 const WINDOW: Duration = Duration::from_secs(3);
-const DAY_MS: i64 = 86_400_000;
 
 struct Figures {
     p50_ms: f64,
@@ -105,184 +103,6 @@ async fn measure(
     }
 }
 
-/// The owner's mailings and their audiences.
-async fn seed_mailings(pool: &sqlx::AnyPool, owner: i64, now: i64) -> Vec<(i64, Vec<i64>)> {
-    let message: i64 = sqlx::query_scalar(
-        "INSERT INTO messages (owner_id, subject, body, created_at, updated_at) \
-         VALUES ($1, 'Bench', 'Hello {{full_name}}', $2, $2) RETURNING id",
-    )
-    .bind(owner)
-    .bind(now)
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    let mut out = Vec::new();
-    for m in 0..MAILINGS {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO mailings (owner_id, message_id, start_at, end_at, period, status, \
-               created_at, updated_at) VALUES ($1, $2, $3, $4, 'daily', 'running', $3, $3) \
-             RETURNING id",
-        )
-        .bind(owner)
-        .bind(message)
-        .bind(now - DAYS * DAY_MS)
-        .bind(now + DAYS * DAY_MS)
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        let rows: Vec<Vec<Value>> = (0..AUDIENCE)
-            .map(|r| {
-                vec![
-                    owner.into(),
-                    format!("m{m}r{r}@example.com").into(),
-                    format!("Recipient {m} {r}").into(),
-                    "".into(),
-                    now.into(),
-                    now.into(),
-                ]
-            })
-            .collect();
-        let recipients = bulk::insert(
-            pool,
-            "INSERT INTO recipients (owner_id, email, full_name, comment, created_at, updated_at)",
-            &rows,
-            "RETURNING id",
-        )
-        .await
-        .unwrap();
-        let links: Vec<Vec<Value>> = recipients
-            .iter()
-            .map(|r| vec![id.into(), (*r).into()])
-            .collect();
-        bulk::insert(
-            pool,
-            "INSERT INTO mailing_recipients (mailing_id, recipient_id)",
-            &links,
-            "",
-        )
-        .await
-        .unwrap();
-        out.push((id, recipients));
-    }
-    out
-}
-
-/// Adds `runs` finished runs (round-robin over mailings, spread over the last year) with one
-/// delivery per audience member (one error per run), and rewrites daily_stats to match.
-async fn seed_runs(
-    pool: &sqlx::AnyPool,
-    owner: i64,
-    mailings: &[(i64, Vec<i64>)],
-    first: usize,
-    runs: usize,
-    today: i64,
-    daily: &mut HashMap<(i64, i64), (i64, i64, i64)>,
-) {
-    for chunk in (first..first + runs).collect::<Vec<_>>().chunks(2_000) {
-        let plan: Vec<(i64, i64)> = chunk
-            .iter()
-            .map(|i| {
-                let mailing = mailings[i % mailings.len()].0;
-                let day = today - (*i as i64 / mailings.len() as i64) % DAYS;
-                (mailing, day)
-            })
-            .collect();
-        let run_rows: Vec<Vec<Value>> = plan
-            .iter()
-            .map(|(mailing, day)| {
-                let at = day * DAY_MS + 3_600_000;
-                vec![
-                    (*mailing).into(),
-                    "scheduler".into(),
-                    0i64.into(),
-                    "partial".into(),
-                    at.into(),
-                    (at + 60_000).into(),
-                    (AUDIENCE as i64).into(),
-                    0i64.into(),
-                    (AUDIENCE as i64 - 1).into(),
-                    1i64.into(),
-                ]
-            })
-            .collect();
-        let run_ids = bulk::insert(
-            pool,
-            "INSERT INTO runs (mailing_id, triggered_by, dry_run, status, started_at, \
-               finished_at, total, pending_count, sent_count, error_count)",
-            &run_rows,
-            "RETURNING id",
-        )
-        .await
-        .unwrap();
-        for (mailing, day) in &plan {
-            let entry = daily.entry((*mailing, *day)).or_default();
-            entry.0 += AUDIENCE as i64 - 1;
-            entry.1 += 1;
-            entry.2 += 1;
-        }
-        // One delivery per audience member of each new run, made by the database itself (a
-        // row per bind from here took 16 s per 10 000): recipient `r0` of each mailing failed.
-        let first_run = *run_ids.iter().min().unwrap();
-        let last_run = *run_ids.iter().max().unwrap();
-        sqlx::query(
-            "INSERT INTO deliveries (run_id, mailing_id, recipient_id, email, full_name, \
-               status, attempts, next_attempt_at, detail, triggered_by, created_at, \
-               updated_at, finished_at) \
-             SELECT r.id, r.mailing_id, c.id, c.email, c.full_name, \
-               CASE WHEN c.email LIKE '%r0@example.com' THEN 'error' ELSE 'sent' END, 1, \
-               r.started_at, \
-               CASE WHEN c.email LIKE '%r0@example.com' THEN '550 no such user' \
-                 ELSE '250 ok' END, \
-               'scheduler', r.started_at, r.started_at, r.started_at \
-             FROM runs r \
-             JOIN mailing_recipients mr ON mr.mailing_id = r.mailing_id \
-             JOIN recipients c ON c.id = mr.recipient_id \
-             WHERE r.id BETWEEN $1 AND $2",
-        )
-        .bind(first_run)
-        .bind(last_run)
-        .execute(pool)
-        .await
-        .unwrap();
-    }
-    sqlx::query("DELETE FROM daily_stats")
-        .execute(pool)
-        .await
-        .unwrap();
-    let entries: Vec<_> = daily.iter().collect();
-    for part in entries.chunks(2_000) {
-        let stat_rows: Vec<Vec<Value>> = part
-            .iter()
-            .map(|((mailing, day), (sent, errors, runs))| {
-                vec![
-                    owner.into(),
-                    (*mailing).into(),
-                    (*day).into(),
-                    (*sent).into(),
-                    (*errors).into(),
-                    0i64.into(),
-                    (*runs).into(),
-                    0i64.into(),
-                ]
-            })
-            .collect();
-        bulk::insert(
-            pool,
-            "INSERT INTO daily_stats (owner_id, mailing_id, day, sent, errors, dry_run, \
-               runs_ok, runs_fail)",
-            &stat_rows,
-            "",
-        )
-        .await
-        .unwrap();
-    }
-    // A new data version, as a finished run would leave: caches start cold.
-    let mut conn = pool.acquire().await.unwrap();
-    autosend::db::versions::bump(&mut conn, owner, autosend::db::now_ms())
-        .await
-        .unwrap();
-}
-
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(run());
@@ -300,8 +120,16 @@ async fn run() {
 
     let now = autosend::db::now_ms();
     let today = now.div_euclid(DAY_MS);
-    let mailings = seed_mailings(&state.db.pool, owner, now).await;
-    let mut daily = HashMap::new();
+    let recipients = seed::recipients(&state.db.pool, owner, MAILINGS * AUDIENCE, now).await;
+    let audiences: Vec<&[i64]> = recipients.chunks(AUDIENCE).collect();
+    let mailings = seed::mailings(&state.db.pool, owner, &audiences, DAYS, now).await;
+    let schedule = seed::Schedule {
+        mailings: &mailings,
+        audience: AUDIENCE,
+        days: DAYS,
+        today,
+    };
+    let mut history = seed::History::default();
 
     let mut report = format!(
         "/mailings/reports/ benchmark on {backend}: {MAILINGS} mailings × {AUDIENCE} recipients, \
@@ -314,22 +142,11 @@ async fn run() {
         "| deliveries | daily_stats rows | path | p50 ms | p99 ms | requests/s |\n\
          | ---: | ---: | --- | ---: | ---: | ---: |\n",
     );
-    let mut seeded_runs = 0;
     let mut uncached_p50 = Vec::new();
     for deliveries in [10_000usize, 1_000_000] {
         let runs = deliveries / AUDIENCE;
         let started = Instant::now();
-        seed_runs(
-            &state.db.pool,
-            owner,
-            &mailings,
-            seeded_runs,
-            runs - seeded_runs,
-            today,
-            &mut daily,
-        )
-        .await;
-        seeded_runs = runs;
+        seed::history(&state.db.pool, owner, &schedule, runs, &mut history).await;
         if backend == "postgres" {
             sqlx::query("ANALYZE")
                 .execute(&state.db.pool)
@@ -340,7 +157,7 @@ async fn run() {
             "seeded {deliveries} deliveries in {:.1}s",
             started.elapsed().as_secs_f64()
         );
-        let rows = daily.len();
+        let rows = history.daily.len();
 
         let periods: Vec<String> = (0..UNCACHED as i64)
             .map(|i| {

@@ -2,6 +2,8 @@
 //! PostgreSQL database next to `BENCH_DATABASE_URL`, dropped at the end), one logged-in owner,
 //! and a place for the raw figures.
 
+pub mod seed;
+
 use std::collections::HashMap;
 
 use autosend::config::Settings;
@@ -10,25 +12,21 @@ use autosend::state::AppState;
 
 pub const PASSWORD: &str = "bench password 1";
 
-#[allow(dead_code, reason = "each benchmark reads the parts it needs")]
-pub struct BenchApp {
-    pub base: String,
-    pub state: AppState,
-    /// A browser logged in as `owner`.
-    pub client: reqwest::Client,
-    pub owner: i64,
+/// Where a benchmark's autosend keeps its data: the environment it is built from (a temp dir
+/// for SQLite, data and logs; or a fresh PostgreSQL database made next to
+/// `BENCH_DATABASE_URL`, with `BENCH_REDIS_URL` as its cache when set), shared with child
+/// `autosend` processes.
+pub struct BenchEnv {
+    pub vars: HashMap<String, String>,
     /// `sqlite` or `postgres`, for file names and titles.
     pub backend: &'static str,
-    /// The environment the app was built from, for child `autosend` processes on the same
-    /// database (the delivery benchmark runs `send-mailing` as its own process).
-    pub vars: HashMap<String, String>,
+    /// Removed with the data and logs when the benchmark ends.
     _dir: tempfile::TempDir,
     pg: Option<(String, String)>,
 }
 
-impl BenchApp {
-    /// Starts autosend and logs in a fresh owner; `name` tells benchmark databases apart.
-    pub async fn start(name: &str) -> Self {
+impl BenchEnv {
+    pub async fn create(name: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut vars: HashMap<String, String> = HashMap::new();
         vars.insert(
@@ -66,10 +64,68 @@ impl BenchApp {
             vars.insert("DATABASE_URL".into(), url.to_string());
             pg = Some((admin, db_name));
         }
+        if let Some(redis) = std::env::var("BENCH_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
+            vars.insert("REDIS_URL".into(), redis);
+            vars.insert("REDIS_PREFIX".into(), format!("bench{}:", std::process::id()));
+        }
         let backend = if pg.is_some() { "postgres" } else { "sqlite" };
-        let app = Application::build(Settings::from_vars(&vars).unwrap())
+        Self {
+            vars,
+            backend,
+            _dir: dir,
+            pg,
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings::from_vars(&self.vars).unwrap()
+    }
+
+    /// Prints the figures, keeps them in `target/bench/{name}-{backend}.txt`, and drops the
+    /// PostgreSQL database made for the run (`db`, if open, is closed first).
+    pub async fn finish(self, name: &str, report: &str, db: Option<&autosend::db::Db>) {
+        println!("{report}");
+        std::fs::create_dir_all("target/bench").unwrap();
+        std::fs::write(format!("target/bench/{name}-{}.txt", self.backend), report).unwrap();
+        if let Some(db) = db {
+            db.close().await;
+        }
+        if let Some((admin, db_name)) = self.pg {
+            use sqlx::Connection;
+            let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                r#"DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)"#
+            )))
+            .execute(&mut conn)
             .await
             .unwrap();
+        }
+    }
+}
+
+#[allow(dead_code, reason = "each benchmark reads the parts it needs")]
+pub struct BenchApp {
+    pub base: String,
+    pub state: AppState,
+    /// A browser logged in as `owner`.
+    pub client: reqwest::Client,
+    pub owner: i64,
+    /// `sqlite` or `postgres`, for file names and titles.
+    pub backend: &'static str,
+    /// The environment the app was built from, for child `autosend` processes on the same
+    /// database (the delivery benchmark runs `send-mailing` as its own process).
+    pub vars: HashMap<String, String>,
+    env: BenchEnv,
+}
+
+impl BenchApp {
+    /// Starts autosend and logs in a fresh owner; `name` tells benchmark databases apart.
+    pub async fn start(name: &str) -> Self {
+        let env = BenchEnv::create(name).await;
+        let app = Application::build(env.settings()).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         let state = app.state().clone();
         tokio::spawn(app.run_until_stopped(std::future::pending()));
@@ -117,29 +173,15 @@ impl BenchApp {
             state,
             client,
             owner,
-            backend,
-            vars,
-            _dir: dir,
-            pg,
+            backend: env.backend,
+            vars: env.vars.clone(),
+            env,
         }
     }
 
     /// Prints the figures, keeps them in `target/bench/{name}-{backend}.txt`, and drops the
     /// PostgreSQL database made for the run.
     pub async fn finish(self, name: &str, report: &str) {
-        println!("{report}");
-        std::fs::create_dir_all("target/bench").unwrap();
-        std::fs::write(format!("target/bench/{name}-{}.txt", self.backend), report).unwrap();
-        if let Some((admin, db_name)) = self.pg {
-            use sqlx::Connection;
-            self.state.db.close().await;
-            let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                r#"DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)"#
-            )))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        }
+        self.env.finish(name, report, Some(&self.state.db)).await;
     }
 }
