@@ -35,10 +35,23 @@ lint:
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
 
-# Benchmarks.
-bench:
-    cargo bench --bench clients
-    cargo bench --bench reports
+# The benchmark suite of BENCHMARKS.md on SQLite, then on PostgreSQL + Redis: HTTP under wrk
+# (32 connections), delivery to postfix's smtp-sink next to smtp-source, reports at 10 000 and
+# 1 000 000 deliveries, /clients/ at 100 000 recipients. Figures: target/bench/*.txt.
+bench db="postgres://postgres@127.0.0.1:5432/test" redis="redis://127.0.0.1:6379":
+    cargo build --release
+    for b in http delivery reports clients; do cargo bench --bench $b; done
+    for b in http delivery reports clients; do BENCH_DATABASE_URL={{db}} BENCH_REDIS_URL={{redis}} cargo bench --bench $b; done
+
+# A one-second pass of the HTTP benchmark, to keep it working (CI runs it).
+bench-smoke:
+    BENCH_SECS=1 cargo bench --bench http
+
+# What the benchmarks drive load with (Debian, as root): wrk, and postfix for smtp-sink and
+# smtp-source (installed with "No configuration", so no mail server is started).
+bench-deps:
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk postfix
 
 # Install the release binary and the systemd unit (run as root).
 install-service:

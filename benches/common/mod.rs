@@ -69,7 +69,10 @@ impl BenchEnv {
             .filter(|u| !u.is_empty())
         {
             vars.insert("REDIS_URL".into(), redis);
-            vars.insert("REDIS_PREFIX".into(), format!("bench{}:", std::process::id()));
+            vars.insert(
+                "REDIS_PREFIX".into(),
+                format!("bench{}:", std::process::id()),
+            );
         }
         let backend = if pg.is_some() { "postgres" } else { "sqlite" };
         Self {

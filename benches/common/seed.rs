@@ -75,7 +75,10 @@ pub async fn mailings(
         .fetch_one(pool)
         .await
         .unwrap();
-        let links: Vec<Vec<Value>> = audience.iter().map(|r| vec![id.into(), (*r).into()]).collect();
+        let links: Vec<Vec<Value>> = audience
+            .iter()
+            .map(|r| vec![id.into(), (*r).into()])
+            .collect();
         for part in links.chunks(10_000) {
             bulk::insert(
                 pool,

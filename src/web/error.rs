@@ -35,7 +35,12 @@ impl From<AppError> for poem::Error {
             AppError::BadRequest(msg) => poem::Error::from_string(msg, StatusCode::BAD_REQUEST),
             AppError::Forbidden(msg) => poem::Error::from_string(msg, StatusCode::FORBIDDEN),
             AppError::Internal(internal) => {
-                poem::Error::new(internal, StatusCode::INTERNAL_SERVER_ERROR)
+                let status = if internal.is_unavailable() {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                };
+                poem::Error::new(internal, status)
             }
         }
     }
@@ -76,6 +81,17 @@ impl InternalError {
             error,
             backtrace: Arc::new(Backtrace::force_capture()),
         }
+    }
+
+    /// Whether the database could not be reached (no connection within the pool's timeout,
+    /// a refused or broken socket): an outage that passes, answered 503, not a bug.
+    pub fn is_unavailable(&self) -> bool {
+        self.error.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<sqlx::Error>(),
+                Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+            )
+        })
     }
 
     /// The messages of the error and each of its causes, outermost first.

@@ -252,7 +252,14 @@ pub async fn edge<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Res
                 tracing::error!(error = %details.chain.join(" "), "request panicked");
                 let route = Some(guessed_template(&snapshot.path));
                 report_failure(&state, &ctx, &snapshot, route.as_deref(), details.clone());
-                let resp = server_error(&state, &ctx, &snapshot, &page, &details);
+                let resp = server_error(
+                    &state,
+                    &ctx,
+                    &snapshot,
+                    &page,
+                    &details,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                );
                 (resp, route)
             }
         };
@@ -354,7 +361,7 @@ fn error_response(
             "request failed"
         );
         report_failure(state, ctx, snapshot, route, details.clone());
-        return server_error(state, ctx, snapshot, page, &details);
+        return server_error(state, ctx, snapshot, page, &details, status);
     }
     let reason = status.canonical_reason().unwrap_or("Error");
     let message = match status {
@@ -394,13 +401,16 @@ fn error_response(
 #[error("Too many attempts. Please wait {0} seconds and try again.")]
 pub struct RetryAfter(pub u64);
 
-/// The 500 page: a reference for everyone, the masked details with `DEBUG=true`.
+/// The 500 page: a reference for everyone, the masked details with `DEBUG=true`. A 503 (a
+/// dependency down for a moment, as the session store says) keeps its status and asks
+/// clients to come back, so a load balancer or a script can tell it from a bug.
 fn server_error(
     state: &AppState,
     ctx: &RequestContext,
     snapshot: &RequestSnapshot,
     page: &PageCtx,
     details: &ErrorDetails,
+    status: StatusCode,
 ) -> Response {
     let secrets = state.settings.secret_values();
     let chain: Vec<String> = details
@@ -419,9 +429,15 @@ fn server_error(
         request: &request,
     });
     let mut resp = page.render("Server error", errors::server_error(&ctx.request_id, debug));
-    resp.set_status(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.set_status(status);
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    } else {
+        resp.set_status(StatusCode::INTERNAL_SERVER_ERROR);
+    }
     resp
 }
 
