@@ -38,6 +38,8 @@ pub fn layout(ctx: &PageCtx, title: &str, content: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · autosend" }
                 meta name="csrf-token" content=(ctx.csrf_token);
+                // Without an icon link browsers fetch /favicon.ico on every page: a 404 each time.
+                link rel="icon" type="image/svg+xml" href=(assets::url("favicon.svg"));
                 link rel="stylesheet" href=(assets::url("app.css"));
                 script src=(assets::url(assets::HTMX)) defer {}
                 script src=(assets::url("app.js")) defer {}
