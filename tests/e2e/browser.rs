@@ -142,6 +142,10 @@ impl Browser {
             .parent()
             .expect("the target directory")
             .join("e2e");
+        // Only this run's screenshots: step numbers move when steps are added.
+        if shots.exists() {
+            std::fs::remove_dir_all(&shots).unwrap();
+        }
         std::fs::create_dir_all(&shots).unwrap();
         Self {
             client,
@@ -311,6 +315,15 @@ impl Browser {
             .await;
         self.client.accept_alert().await.unwrap();
         question
+    }
+
+    /// Scrolls the element `css` into the middle of the window (for the next screenshot).
+    pub async fn show(&self, css: &str) {
+        self.js(
+            "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",
+            vec![json!(css)],
+        )
+        .await;
     }
 
     /// Marks the loaded document; [`Browser::same_document`] then tells whether the page

@@ -60,6 +60,7 @@ async fn an_owner_runs_a_mailing_from_the_browser() {
     b.press("Log in").await;
     b.wait_text("header.site .user", OWNER).await;
     b.wait_text("h1", "Hello").await;
+    assert_layout(&b).await;
     b.step("logged-in", &[]).await;
 
     // A new recipient whose address the browser accepts but the server refuses: the form
@@ -114,7 +115,24 @@ async fn an_owner_runs_a_mailing_from_the_browser() {
     assert!(b.same_document().await, "the search reloaded the page");
     b.step("search-narrowed", &[]).await;
 
+    // Back shows the whole list again, from htmx's history cache.
+    b.client.back().await.unwrap();
+    b.wait_count("#results tr[id^='recipient-']", SEEDED.len() + 1)
+        .await;
+    assert_eq!(b.location().await, "/clients/");
+    assert!(b.same_document().await, "back reloaded the page");
+    // Forward to a search htmx no longer holds (it keeps 10; the user went further back, say):
+    // htmx asks the server for it, and the answer must still be a whole page.
+    b.js("sessionStorage.removeItem('htmx-history-cache');", vec![])
+        .await;
+    b.client.forward().await.unwrap();
+    b.wait_count("#results tr[id^='recipient-']", 1).await;
+    assert!(b.location().await.starts_with("/clients/?q=zed"));
+    assert_layout(&b).await;
+    b.step("search-restored", &[]).await;
+
     // Delete asks first, then removes the row in place.
+    b.mark_document().await;
     b.click("#results tr[id^='recipient-'] button.danger").await;
     let question = b.accept_confirm().await;
     assert_eq!(question, "Delete zed@example.com?");
@@ -196,33 +214,56 @@ async fn an_owner_runs_a_mailing_from_the_browser() {
     b.mark_document().await;
     assert!(
         b.attr("#progress", "hx-get").await.is_some(),
-        "the run ended before its page showed; the progress bar never polled"
+        "the run ended before its page showed; the progress bar never polls"
     );
     let early = b.text("#progress").await.unwrap_or_default();
     assert!(early.contains("Running"), "{early}");
+    let first = sent_count(&early);
+    b.show("#progress").await;
     b.step("sending", &[]).await;
-    let sent = format!("{AUDIENCE} sent");
-    let done = b
-        .until_within(
-            Duration::from_secs(30),
-            "the progress bar to reach the end",
-            async |b| {
-                b.text("#progress")
-                    .await
-                    .filter(|t| t.contains("100%") && t.contains(&sent))
-            },
-        )
+    // The bar moves in place: a later count, not yet the end, without a page load.
+    let moved = b
+        .until("the progress bar to move in place", async |b| {
+            let text = b.text("#progress").await?;
+            let n = sent_count(&text);
+            (n > first && n < AUDIENCE && b.same_document().await).then_some(text)
+        })
         .await;
+    assert!(moved.contains("Running"), "{moved}");
+    b.show("#progress").await;
+    b.step("sending-moved", &[]).await;
+    // At the end the page is current again: status, run history, what may still be done.
+    b.until_within(
+        Duration::from_secs(30),
+        "the mailing to show Finished",
+        async |b| {
+            b.text(".page-head .badge")
+                .await
+                .filter(|t| t == "Finished")
+        },
+    )
+    .await;
+    let done = b.text("#progress").await.unwrap_or_default();
+    assert!(done.contains("100%"), "{done}");
     assert!(done.contains("Success"), "{done}");
-    assert!(
-        b.same_document().await,
-        "progress came by reloading the page"
-    );
+    assert_eq!(sent_count(&done), AUDIENCE, "{done}");
     assert_eq!(
         b.attr("#progress", "hx-get").await,
         None,
         "the finished run still polls"
     );
+    assert_eq!(b.count("h2 + .table-wrap tbody tr .badge.success").await, 2);
+    let buttons = b
+        .js(
+            "return [...document.querySelectorAll('main button')].map(b => b.innerText.trim());",
+            vec![],
+        )
+        .await;
+    assert!(
+        !buttons.as_array().unwrap().contains(&json!("Send now")),
+        "a finished mailing offers {buttons}"
+    );
+    b.show("#progress").await;
     b.step("sent", &[]).await;
     assert_eq!(app.outbox.messages().len(), AUDIENCE);
 
@@ -256,10 +297,50 @@ async fn an_owner_runs_a_mailing_from_the_browser() {
         b.text("#report-sent").await.as_deref(),
         Some(AUDIENCE.to_string().as_str())
     );
+    assert_eq!(
+        b.text("header.site nav a[aria-current='page']")
+            .await
+            .as_deref(),
+        Some("Reports")
+    );
+    assert_eq!(b.count("header.site nav a[aria-current='page']").await, 1);
     b.step("report", &[]).await;
 
     b.close().await;
     eprintln!("browser journey took {:?}", started.elapsed());
+}
+
+/// The page has its frame: the header in one row (brand, navigation, account) and the footer.
+async fn assert_layout(b: &Browser) {
+    assert_eq!(b.count("header.site").await, 1, "the page lost its header");
+    assert_eq!(b.count("footer").await, 1, "the page lost its footer");
+    let middles = b
+        .js(
+            "const mid = s => { const r = document.querySelector(s).getBoundingClientRect();
+                                return r.top + r.height / 2; };
+             return [mid('header.site .brand'), mid('header.site nav a'), mid('header.site .user a')];",
+            vec![],
+        )
+        .await;
+    let ys: Vec<f64> = middles
+        .as_array()
+        .expect("the header's brand, navigation and account link")
+        .iter()
+        .filter_map(|y| y.as_f64())
+        .collect();
+    let spread =
+        ys.iter().cloned().fold(f64::MIN, f64::max) - ys.iter().cloned().fold(f64::MAX, f64::min);
+    assert!(spread < 8.0, "the header is not one row: middles at {ys:?}");
+}
+
+/// The `N` of the progress bar's "N sent".
+fn sent_count(progress: &str) -> usize {
+    progress
+        .split(" sent")
+        .next()
+        .and_then(|before| before.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// `YYYY-MM-DDTHH:MM`, what a `datetime-local` input holds (the owner's zone is UTC here).
