@@ -18,6 +18,11 @@ test:
 test-pg db="postgres://postgres@127.0.0.1:5432/test" redis="redis://127.0.0.1:6379":
     TEST_DATABASE_URL={{db}} TEST_REDIS_URL={{redis}} cargo test
 
+# The browser test: headless Chromium over WebDriver (Debian's chromium, chromium-driver);
+# screenshots of every step in target/e2e/.
+test-e2e:
+    cargo test --test e2e -- --nocapture
+
 # Apply pending database migrations.
 migrate:
     cargo run --release -- migrate

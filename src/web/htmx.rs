@@ -10,7 +10,9 @@ use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfSecret;
 use crate::web::views::layout::layout;
 
-/// Whether the request wants a fragment: `HX-Request` set and not a boosted navigation.
+/// Whether the request wants a fragment: `HX-Request` set, and neither a boosted navigation
+/// nor a history restore (htmx 2 marks that one `HX-Request` too, yet swaps the answer into
+/// `<body>` when its history cache misses: a fragment there would lose the page's frame).
 pub fn wants_fragment(headers: &HeaderMap) -> bool {
     let has = |name: &str| {
         headers
@@ -18,7 +20,7 @@ pub fn wants_fragment(headers: &HeaderMap) -> bool {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     };
-    has("hx-request") && !has("hx-boosted")
+    has("hx-request") && !has("hx-boosted") && !has("hx-history-restore-request")
 }
 
 /// Whether an htmx request swaps only the list results (`hx-target="#results"`: active
@@ -103,5 +105,31 @@ pub fn see_other(location: &str) -> Response {
 impl<'a> FromRequest<'a> for PageCtx {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         Ok(Self::from_request(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem::http::{HeaderMap, HeaderValue};
+
+    use super::wants_fragment;
+
+    fn headers(names: &[&'static str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for name in names {
+            map.insert(*name, HeaderValue::from_static("true"));
+        }
+        map
+    }
+
+    #[test]
+    fn only_plain_htmx_swaps_get_fragments() {
+        assert!(!wants_fragment(&headers(&[])));
+        assert!(wants_fragment(&headers(&["hx-request"])));
+        assert!(!wants_fragment(&headers(&["hx-request", "hx-boosted"])));
+        assert!(!wants_fragment(&headers(&[
+            "hx-request",
+            "hx-history-restore-request"
+        ])));
     }
 }

@@ -1,6 +1,6 @@
 //! `/mailings/…`: mailing CRUD, manual runs, disable, progress and delivery logs.
 
-use poem::http::StatusCode;
+use poem::http::{HeaderValue, StatusCode};
 use poem::web::{Data, Form, Path, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
@@ -15,7 +15,7 @@ use crate::objects::ObjectError;
 use crate::state::AppState;
 use crate::web::auth::{AuthUser, CurrentUser};
 use crate::web::error::AppError;
-use crate::web::htmx::{PageCtx, flash, see_other};
+use crate::web::htmx::{PageCtx, flash, see_other, wants_fragment};
 use crate::web::views::mailings as views;
 
 /// Recipients shown in the picker at once; "all matching" covers the rest.
@@ -351,6 +351,7 @@ const STOP_POLLING: u16 = 286;
 
 #[handler]
 pub async fn progress(
+    req: &Request,
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
@@ -365,6 +366,12 @@ pub async fn progress(
         .into_response();
     if !active {
         resp.set_status(StatusCode::from_u16(STOP_POLLING).unwrap_or(StatusCode::OK));
+        if wants_fragment(req.headers()) {
+            // A polling bar saw its run end: the page around it (status, next run, run
+            // history, the send buttons) still shows the run going, so htmx reloads it once.
+            resp.headers_mut()
+                .insert("HX-Refresh", HeaderValue::from_static("true"));
+        }
     }
     Ok(resp)
 }

@@ -18,11 +18,15 @@ const NAV: &[(&str, &str)] = &[
 ];
 
 fn nav_link(ctx: &PageCtx, label: &str, path: &str) -> Markup {
-    let current = if path == "/" {
-        ctx.path == "/"
-    } else {
-        ctx.path.starts_with(path)
+    let matches = |p: &str| {
+        if p == "/" {
+            ctx.path == "/"
+        } else {
+            ctx.path.starts_with(p)
+        }
     };
+    // "/mailings/reports/" also starts with "/mailings/": only the longest match is current.
+    let current = matches(path) && !NAV.iter().any(|(_, p)| p.len() > path.len() && matches(p));
     html! {
         @if current { a href=(path) aria-current="page" { (label) } }
         @else { a href=(path) { (label) } }
@@ -38,6 +42,8 @@ pub fn layout(ctx: &PageCtx, title: &str, content: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · autosend" }
                 meta name="csrf-token" content=(ctx.csrf_token);
+                // Without an icon link browsers fetch /favicon.ico on every page: a 404 each time.
+                link rel="icon" type="image/svg+xml" href=(assets::url("favicon.svg"));
                 link rel="stylesheet" href=(assets::url("app.css"));
                 script src=(assets::url(assets::HTMX)) defer {}
                 script src=(assets::url("app.js")) defer {}
@@ -246,4 +252,34 @@ pub fn query_string(pairs: &[(&str, &str)]) -> String {
         })
         .collect::<Vec<_>>()
         .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{NAV, nav_link};
+    use crate::web::htmx::PageCtx;
+
+    fn current_entries(path: &str) -> Vec<&'static str> {
+        let ctx = PageCtx {
+            csrf_token: String::new(),
+            fragment: false,
+            path: path.to_string(),
+            user: None,
+            flash: None,
+        };
+        NAV.iter()
+            .filter(|(label, p)| nav_link(&ctx, label, p).0.contains("aria-current"))
+            .map(|(label, _)| *label)
+            .collect()
+    }
+
+    #[test]
+    fn one_navigation_entry_is_current() {
+        assert_eq!(current_entries("/"), ["Dashboard"]);
+        assert_eq!(current_entries("/clients/7/edit"), ["Recipients"]);
+        assert_eq!(current_entries("/mailings/3/logs"), ["Mailings"]);
+        assert_eq!(current_entries("/mailings/stats/"), ["Stats"]);
+        assert_eq!(current_entries("/mailings/reports/"), ["Reports"]);
+        assert!(current_entries("/users/profile").is_empty());
+    }
 }
