@@ -2,6 +2,8 @@
 //! PostgreSQL database next to `BENCH_DATABASE_URL`, dropped at the end), one logged-in owner,
 //! and a place for the raw figures.
 
+#![allow(dead_code, reason = "each benchmark binary uses only part of this")]
+
 pub mod seed;
 
 use std::collections::HashMap;
@@ -109,7 +111,6 @@ impl BenchEnv {
     }
 }
 
-#[allow(dead_code, reason = "each benchmark reads the parts it needs")]
 pub struct BenchApp {
     pub base: String,
     pub state: AppState,

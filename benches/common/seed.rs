@@ -2,8 +2,6 @@
 //! audiences, and a history of finished runs with one delivery row per audience member and
 //! the daily statistics the reports read — as the engine would have left them.
 
-#![allow(dead_code, reason = "each benchmark binary uses only part of the seed")]
-
 use std::collections::HashMap;
 
 use autosend::db::bulk::{self, Value};
