@@ -22,6 +22,16 @@
   }
   htmx.config.responseHandling = rules;
 
+  // --- A restored page's search box says what its list shows -----------------
+  // htmx restores Back/Forward from HTML snapshots, which hold no typed values: the box came
+  // back empty above a filtered list (or kept text above the whole one). The URL knows.
+  document.addEventListener("htmx:historyRestore", function () {
+    var q = new URLSearchParams(window.location.search).get("q") || "";
+    document.querySelectorAll('input[type="search"][name="q"]').forEach(function (input) {
+      input.value = q;
+    });
+  });
+
   // --- CSRF token on every htmx request -----------------------------------
   document.addEventListener("htmx:configRequest", function (evt) {
     var meta = document.querySelector('meta[name="csrf-token"]');

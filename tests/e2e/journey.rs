@@ -115,12 +115,21 @@ async fn an_owner_runs_a_mailing_from_the_browser() {
     assert!(b.same_document().await, "the search reloaded the page");
     b.step("search-narrowed", &[]).await;
 
-    // Back shows the whole list again, from htmx's history cache.
+    // Back shows the whole list again, from htmx's history cache, under an empty search box;
+    // Forward (also from the cache) the filtered one under its search.
     b.client.back().await.unwrap();
     b.wait_count("#results tr[id^='recipient-']", SEEDED.len() + 1)
         .await;
     assert_eq!(b.location().await, "/clients/");
     assert!(b.same_document().await, "back reloaded the page");
+    let search_box = "return document.querySelector('#q').value;";
+    assert_eq!(b.js(search_box, vec![]).await, "");
+    b.client.forward().await.unwrap();
+    b.wait_count("#results tr[id^='recipient-']", 1).await;
+    assert_eq!(b.js(search_box, vec![]).await, "zed");
+    b.client.back().await.unwrap();
+    b.wait_count("#results tr[id^='recipient-']", SEEDED.len() + 1)
+        .await;
     // Forward to a search htmx no longer holds (it keeps 10; the user went further back, say):
     // htmx asks the server for it, and the answer must still be a whole page.
     b.js("sessionStorage.removeItem('htmx-history-cache');", vec![])
