@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use sqlx::{AnyConnection, FromRow};
 
 use super::{Db, versions};
+use crate::config::DatabaseBackend;
 use crate::domain::mailing::epoch_day;
 use crate::domain::{DeliveryStatus, Period, RunStatus, RunTotals, Trigger};
 
@@ -206,12 +207,30 @@ pub async fn start(db: &Db, new: &NewRun, now: i64) -> Result<StartedRun, StartR
     let totals = recount(&mut tx, run_id).await?;
     versions::bump(&mut tx, owner_id, now).await?;
     tx.commit().await.context("cannot commit run start")?;
+    refresh_statistics(db, totals.total).await;
     Ok(StartedRun {
         run_id,
         mailing_id: new.mailing_id,
         owner_id,
         totals,
     })
+}
+
+/// Audiences from this size on make PostgreSQL re-read the deliveries' statistics at once.
+const ANALYZE_FROM_ROWS: i64 = 5_000;
+
+/// A large run adds its rows faster than autovacuum notices: until it does, PostgreSQL
+/// believes a run has a handful of pending rows, claims through the (run_id, status) index
+/// and sorts all of them for every batch (measured: 64 ms a claim at 100 000 recipients, the
+/// whole run at a third of its speed). ANALYZE samples a fixed number of rows, so it costs
+/// about the same for any size. A failure only leaves the old statistics.
+async fn refresh_statistics(db: &Db, added: i64) {
+    if db.backend != DatabaseBackend::Postgres || added < ANALYZE_FROM_ROWS {
+        return;
+    }
+    if let Err(err) = sqlx::query("ANALYZE deliveries").execute(&db.pool).await {
+        tracing::warn!(error = %err, "cannot refresh the statistics of deliveries");
+    }
 }
 
 /// The run's totals counted from its deliveries (the source of truth).
