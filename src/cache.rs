@@ -15,8 +15,10 @@ use crate::config::Secret;
 
 /// Longest wait for one Redis command; past it the cache counts as down for that call.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
-/// Upper bound of the in-process cache, in entries.
-const MEMORY_CAPACITY: u64 = 10_000;
+/// Upper bound of the in-process cache, in bytes of keys and values. Bounded by size, not by
+/// entries: a year-long report of 200 mailings is ~60 KB of HTML, and 10 000 entries of those
+/// (the old bound) let a burst of distinct reports grow the process past 150 MB.
+const MEMORY_BYTES: u64 = 32 << 20;
 
 pub struct Cache {
     backend: Backend,
@@ -48,7 +50,10 @@ impl Cache {
     /// The in-process cache.
     pub fn memory() -> Self {
         let map = moka::sync::Cache::builder()
-            .max_capacity(MEMORY_CAPACITY)
+            .weigher(|key: &String, entry: &MemoryEntry| {
+                u32::try_from(key.len() + entry.value.len()).unwrap_or(u32::MAX)
+            })
+            .max_capacity(MEMORY_BYTES)
             .expire_after(PerEntryTtl)
             .build();
         Self::with_backend(Backend::Memory(map), String::new())

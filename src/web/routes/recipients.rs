@@ -54,7 +54,10 @@ pub async fn list(
     let rows = db::list(&state.db, &query, page.per_page, page.offset())
         .await
         .map_err(AppError::from)?;
-    let total = db::count(&state.db, &query).await.map_err(AppError::from)?;
+    let total = match page.known_total(rows.len()) {
+        Some(total) => total,
+        None => db::count(&state.db, &query).await.map_err(AppError::from)?,
+    };
     let can_change = |owner: i64| scope.can_change(owner);
     let view = views::ListView {
         rows: &rows,
