@@ -14,17 +14,27 @@ pub struct Counters {
 
 /// Mailings, running mailings and distinct recipient addresses the viewer may see.
 pub async fn counters(db: &Db, scope: &Scope) -> anyhow::Result<Counters> {
-    let (mailings_where, recipients_where) = match scope.owner_filter() {
-        Some(_) => ("WHERE owner_id = $1", "WHERE owner_id = $1"),
-        // `$1 = $1` keeps one bind for both shapes of the query.
-        None => ("WHERE $1 = $1", "WHERE $1 = $1"),
+    let (mailings_where, recipients) = match scope.owner_filter() {
+        // An owner's addresses are unique (`UNIQUE (owner_id, email)`): counting rows is
+        // counting addresses, from the index alone. COUNT(DISTINCT) sorted all of them
+        // (over a second on PostgreSQL at 100 000 under load).
+        Some(_) => (
+            "WHERE owner_id = $1",
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM recipients WHERE owner_id = $1",
+        ),
+        // Across owners the same address may appear more than once. `$1 = $1` keeps one bind
+        // for both shapes of the query.
+        None => (
+            "WHERE $1 = $1",
+            "SELECT CAST(COUNT(DISTINCT email) AS BIGINT) FROM recipients WHERE $1 = $1",
+        ),
     };
     let owner = scope.owner_filter().unwrap_or(0);
     let sql = format!(
         "SELECT \
            (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings {mailings_where}), \
            (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings {mailings_where} AND status = 'running'), \
-           (SELECT CAST(COUNT(DISTINCT email) AS BIGINT) FROM recipients {recipients_where})"
+           ({recipients})"
     );
     let (mailings, running, recipients): (i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(owner)
