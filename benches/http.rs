@@ -11,7 +11,8 @@
 //!
 //! `cargo bench --bench http` (SQLite, in-process cache); with
 //! `BENCH_DATABASE_URL=postgres://…` and `BENCH_REDIS_URL=redis://…`, PostgreSQL and Redis.
-//! `BENCH_SECS` sets each load's length (default 10; CI's smoke run uses 1). Needs `wrk`
+//! `BENCH_SECS` sets each load's length (default 10; CI's smoke run uses 1); `BENCH_ONLY=text`
+//! loads only the paths whose label contains it (for profiling one). Needs `wrk`
 //! (Debian: `apt-get install wrk`); says so and stops without it. Figures go to stdout and
 //! `target/bench/http-<backend>.txt`, each wrk output to `target/bench/raw/`.
 
@@ -389,7 +390,8 @@ async fn run() {
             ""
         }
     );
-    for (label, path, headers, script) in &cases {
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    for (label, path, headers, script) in cases.iter().filter(|c| c.0.contains(&only)) {
         let raw = format!(
             "{backend}-{}",
             label
