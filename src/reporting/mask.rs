@@ -96,7 +96,8 @@ pub fn mask_path(path: &str) -> String {
 }
 
 /// A URL (absolute, or a path with a query) safe to show: `user:pass@` masked, capability
-/// tokens in the path masked, values of sensitive query parameters masked, secrets scrubbed.
+/// tokens in the path masked, values of sensitive query (and fragment) parameters masked,
+/// secrets scrubbed.
 pub fn mask_url(url: &str, extra: &[String], secrets: &[String]) -> String {
     let (before_fragment, fragment) = match url.find('#') {
         Some(i) => url.split_at(i),
@@ -117,19 +118,29 @@ pub fn mask_url(url: &str, extra: &[String], secrets: &[String]) -> String {
     };
     if let Some(query) = query {
         out.push('?');
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((name, _)) if is_sensitive(&decode_component(name), extra) => {
-                    format!("{name}={MASK}")
-                }
-                _ => pair.to_string(),
-            })
-            .collect();
-        out.push_str(&pairs.join("&"));
+        out.push_str(&mask_pairs(query, extra));
     }
-    out.push_str(fragment);
+    // A fragment can carry parameters too (`#access_token=…` of OAuth's implicit flow), and
+    // htmx's `HX-Current-URL` sends it to the server.
+    if let Some(fragment) = fragment.strip_prefix('#') {
+        out.push('#');
+        out.push_str(&mask_pairs(fragment, extra));
+    }
     scrub(&out, secrets)
+}
+
+/// `name=value&…` with the values of sensitive names masked.
+fn mask_pairs(pairs: &str, extra: &[String]) -> String {
+    pairs
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if is_sensitive(&decode_component(name), extra) => {
+                format!("{name}={MASK}")
+            }
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// A percent-encoded query component as text (`+` is a space in forms).
@@ -238,5 +249,20 @@ mod tests {
             mask_url("https://example.com", &[], &[]),
             "https://example.com"
         );
+    }
+
+    /// Found by `cargo fuzz run masking`: a `?` after a `#` is part of the fragment, whose
+    /// parameters were shown as they were.
+    #[test]
+    fn parameters_in_fragments_are_masked() {
+        assert_eq!(
+            mask_url("https://example.com/clie#nts/?api_key=k1&q=x", &[], &[]),
+            format!("https://example.com/clie#nts/?api_key={MASK}&q=x")
+        );
+        assert_eq!(
+            mask_url("/clients/?page=2#access_token=abc&state=1&x", &[], &[]),
+            format!("/clients/?page=2#access_token={MASK}&state=1&x")
+        );
+        assert_eq!(mask_url("/docs#section-2", &[], &[]), "/docs#section-2");
     }
 }
