@@ -83,7 +83,10 @@ fn rows(parsed: &ParsedImport) -> Vec<(String, String, String)> {
 #[derive(Debug, PartialEq)]
 enum Outcome {
     Row(String, String, String),
-    Rejected { line: u64, duplicate_of: Option<u64> },
+    Rejected {
+        line: u64,
+        duplicate_of: Option<u64>,
+    },
 }
 
 fn check_written_file(data: &[u8]) {

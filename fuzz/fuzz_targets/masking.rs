@@ -12,7 +12,7 @@
 //!
 //! Asserted:
 //! - `scrub` and `mask_url` leave no secret (nor its encoded forms) anywhere in their output,
-//!   and `scrub` is idempotent;
+//!   and `scrub` is idempotent (up to the length of adjacent masks);
 //! - `mask_url` masks the password of `scheme://user:password@` and keeps the rest;
 //! - a name matching the SPEC pattern (or listed in SENSITIVE_FIELDS) is sensitive;
 //! - in the whole report (text, HTML, subject) built from the request: no inserted secret
@@ -116,8 +116,35 @@ fn check_scrub(text: &str, secrets: &[String]) {
         }
     }
     if secrets.iter().all(|s| asserted(s)) {
-        assert_eq!(mask::scrub(&out, secrets), out, "scrub is idempotent");
+        // Idempotent up to the length of masks: two masks side by side in a `user:pass@` are
+        // one password the second time.
+        assert_eq!(
+            one_mask_per_run(&mask::scrub(&out, secrets)),
+            one_mask_per_run(&out),
+            "scrub is idempotent"
+        );
     }
+}
+
+/// `text` with every run of 20 or more `*` made one mask.
+fn one_mask_per_run(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut stars = 0;
+    for c in text.chars().chain(std::iter::once('\0')) {
+        if c == '*' {
+            stars += 1;
+            continue;
+        }
+        if stars >= MASK.len() {
+            out.push_str(MASK);
+        } else {
+            out.extend(std::iter::repeat_n('*', stars));
+        }
+        stars = 0;
+        out.push(c);
+    }
+    out.pop();
+    out
 }
 
 /// `scheme://user:password@host/…`: the password is masked, nothing else changes.
@@ -218,7 +245,11 @@ fn build(lines: &[&str], secrets: &[String], without: Without) -> Request {
             message.push(insert(line, secrets, &mut next));
         }
     }
-    let path = path.unwrap_or_else(|| "/clients/".to_string());
+    // A `?` or `#` in the path would turn the query into something else.
+    let path = path
+        .unwrap_or_else(|| "/clients/".to_string())
+        .replace('?', "%3F")
+        .replace('#', "%23");
     let path = if path.starts_with('/') {
         path
     } else {
@@ -229,7 +260,9 @@ fn build(lines: &[&str], secrets: &[String], without: Without) -> Request {
         let sensitive = mask::is_sensitive(&name, &extra) || (kind == '=' && account);
         let value = if kind == ':' && name.eq_ignore_ascii_case("cookie") {
             // Cookie names are shown, their values never.
-            let cookies = value.split(';').map(|c| c.split_once('=').unwrap_or((c, "")));
+            let cookies = value
+                .split(';')
+                .map(|c| c.split_once('=').unwrap_or((c, "")));
             let mut names = Vec::new();
             for (cookie, v) in cookies {
                 hidden.push(v.to_string());

@@ -52,8 +52,14 @@ fuzz_target!(|data: &[u8]| {
 fn split_input(data: &[u8]) -> (usize, String) {
     let digits = data.iter().take_while(|b| b.is_ascii_digit()).count();
     if (1..=6).contains(&digits) && data.get(digits) == Some(&b'\n') {
-        let max = std::str::from_utf8(&data[..digits]).unwrap().parse().unwrap();
-        return (max, String::from_utf8_lossy(&data[digits + 1..]).into_owned());
+        let max = std::str::from_utf8(&data[..digits])
+            .unwrap()
+            .parse()
+            .unwrap();
+        return (
+            max,
+            String::from_utf8_lossy(&data[digits + 1..]).into_owned(),
+        );
     }
     match data.split_first() {
         Some((first, rest)) => (
@@ -85,7 +91,10 @@ fn check_chunk(text: &str, max: usize) {
                 "part {i} {part:?} is cut before a later line end within {max} chars"
             );
         } else {
-            assert!(!part.contains('\n'), "part {i} {part:?} is not cut after its line end");
+            assert!(
+                !part.contains('\n'),
+                "part {i} {part:?} is not cut after its line end"
+            );
             assert_eq!(n, max, "part {i} {part:?} is cut hard before the limit");
         }
     }
@@ -145,10 +154,16 @@ fn check_mails(text: &str, max: usize) {
         // Compared without white space: lettre's encoded words lose a space between them,
         // and unfolding does not keep runs of spaces.
         let letters = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
-        assert_eq!(letters(&subject), letters(&format!("{cut_subject}{suffix}")));
+        assert_eq!(
+            letters(&subject),
+            letters(&format!("{cut_subject}{suffix}"))
+        );
         assert!(subject.ends_with(&suffix), "{subject:?}");
         assert!(subject.chars().count() <= MAX_SUBJECT_CHARS, "{subject:?}");
-        assert_eq!(header("X-Autosend-Part").as_deref(), Some(position.as_str()));
+        assert_eq!(
+            header("X-Autosend-Part").as_deref(),
+            Some(position.as_str())
+        );
         assert_eq!(header("X-Autosend-Request-Id").as_deref(), Some("rid-fuzz"));
         assert_eq!(
             header("X-Autosend-Fingerprint").as_deref(),
@@ -172,7 +187,10 @@ fn check_mails(text: &str, max: usize) {
             assert_eq!(mail.ctype.mimetype, "text/plain");
             &mail
         };
-        let body = plain.get_body().expect("a decodable body").replace("\r\n", "\n");
+        let body = plain
+            .get_body()
+            .expect("a decodable body")
+            .replace("\r\n", "\n");
         let (top, part) = body
             .split_once(&format!("{}\n", "-".repeat(72)))
             .expect("a head block");
