@@ -1,7 +1,7 @@
 //! Masking (SPEC §8): configured secrets, sensitive names and `user:pass@` never reach a report.
 //!
-//! The input is text (invalid UTF-8 is replaced). Its first line lists secrets separated by
-//! tabs; each later line is one piece of a failed request:
+//! The input is text (invalid UTF-8 is replaced). Its first line lists up to three secrets, by
+//! tabs (one for each setting that holds one); each later line is one piece of a failed request:
 //!   `@/path`          the URL path (the first such line; default `/clients/`)
 //!   `?name=value`     a query parameter (form-encoded into the URL)
 //!   `Name: value`     a header
@@ -56,7 +56,8 @@ fuzz_target!(|data: &[u8]| {
     let secrets: Vec<String> = first
         .split('\t')
         .filter(|s| !s.is_empty())
-        .take(4)
+        // As many as `render` has settings for.
+        .take(3)
         .map(str::to_string)
         .collect();
     let lines: Vec<&str> = rest.split('\n').take(32).collect();

@@ -138,7 +138,6 @@ fn check_mails(text: &str, max: usize) {
     let total = messages.len();
     assert_eq!(total, chunks.len().max(1));
     let mut first_id = String::new();
-    let mut rebuilt = String::new();
     for (i, message) in messages.iter().enumerate() {
         let formatted = message.formatted();
         let mail = mailparse::parse_mail(&formatted).expect("an e-mail parses");
@@ -199,9 +198,9 @@ fn check_mails(text: &str, max: usize) {
             report.fingerprint
         )));
         assert_eq!(part, mail_lines(&chunks[i]), "part {position}");
-        rebuilt.push_str(part);
     }
-    assert_eq!(rebuilt, mail_lines(&full));
+    // Compared before mail: a hard cut may fall between a CR and its LF.
+    assert_eq!(chunks.concat(), full);
 }
 
 /// Text as read back from an e-mail body, with `\n` line ends.
