@@ -25,30 +25,12 @@
 //! such a secret can appear next to a mask without ever having been in the input.
 #![no_main]
 
-use std::collections::HashMap;
-use std::sync::LazyLock;
-
-use autosend::config::{Secret, Settings};
+use autosend::config::Secret;
 use autosend::reporting::mask::{self, MASK};
 use autosend::reporting::{ErrorDetails, ErrorReport, RawRequest, render_html, render_text};
+use autosend_fuzz::{EXTRA_SENSITIVE as EXTRA, SETTINGS};
 use libfuzzer_sys::fuzz_target;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-
-const EXTRA: &str = "iban";
-
-static SETTINGS: LazyLock<Settings> = LazyLock::new(|| {
-    let vars: HashMap<String, String> = [
-        ("SECRET_KEY", "fuzz-secret-key-0123456789-0123456789"),
-        ("EMAIL_BACKEND", "memory"),
-        ("ADMINS", "ops@example.com"),
-        ("SERVER_EMAIL", "server@example.com"),
-        ("SENSITIVE_FIELDS", EXTRA),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    Settings::from_vars(&vars).expect("fuzz settings are valid")
-});
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

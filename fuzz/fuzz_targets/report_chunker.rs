@@ -20,28 +20,12 @@
 //!   chunks put back together give the plain-text report.
 #![no_main]
 
-use std::collections::HashMap;
-use std::sync::LazyLock;
-
-use autosend::config::Settings;
 use autosend::reporting::chunk::{MailHead, chunk, compose_parts};
 use autosend::reporting::subject::{MAX_SUBJECT_CHARS, cut, error_subject};
 use autosend::reporting::{ErrorDetails, ErrorReport, RawRequest, render_text};
+use autosend_fuzz::SETTINGS;
 use libfuzzer_sys::fuzz_target;
 use mailparse::MailHeaderMap;
-
-static SETTINGS: LazyLock<Settings> = LazyLock::new(|| {
-    let vars: HashMap<String, String> = [
-        ("SECRET_KEY", "fuzz-secret-key-0123456789-0123456789"),
-        ("EMAIL_BACKEND", "memory"),
-        ("ADMINS", "ops@example.com"),
-        ("SERVER_EMAIL", "server@example.com"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    Settings::from_vars(&vars).expect("fuzz settings are valid")
-});
 
 fuzz_target!(|data: &[u8]| {
     let (max, text) = split_input(data);
