@@ -69,3 +69,9 @@ install-service:
     test -f /etc/autosend/autosend.env || install -m 0640 -g autosend /dev/null /etc/autosend/autosend.env
     systemctl daemon-reload
     @echo "Now edit /etc/autosend/autosend.env, then: systemctl enable --now autosend"
+
+# Fuzz one target (csv_import, report_chunker, masking) for `seconds`; on stable via RUSTC_BOOTSTRAP.
+fuzz target seconds="600":
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
+    mkdir -p fuzz/target/corpus/{{target}}
+    RUSTC_BOOTSTRAP=1 cargo fuzz run {{target}} fuzz/target/corpus/{{target}} fuzz/corpus/{{target}} -- -max_total_time={{seconds}} -timeout=20

@@ -33,6 +33,7 @@ pub fn masked_value(name: &str, value: &str, extra: &[String]) -> String {
 }
 
 /// Replaces every configured secret value, and any `user:pass@` in URLs, wherever it appears.
+/// Scrubbing twice changes nothing more (but the length of masks side by side).
 ///
 /// Longer secrets go first, so a secret that contains another is not left half-shown; each
 /// secret is also looked for in its percent-encoded forms, the way it travels inside URLs.
@@ -42,9 +43,7 @@ pub fn scrub(text: &str, secrets: &[String]) -> String {
         Regex::new(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pass>[^@/\s]+)@")
             .expect("static regex")
     });
-    let mut out = userinfo
-        .replace_all(text, format!("${{scheme}}${{user}}:{MASK}@").as_str())
-        .into_owned();
+    let mut out = text.to_string();
     let mut needles: Vec<String> = Vec::with_capacity(secrets.len() * 3);
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
         needles.push(secret.clone());
@@ -58,7 +57,11 @@ pub fn scrub(text: &str, secrets: &[String]) -> String {
             out = out.replace(needle.as_str(), MASK);
         }
     }
-    out
+    // After the secrets: a password that holds a secret with an `@`, `/` or space in it is
+    // then one run the pattern masks whole, not cut at that character with its tail shown.
+    userinfo
+        .replace_all(&out, format!("${{scheme}}${{user}}:{MASK}@").as_str())
+        .into_owned()
 }
 
 /// Routes whose every form field is masked (login, sign-up, password reset and change).
@@ -96,7 +99,8 @@ pub fn mask_path(path: &str) -> String {
 }
 
 /// A URL (absolute, or a path with a query) safe to show: `user:pass@` masked, capability
-/// tokens in the path masked, values of sensitive query parameters masked, secrets scrubbed.
+/// tokens in the path masked, values of sensitive query (and fragment) parameters masked,
+/// secrets scrubbed.
 pub fn mask_url(url: &str, extra: &[String], secrets: &[String]) -> String {
     let (before_fragment, fragment) = match url.find('#') {
         Some(i) => url.split_at(i),
@@ -117,19 +121,29 @@ pub fn mask_url(url: &str, extra: &[String], secrets: &[String]) -> String {
     };
     if let Some(query) = query {
         out.push('?');
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((name, _)) if is_sensitive(&decode_component(name), extra) => {
-                    format!("{name}={MASK}")
-                }
-                _ => pair.to_string(),
-            })
-            .collect();
-        out.push_str(&pairs.join("&"));
+        out.push_str(&mask_pairs(query, extra));
     }
-    out.push_str(fragment);
+    // A fragment can carry parameters too (`#access_token=…` of OAuth's implicit flow), and
+    // htmx's `HX-Current-URL` sends it to the server.
+    if let Some(fragment) = fragment.strip_prefix('#') {
+        out.push('#');
+        out.push_str(&mask_pairs(fragment, extra));
+    }
     scrub(&out, secrets)
+}
+
+/// `name=value&…` with the values of sensitive names masked.
+fn mask_pairs(pairs: &str, extra: &[String]) -> String {
+    pairs
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if is_sensitive(&decode_component(name), extra) => {
+                format!("{name}={MASK}")
+            }
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// A percent-encoded query component as text (`+` is a space in forms).
@@ -181,6 +195,22 @@ mod tests {
         assert_eq!(scrub("xabcdefghx", &secrets), format!("x{MASK}x"));
         assert_eq!(scrub("?pw=p%40ss%20word", &secrets), format!("?pw={MASK}"));
         assert_eq!(scrub("?pw=p%40ss+word", &secrets), format!("?pw={MASK}"));
+    }
+
+    /// Found by `cargo fuzz run masking` (scrub was not idempotent): `user:pass@` was masked
+    /// before the secrets, so a password holding a secret with an `@` or a space was cut there.
+    #[test]
+    fn url_passwords_are_masked_after_secrets() {
+        let secrets = vec!["p@ss".to_string(), "two words".to_string()];
+        let once = scrub(
+            "postgres://app:p@ss@db/x and ftp://u:two wordsX@h/",
+            &secrets,
+        );
+        assert_eq!(
+            once,
+            format!("postgres://app:{MASK}@db/x and ftp://u:{MASK}@h/")
+        );
+        assert_eq!(scrub(&once, &secrets), once);
     }
 
     #[test]
@@ -238,5 +268,20 @@ mod tests {
             mask_url("https://example.com", &[], &[]),
             "https://example.com"
         );
+    }
+
+    /// Found by `cargo fuzz run masking`: a `?` after a `#` is part of the fragment, whose
+    /// parameters were shown as they were.
+    #[test]
+    fn parameters_in_fragments_are_masked() {
+        assert_eq!(
+            mask_url("https://example.com/clie#nts/?api_key=k1&q=x", &[], &[]),
+            format!("https://example.com/clie#nts/?api_key={MASK}&q=x")
+        );
+        assert_eq!(
+            mask_url("/clients/?page=2#access_token=abc&state=1&x", &[], &[]),
+            format!("/clients/?page=2#access_token={MASK}&state=1&x")
+        );
+        assert_eq!(mask_url("/docs#section-2", &[], &[]), "/docs#section-2");
     }
 }
