@@ -203,14 +203,18 @@ pub async fn finish_many(db: &Db, outcomes: &[Outcome<'_>]) -> anyhow::Result<Ve
         }
     }
 
-    let mut recorded = Vec::with_capacity(outcomes.len());
-    // BTreeMaps: rows are always locked in the same order, so two instances committing
-    // batches at once cannot deadlock on PostgreSQL.
+    let mut recorded = vec![false; outcomes.len()];
+    // Rows are locked in one order everywhere — deliveries by id (here and in a disable's
+    // cancel), then runs, days and owners by key (the BTreeMaps) — so a batch cannot deadlock
+    // on PostgreSQL with another batch or with a disable cancelling the same run's rows.
+    let mut order: Vec<usize> = (0..outcomes.len()).collect();
+    order.sort_by_key(|&i| outcomes[i].delivery_id);
     let mut per_run: BTreeMap<i64, Sums> = BTreeMap::new();
     let mut per_day: BTreeMap<(i64, i64), (i64, Sums)> = BTreeMap::new();
     let mut owners: BTreeMap<i64, i64> = BTreeMap::new();
     let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
-    for outcome in outcomes {
+    for i in order {
+        let outcome = &outcomes[i];
         let done = sqlx::query(
             "UPDATE deliveries SET status = $3, detail = $4, lease_until = NULL, \
                leased_by = NULL, finished_at = $5, updated_at = $5 \
@@ -225,7 +229,7 @@ pub async fn finish_many(db: &Db, outcomes: &[Outcome<'_>]) -> anyhow::Result<Ve
         .await
         .context("cannot record delivery outcome")?;
         let done = done.rows_affected() == 1;
-        recorded.push(done);
+        recorded[i] = done;
         if !done {
             continue;
         }

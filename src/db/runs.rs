@@ -406,6 +406,19 @@ pub async fn finish_if_done(db: &Db, run_id: i64, now: i64) -> anyhow::Result<Op
         return Ok(None);
     }
     let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    if db.backend == DatabaseBackend::Postgres {
+        // The mailing's row first, then the run's — the order of a disable (which finishes
+        // the mailing, then recounts the run). The other way round the two deadlocked on
+        // PostgreSQL (seen in the server log; the disable answered 500).
+        sqlx::query(
+            "SELECT m.id FROM mailings m JOIN runs r ON r.mailing_id = m.id WHERE r.id = $1 \
+             FOR UPDATE OF m",
+        )
+        .bind(run_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .context("cannot lock the run's mailing")?;
+    }
     let row: Option<(i64, String, i64, i64)> = sqlx::query_as(
         "UPDATE runs SET status = $2, finished_at = $3, server_response = $4, total = $5, \
            pending_count = 0, sent_count = $6, error_count = $7, dry_run_count = $8, \
