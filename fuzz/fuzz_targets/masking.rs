@@ -7,8 +7,9 @@
 //!   `Name: value`     a header
 //!   `name=value`      a form field
 //!   anything else     a line of the error message (and of its cause chain and backtrace)
-//! In any line, `\x01` stands for the next secret as it is, `\x02` for it percent-encoded and
-//! `\x03` for it form-encoded (the ways a secret travels in URLs).
+//! In any line, `\x01` stands for the next secret as it is, `\x02` for it percent-encoded,
+//! `\x03` form-encoded, `\x04` and `\x05` as a browser writes it into a query and a fragment
+//! (the ways a secret travels in URLs).
 //!
 //! Asserted:
 //! - `scrub` and `mask_url` leave no secret (nor its encoded forms) anywhere in their output,
@@ -52,13 +53,45 @@ fuzz_target!(|data: &[u8]| {
     check_report(&lines, &secrets);
 });
 
-/// Every form a secret is looked for in: as it is, percent-encoded, form-encoded.
-fn forms(secret: &str) -> [String; 3] {
+/// The forms a secret travels in: as it is, percent-encoded, form-encoded, and as the `url`
+/// crate (like a browser) writes it into a query and into a fragment.
+fn forms(secret: &str) -> [String; 5] {
+    let (mut query, mut fragment) = (secret.to_string(), secret.to_string());
+    // A URL drops tabs and line ends anywhere and spaces and controls at its ends: what is
+    // left is no longer the secret.
+    if url_keeps(secret) {
+        let mut url = url::Url::parse("https://example.com/").expect("a URL");
+        url.set_query(Some(secret));
+        query = url.query().unwrap_or_default().to_string();
+        url.set_fragment(Some(secret));
+        fragment = url.fragment().unwrap_or_default().to_string();
+    }
     [
         secret.to_string(),
         utf8_percent_encode(secret, NON_ALPHANUMERIC).to_string(),
         url::form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
+        query,
+        fragment,
     ]
+}
+
+fn url_keeps(secret: &str) -> bool {
+    !secret.contains(['\t', '\n', '\r']) && secret.trim_matches(|c: char| c <= ' ') == secret
+}
+
+/// The forms to look for in output: those of [`forms`], and the secret as the `url` crate
+/// writes it into a path (when it is one path segment and no dot segment).
+fn shown_forms(secret: &str) -> Vec<String> {
+    let mut shown = forms(secret).to_vec();
+    if url_keeps(secret)
+        && !secret.contains(['/', '\\', '?', '#', '%'])
+        && !secret.trim_matches('.').is_empty()
+    {
+        if let Ok(url) = url::Url::parse(&format!("https://example.com/{secret}")) {
+            shown.push(url.path()[1..].to_string());
+        }
+    }
+    shown
 }
 
 /// `text` with each marker replaced by the next secret, in the form the marker names; without
@@ -70,6 +103,8 @@ fn insert(text: &str, secrets: &[String], next: &mut usize) -> String {
             '\x01' => 0,
             '\x02' => 1,
             '\x03' => 2,
+            '\x04' => 3,
+            '\x05' => 4,
             c => {
                 out.push(c);
                 continue;
@@ -93,7 +128,7 @@ fn check_scrub(text: &str, secrets: &[String]) {
     let out = mask::scrub(&input, secrets);
     let url = mask::mask_url(&input, &[], secrets);
     for secret in secrets.iter().filter(|s| asserted(s)) {
-        for form in forms(secret) {
+        for form in shown_forms(secret) {
             assert!(!out.contains(&form), "scrub left {form:?} in {out:?}");
             assert!(!url.contains(&form), "mask_url left {form:?} in {url:?}");
         }
@@ -322,7 +357,7 @@ fn check_report(lines: &[&str], secrets: &[String]) {
     let hidden = request.hidden.clone();
     let out = render(request, secrets);
     let configured = secrets.iter().filter(|s| s.len() >= 4 && asserted(s));
-    let secret_forms: Vec<String> = configured.flat_map(|s| forms(s)).collect();
+    let secret_forms: Vec<String> = configured.flat_map(|s| shown_forms(s)).collect();
     let control = render(build(lines, secrets, Without::Secrets), secrets);
     assert_not_shown(&out, &control, secret_forms);
     let control = render(build(lines, secrets, Without::SensitiveValues), secrets);

@@ -2,10 +2,39 @@
 
 use std::sync::OnceLock;
 
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, utf8_percent_encode};
 use regex::Regex;
 
 pub use crate::config::MASK;
+
+/// What browsers (and the `url` crate) percent-encode in each part of a URL (the WHATWG URL
+/// standard's sets): a secret typed into a path, query, fragment or userinfo arrives encoded
+/// this way, with its `@`, `/` or `:` left as they are.
+const FRAGMENT_SET: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'<').add(b'>').add(b'`');
+const QUERY_SET: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'\'');
+const PATH_SET: &AsciiSet = &QUERY_SET
+    .remove(b'\'')
+    .add(b'?')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+const USERINFO_SET: &AsciiSet = &PATH_SET
+    .add(b'/')
+    .add(b':')
+    .add(b';')
+    .add(b'=')
+    .add(b'@')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'|');
 
 /// Names whose values are never shown (case-insensitive), SPEC §8.
 fn sensitive_pattern() -> &'static Regex {
@@ -36,7 +65,8 @@ pub fn masked_value(name: &str, value: &str, extra: &[String]) -> String {
 /// Scrubbing twice changes nothing more (but the length of masks side by side).
 ///
 /// Longer secrets go first, so a secret that contains another is not left half-shown; each
-/// secret is also looked for in its percent-encoded forms, the way it travels inside URLs.
+/// secret is also looked for in its percent-encoded forms, the ways it travels inside URLs
+/// (everything but letters and digits encoded, form-encoded, and as browsers encode each part).
 pub fn scrub(text: &str, secrets: &[String]) -> String {
     static USERINFO: OnceLock<Regex> = OnceLock::new();
     let userinfo = USERINFO.get_or_init(|| {
@@ -44,11 +74,14 @@ pub fn scrub(text: &str, secrets: &[String]) -> String {
             .expect("static regex")
     });
     let mut out = text.to_string();
-    let mut needles: Vec<String> = Vec::with_capacity(secrets.len() * 3);
+    let mut needles: Vec<String> = Vec::with_capacity(secrets.len() * 7);
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
         needles.push(secret.clone());
         needles.push(utf8_percent_encode(secret, NON_ALPHANUMERIC).to_string());
         needles.push(url::form_urlencoded::byte_serialize(secret.as_bytes()).collect());
+        for set in [PATH_SET, QUERY_SET, FRAGMENT_SET, USERINFO_SET] {
+            needles.push(utf8_percent_encode(secret, set).to_string());
+        }
     }
     needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
     needles.dedup();
@@ -195,6 +228,25 @@ mod tests {
         assert_eq!(scrub("xabcdefghx", &secrets), format!("x{MASK}x"));
         assert_eq!(scrub("?pw=p%40ss%20word", &secrets), format!("?pw={MASK}"));
         assert_eq!(scrub("?pw=p%40ss+word", &secrets), format!("?pw={MASK}"));
+    }
+
+    /// Found when the masking fuzz target learnt to plant secrets as browsers encode them: a
+    /// browser leaves `@` as it is in a path or query and encodes the space, so none of the
+    /// fully encoded forms matched, and the report's URL and subject showed the secret.
+    #[test]
+    fn secrets_are_found_as_browsers_encode_them_in_urls() {
+        let secrets = vec!["p@ss wörd's".to_string()];
+        let url =
+            "https://example.com/a/p@ss%20w%C3%B6rd's?x=p@ss%20w%C3%B6rd%27s#p@ss%20w%C3%B6rd's";
+        assert_eq!(
+            scrub(url, &secrets),
+            format!("https://example.com/a/{MASK}?x={MASK}#{MASK}")
+        );
+        let parsed = url::Url::parse(&format!("https://example.com/a/{}", secrets[0])).unwrap();
+        assert_eq!(
+            scrub(parsed.as_str(), &secrets),
+            format!("https://example.com/a/{MASK}")
+        );
     }
 
     /// Found by `cargo fuzz run masking` (scrub was not idempotent): `user:pass@` was masked
