@@ -48,7 +48,7 @@ bench db="postgres://postgres@127.0.0.1:5432/test" redis="redis://127.0.0.1:6379
     for b in http delivery reports clients; do cargo bench --bench $b; done
     for b in http delivery reports clients; do BENCH_DATABASE_URL={{db}} BENCH_REDIS_URL={{redis}} cargo bench --bench $b; done
 
-# A one-second pass of the HTTP benchmark, to keep it working (CI runs it).
+# A one-second pass of the HTTP benchmark, to check that it still works.
 bench-smoke:
     BENCH_SECS=1 cargo bench --bench http
 
