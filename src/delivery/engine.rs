@@ -426,7 +426,7 @@ impl Driver<'_> {
         claimed: &Claimed,
         ctx: &SendContext,
         status: DeliveryStatus,
-        detail: &str,
+        detail: String,
     ) -> anyhow::Result<()> {
         let (done, committed) = oneshot::channel();
         recorder
@@ -437,7 +437,7 @@ impl Driver<'_> {
                 owner_id: ctx.owner_id,
                 worker: worker.to_string(),
                 status,
-                detail: detail.to_string(),
+                detail,
                 now: self.clock.now_ms(),
                 done,
             })
@@ -480,17 +480,24 @@ impl Driver<'_> {
             // The run went away (its mailing was deleted) between claim and send.
             return Ok(());
         };
+        if let Some((status, detail)) = self.attempt(worker, claimed, &ctx, skip).await? {
+            self.record(worker, recorder, claimed, &ctx, status, detail)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Sends (or skips, or dry-runs) one claimed delivery: its final outcome, or `None` when
+    /// a temporary failure put it back for a later attempt.
+    async fn attempt(
+        &self,
+        worker: &str,
+        claimed: &Claimed,
+        ctx: &SendContext,
+        skip: bool,
+    ) -> anyhow::Result<Option<(DeliveryStatus, String)>> {
         if skip {
-            return self
-                .record(
-                    worker,
-                    recorder,
-                    claimed,
-                    &ctx,
-                    DeliveryStatus::Skipped,
-                    "unsubscribed",
-                )
-                .await;
+            return Ok(Some((DeliveryStatus::Skipped, "unsubscribed".to_string())));
         }
         let settings = &self.state.settings;
         let token = unsubscribe::token(&self.state.signer, ctx.owner_id, &claimed.email);
@@ -524,29 +531,14 @@ impl Driver<'_> {
                     "message cannot be composed"
                 );
                 let detail = err.to_string();
-                return self
-                    .record(
-                        worker,
-                        recorder,
-                        claimed,
-                        &ctx,
-                        DeliveryStatus::Error,
-                        &detail,
-                    )
-                    .await;
+                return Ok(Some((DeliveryStatus::Error, detail)));
             }
         };
         if ctx.dry_run {
-            return self
-                .record(
-                    worker,
-                    recorder,
-                    claimed,
-                    &ctx,
-                    DeliveryStatus::DryRun,
-                    "dry run: rendered, not sent",
-                )
-                .await;
+            return Ok(Some((
+                DeliveryStatus::DryRun,
+                "dry run: rendered, not sent".to_string(),
+            )));
         }
 
         let gate = &self.state.send_gate;
@@ -558,15 +550,7 @@ impl Driver<'_> {
         match sent {
             Ok(reply) => {
                 tracing::debug!(run_id = claimed.run_id, recipient = %claimed.email, %reply, "sent");
-                self.record(
-                    worker,
-                    recorder,
-                    claimed,
-                    &ctx,
-                    DeliveryStatus::Sent,
-                    &reply,
-                )
-                .await
+                Ok(Some((DeliveryStatus::Sent, reply)))
             }
             Err(SendError::Permanent(reply)) => {
                 tracing::info!(
@@ -575,15 +559,7 @@ impl Driver<'_> {
                     %reply,
                     "refused by the mail server"
                 );
-                self.record(
-                    worker,
-                    recorder,
-                    claimed,
-                    &ctx,
-                    DeliveryStatus::Error,
-                    &reply,
-                )
-                .await
+                Ok(Some((DeliveryStatus::Error, reply)))
             }
             Err(SendError::Temporary(reply)) => {
                 let max = i64::from(settings.send_max_attempts);
@@ -596,16 +572,7 @@ impl Driver<'_> {
                         "giving up after temporary failures"
                     );
                     let detail = format!("gave up after {} attempts: {reply}", claimed.attempts);
-                    return self
-                        .record(
-                            worker,
-                            recorder,
-                            claimed,
-                            &ctx,
-                            DeliveryStatus::Error,
-                            &detail,
-                        )
-                        .await;
+                    return Ok(Some((DeliveryStatus::Error, detail)));
                 }
                 let delay = retry_delay(
                     claimed.attempts as u32,
@@ -631,7 +598,7 @@ impl Driver<'_> {
                 } else {
                     self.counters.lost.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(())
+                Ok(None)
             }
         }
     }
