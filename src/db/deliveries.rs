@@ -128,28 +128,37 @@ pub async fn claim(db: &Db, req: ClaimRequest<'_>) -> anyhow::Result<Vec<Claimed
              RETURNING id, run_id, mailing_id, email, full_name, attempts"
         ),
     };
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
-    if db.backend == DatabaseBackend::Postgres {
-        // A claim need not wait for its WAL flush: lost in a database crash, it leaves the
-        // rows pending, as before the claim. Nothing is sent on its strength alone that a
-        // durable record would have prevented — the outcome's commit (durable, and later in
-        // the same WAL) is what records a send. At one commit per batch this was the bound of
-        // PostgreSQL's sending rate.
-        sqlx::query("SET LOCAL synchronous_commit TO OFF")
-            .execute(&mut *tx)
-            .await
-            .context("cannot relax the claim's commit")?;
-    }
-    let mut rows = sqlx::query_as::<_, Claimed>(sqlx::AssertSqlSafe(sql))
+    let query = sqlx::query_as::<_, Claimed>(sqlx::AssertSqlSafe(sql))
         .bind(req.lease_until)
         .bind(req.worker)
         .bind(req.now)
         .bind(req.limit)
-        .bind(req.run_id.unwrap_or(0))
-        .fetch_all(&mut *tx)
-        .await
-        .context("cannot claim deliveries")?;
-    tx.commit().await.context("cannot commit the claim")?;
+        .bind(req.run_id.unwrap_or(0));
+    let mut rows = match db.backend {
+        // SQLite: one statement, committed on its own.
+        DatabaseBackend::Sqlite => query
+            .fetch_all(&db.pool)
+            .await
+            .context("cannot claim deliveries")?,
+        DatabaseBackend::Postgres => {
+            // A claim need not wait for its WAL flush: lost in a database crash, it leaves
+            // the rows pending, as before the claim. Nothing is sent on its strength alone
+            // that a durable record would have prevented — the outcome's commit (durable, and
+            // later in the same WAL) is what records a send. At one commit per batch this was
+            // the bound of PostgreSQL's sending rate.
+            let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+            sqlx::query("SET LOCAL synchronous_commit TO OFF")
+                .execute(&mut *tx)
+                .await
+                .context("cannot relax the claim's commit")?;
+            let rows = query
+                .fetch_all(&mut *tx)
+                .await
+                .context("cannot claim deliveries")?;
+            tx.commit().await.context("cannot commit the claim")?;
+            rows
+        }
+    };
     // RETURNING has no order; sending in id order keeps logs and tests readable.
     rows.sort_by_key(|c| c.id);
     Ok(rows)
