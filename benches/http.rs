@@ -276,27 +276,7 @@ async fn run() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let html = browser
-        .get(format!("{base}/users/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let start = html.find("name=\"csrf-token\" content=\"").unwrap() + 27;
-    let token = &html[start..start + html[start..].find('"').unwrap()];
-    let resp = browser
-        .post(format!("{base}/users/login"))
-        .form(&[
-            ("email", "bench@example.com"),
-            ("password", PASSWORD),
-            ("csrf_token", token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303, "login");
+    common::log_in(&browser, &base, "bench@example.com").await;
     use reqwest::cookie::CookieStore as _;
     let cookie = jar
         .cookies(&base.parse().unwrap())

@@ -151,27 +151,7 @@ impl BenchApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let html = client
-            .get(format!("{base}/users/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let start = html.find("name=\"csrf-token\" content=\"").unwrap() + 27;
-        let token = &html[start..start + html[start..].find('"').unwrap()];
-        let resp = client
-            .post(format!("{base}/users/login"))
-            .form(&[
-                ("email", "bench@example.com"),
-                ("password", PASSWORD),
-                ("csrf_token", token),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 303);
+        log_in(&client, &base, "bench@example.com").await;
         Self {
             base,
             state,
@@ -188,4 +168,29 @@ impl BenchApp {
     pub async fn finish(self, name: &str, report: &str) {
         self.env.finish(name, report, Some(&self.state.db)).await;
     }
+}
+
+/// Logs `client` (which keeps cookies) in as `email` through the login form.
+pub async fn log_in(client: &reqwest::Client, base: &str, email: &str) {
+    let html = client
+        .get(format!("{base}/users/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let start = html.find("name=\"csrf-token\" content=\"").unwrap() + 27;
+    let token = &html[start..start + html[start..].find('"').unwrap()];
+    let resp = client
+        .post(format!("{base}/users/login"))
+        .form(&[
+            ("email", email),
+            ("password", PASSWORD),
+            ("csrf_token", token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "login as {email}");
 }
