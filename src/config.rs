@@ -194,6 +194,9 @@ pub struct Settings {
     pub log_keep_days: usize,
     /// Largest request body accepted, in bytes (CSV imports are the largest legitimate bodies).
     pub max_body_bytes: usize,
+    /// Open connections one client address may hold (`MAX_CONNECTIONS_PER_CLIENT`); trusted
+    /// proxies are exempt. Raise it when many users share one address without a proxy.
+    pub max_connections_per_client: usize,
 }
 
 /// Configuration problems, one line each, naming the variable.
@@ -681,6 +684,12 @@ impl Parser<'_> {
             log_sql: self.flag("LOG_SQL", false),
             log_keep_days: self.int("LOG_KEEP_DAYS", 14usize, 1, 3650),
             max_body_bytes: self.int("MAX_BODY_BYTES", 16usize << 20, 1024, 1 << 30),
+            max_connections_per_client: self.int(
+                "MAX_CONNECTIONS_PER_CLIENT",
+                128usize,
+                1,
+                1_000_000,
+            ),
             // Last: it may write data/secret_key, which must not happen for a config that fails.
             secret_key: Secret::new(String::new()),
             database,

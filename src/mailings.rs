@@ -91,7 +91,10 @@ async fn parse(
     for raw in &form.recipient_ids {
         match raw.trim().parse::<i64>() {
             Ok(id) if id > 0 => ids.push(id),
-            _ => errors.add("recipient_ids", format!("{raw:?} is not a recipient.")),
+            _ => errors.add(
+                "recipient_ids",
+                format!("{} is not a recipient.", crate::domain::quoted(raw)),
+            ),
         }
     }
     if form.all_matching {

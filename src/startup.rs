@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use tokio::sync::watch;
 
+use crate::accounts;
 use crate::config::Settings;
 use crate::delivery::scheduler;
 use crate::state::AppState;
@@ -71,11 +71,16 @@ impl Application {
             }
         };
         let app = web::router(self.state.clone());
-        let server = Server::new_with_acceptor(self.acceptor).run_with_graceful_shutdown(
-            app,
-            signal,
-            Some(GRACEFUL_SHUTDOWN),
-        );
+        let limits = web::server::ServerLimits {
+            header_timeout: web::server::HEADER_TIMEOUT,
+            max_connections_per_client: self.state.settings.max_connections_per_client,
+            trusted_proxies: self.state.settings.trusted_proxies.clone(),
+        };
+        let server = web::server::serve(self.acceptor, app, limits, signal, GRACEFUL_SHUTDOWN);
+        let housekeeping = tokio::spawn(accounts::housekeeping(
+            self.state.clone(),
+            stop_rx.clone(),
+        ));
         let scheduler_enabled = self.state.settings.scheduler_interval_secs > 0;
         let scheduler = {
             let state = self.state.clone();
@@ -107,6 +112,7 @@ impl Application {
                 result
             }
         };
+        let _ = housekeeping.await;
         // Reports of the last requests go out before the database they are counted in closes.
         self.state.finish_reporting(REPORT_FLUSH).await;
         self.state.db.close().await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use crate::accounts::sessions::SessionStore;
-use crate::accounts::throttle::LoginLimiter;
+use crate::accounts::throttle::Throttle;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::Db;
@@ -25,7 +25,8 @@ pub struct AppState {
     pub mailer: Mailer,
     pub signer: Signer,
     pub sessions: SessionStore,
-    pub login_limiter: Arc<LoginLimiter>,
+    /// Login, sign-up and reset limits (SPEC §5, §12).
+    pub throttle: Arc<Throttle>,
     /// Error and broken-link reports: queued here, e-mailed by its background worker.
     pub reporter: ErrorNotifier,
     pub metrics: Arc<Metrics>,
@@ -61,7 +62,7 @@ impl AppState {
             mailer,
             signer,
             sessions,
-            login_limiter: Arc::new(LoginLimiter::default()),
+            throttle: Arc::new(Throttle::default()),
             metrics: Arc::new(Metrics::new(reporter.clone())),
             reporter,
             reporter_worker: Arc::new(Mutex::new(Some(worker))),

@@ -18,20 +18,59 @@ fn greeting(user: &User) -> String {
     }
 }
 
-pub fn activation(user: &User, link: &str) -> AccountEmail {
+/// The activation mail. It names nobody: the name was typed by whoever signed up, who may
+/// not be the owner of the address, and must not speak first in the owner's inbox.
+pub fn activation(link: &str) -> AccountEmail {
     let text = format!(
-        "{}\n\nWelcome to autosend. Open this link to activate your account:\n\n{link}\n\n\
-         The link is valid for 3 days. If you did not sign up, ignore this e-mail.\n",
-        greeting(user)
+        "Hello,\n\nSomeone signed up for autosend with this e-mail address. \
+         If it was you, open this link to activate your account:\n\n{link}\n\n\
+         The link is valid for 3 days. If you did not sign up, ignore this e-mail: \
+         no account is activated without the link.\n"
     );
     let html = html! {
-        p { (greeting(user)) }
-        p { "Welcome to autosend. Open this link to activate your account:" }
+        p { "Hello," }
+        p { "Someone signed up for autosend with this e-mail address. If it was you, open this link to activate your account:" }
         p { a href=(link) { "Activate my account" } }
-        p { "The link is valid for 3 days. If you did not sign up, ignore this e-mail." }
+        p { "The link is valid for 3 days. If you did not sign up, ignore this e-mail: no account is activated without the link." }
     };
     AccountEmail {
         subject: "Activate your autosend account".into(),
+        text,
+        html: html.into_string(),
+    }
+}
+
+/// To the owner of an address someone tried to sign up with again.
+pub fn signup_attempt(user: &User, login: &str, reset: &str) -> AccountEmail {
+    let (state, what_now) = if user.is_active {
+        (
+            "This address already has an autosend account, so nothing was changed.",
+            format!(
+                "If it was you, log in at {login}\nForgot your password? Choose a new one at {reset}"
+            ),
+        )
+    } else {
+        (
+            "This address already has an autosend account, which is not active, so nothing was changed.",
+            "If it was you, ask an administrator to activate your account.".to_string(),
+        )
+    };
+    let text = format!(
+        "Hello,\n\nSomeone (perhaps you) tried to sign up for autosend with this e-mail address. \
+         {state}\n\n{what_now}\n\nIf it was not you, ignore this e-mail: your account stays as it is.\n"
+    );
+    let html = html! {
+        p { "Hello," }
+        p { "Someone (perhaps you) tried to sign up for autosend with this e-mail address. " (state) }
+        @if user.is_active {
+            p { "If it was you, " a href=(login) { "log in" } ". Forgot your password? " a href=(reset) { "Choose a new one" } "." }
+        } @else {
+            p { "If it was you, ask an administrator to activate your account." }
+        }
+        p { "If it was not you, ignore this e-mail: your account stays as it is." }
+    };
+    AccountEmail {
+        subject: "Someone tried to sign up with your address".into(),
         text,
         html: html.into_string(),
     }

@@ -9,12 +9,15 @@ pub mod sessions;
 pub mod throttle;
 pub mod tokens;
 
+use std::net::IpAddr;
+
 use lettre::message::Mailbox;
 
 use crate::db::users::{self, CreateUserError, NewUser, Profile, User};
 use crate::domain::{Email, FieldErrors, Password, one_line};
 use crate::mail::compose;
 use crate::state::AppState;
+use passwords::HashError;
 use tokens::{Purpose, TokenError};
 
 /// Longest full name, phone and country accepted.
@@ -26,8 +29,23 @@ const MAX_COUNTRY: usize = 64;
 pub enum AccountError {
     #[error("invalid input")]
     Validation(FieldErrors),
+    /// Over a sign-up or reset limit: wait this many seconds.
+    #[error("Too many attempts. Please wait {0} seconds and try again.")]
+    TooMany(u64),
+    /// No password-hashing slot came free in time.
+    #[error("The server is busy. Please try again in a few seconds.")]
+    Busy,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+impl From<HashError> for AccountError {
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Busy => AccountError::Busy,
+            HashError::Unexpected(err) => AccountError::Unexpected(err),
+        }
+    }
 }
 
 impl AccountError {
@@ -56,9 +74,17 @@ pub struct SignupForm {
     pub full_name: String,
 }
 
-/// Creates an inactive account and e-mails its activation link. `Ok(false)` when the account
-/// exists but the e-mail could not be sent.
-pub async fn signup(state: &AppState, form: &SignupForm) -> Result<bool, AccountError> {
+/// Creates an inactive account and e-mails its activation link. `Ok(false)` when the mail
+/// could not be sent.
+///
+/// An address that already has an account gets the same answer (the page must not tell who
+/// has an account): its owner is mailed that someone tried, or, when the account is still
+/// pending activation, the new sign-up replaces it and a fresh link goes out.
+pub async fn signup(
+    state: &AppState,
+    client: IpAddr,
+    form: &SignupForm,
+) -> Result<bool, AccountError> {
     let mut errors = FieldErrors::new();
     let email = errors.check("email", Email::parse(&form.email));
     let password = errors.check(
@@ -69,39 +95,77 @@ pub async fn signup(state: &AppState, form: &SignupForm) -> Result<bool, Account
     let (Some(email), Some(password), Some(name)) = (email, password, name) else {
         return Err(AccountError::Validation(errors));
     };
+    // Counted only once the form is valid: a typo does not use up the allowance, and
+    // every counted sign-up is one mail.
+    state
+        .throttle
+        .signup(client, email.as_str())
+        .map_err(AccountError::TooMany)?;
+    let password_hash = passwords::hash(password.expose()).await?;
     let new = NewUser {
         email: email.into_string(),
-        password_hash: passwords::hash(password.expose()).await?,
+        password_hash,
         full_name: name,
         ..NewUser::default()
     };
     let id = match users::create(&state.db, &new).await {
-        Ok(id) => id,
-        Err(CreateUserError::DuplicateEmail) => {
-            return Err(AccountError::field(
-                "email",
-                "An account with this e-mail address already exists. Log in or reset your password.",
-            ));
+        Ok(id) => {
+            tracing::info!(user_id = id, "account created, awaiting activation");
+            id
         }
+        Err(CreateUserError::DuplicateEmail) => return signup_again(state, &new).await,
         Err(CreateUserError::Unexpected(err)) => return Err(err.into()),
     };
-    let user = users::find_by_id(&state.db, id)
+    let user = load(state, id).await?;
+    Ok(send_activation(state, &user).await)
+}
+
+/// A sign-up for an address that has an account already.
+async fn signup_again(state: &AppState, new: &NewUser) -> Result<bool, AccountError> {
+    let existing = users::find_by_email(&state.db, &new.email)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("user {id} vanished after sign-up"))?;
-    tracing::info!(user_id = id, "account created, awaiting activation");
-    let link = link(
-        state,
-        "/users/activate/",
-        &tokens::issue(&state.signer, Purpose::Activation, &user),
+        .ok_or_else(|| anyhow::anyhow!("the account of a duplicate e-mail vanished"))?;
+    if existing.is_pending_activation()
+        && users::renew_pending(
+            &state.db,
+            existing.id,
+            existing.updated_at,
+            &new.password_hash,
+            &new.full_name,
+        )
+        .await?
+    {
+        tracing::info!(user_id = existing.id, "pending sign-up renewed");
+        let user = load(state, existing.id).await?;
+        return Ok(send_activation(state, &user).await);
+    }
+    tracing::info!(
+        user_id = existing.id,
+        "sign-up with the address of an existing account; its owner is told"
     );
-    Ok(send(state, &user, emails::activation(&user, &link)).await)
+    let login = link(state, "/users/login", "");
+    let reset = link(state, "/users/password-reset", "");
+    Ok(send(state, &existing, emails::signup_attempt(&existing, &login, &reset)).await)
+}
+
+async fn load(state: &AppState, id: i64) -> anyhow::Result<User> {
+    users::find_by_id(&state.db, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("user {id} vanished"))
+}
+
+async fn send_activation(state: &AppState, user: &User) -> bool {
+    let token = tokens::issue(&state.signer, Purpose::Activation, user);
+    let link = link(state, "/users/activate/", &token);
+    send(state, user, emails::activation(&link)).await
 }
 
 /// Activates the account a link names.
 pub async fn activate(state: &AppState, token: &str) -> Result<User, TokenError> {
     let user = user_for_token(state, token).await?;
     tokens::check(&state.signer, Purpose::Activation, token, &user)?;
-    match users::activate(&state.db, user.id).await {
+    // Only if nothing changed since the check: the link names that very state.
+    match users::activate(&state.db, user.id, user.updated_at).await {
         Ok(true) => {
             tracing::info!(user_id = user.id, "account activated");
             Ok(user)
@@ -135,8 +199,19 @@ pub enum LoginError {
         "This account is not active. Open the activation link we e-mailed you, or ask an administrator."
     )]
     Inactive,
+    #[error("The server is busy. Please try again in a few seconds.")]
+    Busy,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+impl From<HashError> for LoginError {
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Busy => LoginError::Busy,
+            HashError::Unexpected(err) => LoginError::Unexpected(err),
+        }
+    }
 }
 
 /// Checks credentials. Unknown e-mails cost the same time as wrong passwords.
@@ -164,9 +239,18 @@ pub async fn authenticate(
 }
 
 /// E-mails a reset link when an active account has this address; silent otherwise, so the
-/// page cannot tell who has an account.
-pub async fn request_password_reset(state: &AppState, email: &str) -> Result<(), AccountError> {
+/// page cannot tell who has an account. Throttled per client and per address (the mail
+/// goes to someone who did not ask).
+pub async fn request_password_reset(
+    state: &AppState,
+    client: IpAddr,
+    email: &str,
+) -> Result<(), AccountError> {
     let email = Email::parse(email).map_err(|m| AccountError::field("email", m))?;
+    state
+        .throttle
+        .reset(client, email.as_str())
+        .map_err(AccountError::TooMany)?;
     if let Some(user) = users::find_by_email(&state.db, email.as_str()).await?
         && user.is_active
     {
@@ -284,7 +368,8 @@ fn time_zone(input: &str) -> Result<Option<String>, String> {
     match crate::domain::time_zone(zone) {
         Some(_) => Ok(Some(zone.to_string())),
         None => Err(format!(
-            "{zone:?} is not a time zone; use a name like Europe/Berlin."
+            "{} is not a time zone; use a name like Europe/Berlin.",
+            crate::domain::quoted(zone)
         )),
     }
 }
@@ -314,6 +399,37 @@ pub async fn update_profile(
     }
     users::update_profile(&state.db, user.id, &profile).await?;
     Ok(())
+}
+
+/// How often [`purge_idle`] runs.
+pub const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Drops what accounts keep that has run out: idle throttle keys and expired sessions in
+/// the database (Redis expires its own). Returns the sessions purged.
+pub async fn purge_idle(state: &AppState) -> anyhow::Result<u64> {
+    state.throttle.shrink();
+    crate::db::sessions::purge_expired(&state.db).await
+}
+
+/// Runs [`purge_idle`] at once and then every [`HOUSEKEEPING_EVERY`] until `stop` turns
+/// `true`; a failure is logged and tried again next time.
+pub async fn housekeeping(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(HOUSEKEEPING_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        match purge_idle(&state).await {
+            Ok(sessions) => tracing::debug!(
+                sessions_purged = sessions,
+                throttle_keys = state.throttle.len(),
+                "housekeeping"
+            ),
+            Err(err) => tracing::warn!(error = %format!("{err:#}"), "housekeeping failed"),
+        }
+    }
 }
 
 fn link(state: &AppState, path: &str, token: &str) -> String {

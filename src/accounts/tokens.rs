@@ -2,7 +2,9 @@
 //!
 //! A token is `{user id}.{expiry, unix seconds}.{MAC}`; the MAC also covers the account state
 //! the link is meant to change (Django's approach), so a link stops working once used:
-//! activation covers `is_active`, reset covers the password hash and the last login.
+//! activation covers `is_active`, the session version and the row's change stamp (so it
+//! dies on first use and on any later change: a deactivation must not be undone by the old
+//! link), reset covers the password hash and the last login.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -43,7 +45,10 @@ pub enum TokenError {
 
 fn state(purpose: Purpose, user: &User) -> String {
     match purpose {
-        Purpose::Activation => format!("{}", user.is_active),
+        Purpose::Activation => format!(
+            "{}|{}|{}",
+            user.is_active, user.auth_version, user.updated_at
+        ),
         Purpose::PasswordReset => {
             format!("{}|{}", user.password_hash, user.last_login_at.unwrap_or(0))
         }

@@ -22,7 +22,18 @@ pub struct User {
     pub must_change_password: bool,
     pub auth_version: i64,
     pub created_at: i64,
+    /// Moves on with every change of the row; activation links are bound to it.
+    pub updated_at: i64,
     pub last_login_at: Option<i64>,
+}
+
+impl User {
+    /// Signed up, never activated and untouched since: a new sign-up with this address may
+    /// take the account over (the mail goes to the address either way). A deactivated
+    /// account, or one an administrator changed, is not pending.
+    pub fn is_pending_activation(&self) -> bool {
+        !self.is_active && self.last_login_at.is_none() && self.updated_at == self.created_at
+    }
 }
 
 #[derive(FromRow)]
@@ -41,6 +52,7 @@ struct UserRow {
     must_change_password: i64,
     auth_version: i64,
     created_at: i64,
+    updated_at: i64,
     last_login_at: Option<i64>,
 }
 
@@ -61,6 +73,7 @@ impl From<UserRow> for User {
             must_change_password: r.must_change_password != 0,
             auth_version: r.auth_version,
             created_at: r.created_at,
+            updated_at: r.updated_at,
             last_login_at: r.last_login_at,
         }
     }
@@ -68,7 +81,7 @@ impl From<UserRow> for User {
 
 const COLUMNS: &str = "id, email, password_hash, full_name, phone, country, time_zone, \
     is_active, is_superuser, view_all_mailings, disable_mailing, must_change_password, \
-    auth_version, created_at, last_login_at";
+    auth_version, created_at, updated_at, last_login_at";
 
 /// A user to create; the e-mail is already normalised and the password hashed.
 #[derive(Debug, Clone, Default)]
@@ -162,16 +175,52 @@ pub async fn set_password(
     Ok(())
 }
 
-/// Activates an inactive account; `false` when it was already active (link reused).
-pub async fn activate(db: &Db, id: i64) -> anyhow::Result<bool> {
+/// Activates an inactive account that has not changed since `seen_updated_at` (the state
+/// its activation link was signed for); `false` when it was activated, deactivated or
+/// otherwise changed meanwhile (the link is dead).
+pub async fn activate(db: &Db, id: i64, seen_updated_at: i64) -> anyhow::Result<bool> {
     let done = sqlx::query(
-        "UPDATE users SET is_active = 1, updated_at = $1 WHERE id = $2 AND is_active = 0",
+        "UPDATE users SET is_active = 1, updated_at = $1 \
+         WHERE id = $2 AND is_active = 0 AND updated_at = $3",
     )
-    .bind(now_ms())
+    .bind(next_stamp(seen_updated_at))
     .bind(id)
+    .bind(seen_updated_at)
     .execute(&db.pool)
     .await
     .context("cannot activate user")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A stamp later than `previous`, so a change within the same millisecond still moves it.
+fn next_stamp(previous: i64) -> i64 {
+    now_ms().max(previous + 1)
+}
+
+/// A new sign-up for an account still pending activation (see
+/// [`User::is_pending_activation`]) replaces its password and name; the stamp moves on, so
+/// the earlier activation link dies. `false` when the account changed meanwhile.
+pub async fn renew_pending(
+    db: &Db,
+    id: i64,
+    seen_updated_at: i64,
+    password_hash: &str,
+    full_name: &str,
+) -> anyhow::Result<bool> {
+    // created_at moves with updated_at: the account stays "pending" for the next sign-up.
+    let stamp = next_stamp(seen_updated_at);
+    let done = sqlx::query(
+        "UPDATE users SET password_hash = $1, full_name = $2, created_at = $3, updated_at = $3 \
+         WHERE id = $4 AND is_active = 0 AND last_login_at IS NULL AND updated_at = $5",
+    )
+    .bind(password_hash)
+    .bind(full_name)
+    .bind(stamp)
+    .bind(id)
+    .bind(seen_updated_at)
+    .execute(&db.pool)
+    .await
+    .context("cannot renew pending sign-up")?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -224,7 +273,8 @@ pub async fn set_access(db: &Db, id: i64, flags: AccessFlags) -> anyhow::Result<
     let done = sqlx::query(
         "UPDATE users SET \
            auth_version = auth_version + CASE WHEN is_active = 1 AND $1 = 0 THEN 1 ELSE 0 END, \
-           is_active = $1, view_all_mailings = $2, disable_mailing = $3, updated_at = $4 \
+           is_active = $1, view_all_mailings = $2, disable_mailing = $3, \
+           updated_at = CASE WHEN $4 > updated_at THEN $4 ELSE updated_at + 1 END \
          WHERE id = $5",
     )
     .bind(i64::from(flags.is_active))

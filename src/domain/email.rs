@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// Longest address SMTP can carry (RFC 5321 path limit).
-const MAX_LEN: usize = 254;
+pub const MAX_LEN: usize = 254;
 
 /// A syntactically valid address, trimmed and lowercased (so it compares as users expect).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -10,11 +10,11 @@ mod password;
 mod scope;
 pub mod template;
 
-pub use email::Email;
+pub use email::{Email, MAX_LEN as MAX_EMAIL_LEN};
 pub use fields::FieldErrors;
 pub use mailing::{DeliveryStatus, MailingStatus, Period, RunStatus, RunTotals, Trigger};
 pub use page::{COUNT_CAP, PER_PAGE, PageRequest, count_label};
-pub use password::Password;
+pub use password::{MAX_LEN as MAX_PASSWORD_LEN, Password};
 pub use scope::Scope;
 
 use time_tz::Tz;
@@ -22,6 +22,16 @@ use time_tz::Tz;
 /// The IANA zone of that name, if it exists.
 pub fn time_zone(name: &str) -> Option<&'static Tz> {
     time_tz::timezones::get_by_name(name)
+}
+
+/// `value` quoted for an error message, cut to a few dozen characters: a message names
+/// what was typed, it does not send megabytes of it back.
+pub fn quoted(value: &str) -> String {
+    const SHOWN: usize = 60;
+    match value.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{:?}…", &value[..end]),
+        None => format!("{value:?}"),
+    }
 }
 
 /// Trims `value` and checks it fits in `max` characters and one line.

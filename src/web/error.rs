@@ -67,6 +67,25 @@ impl From<crate::objects::ObjectError> for poem::Error {
     }
 }
 
+impl From<crate::accounts::AccountError> for poem::Error {
+    fn from(error: crate::accounts::AccountError) -> Self {
+        use crate::accounts::AccountError;
+        use crate::web::middleware::{Busy, RetryAfter};
+        match error {
+            AccountError::TooMany(wait) => {
+                poem::Error::new(RetryAfter(wait), StatusCode::TOO_MANY_REQUESTS)
+            }
+            AccountError::Busy => Busy.into(),
+            // Handlers re-render their forms; reaching here means a form without fields.
+            AccountError::Validation(_) => poem::Error::from_string(
+                "Some fields are not valid.",
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            AccountError::Unexpected(err) => AppError::from(err).into(),
+        }
+    }
+}
+
 /// An unexpected failure with its cause chain and the backtrace of where it was raised.
 #[derive(Debug)]
 pub struct InternalError {

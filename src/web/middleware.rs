@@ -1,11 +1,12 @@
 //! The middleware every request passes, outermost first:
 //! security headers → edge (request id, context, access log, metrics, error pages, panics,
-//! error and broken-link reports) → host check → body cap → cookies → CSRF → routes.
+//! error and broken-link reports) → host check → body cap → (response) compression →
+//! cookies → session → CSRF (and the per-request body allowance) → routes.
 
 use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
 use poem::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -14,9 +15,10 @@ use poem::{Endpoint, IntoResponse, PathPattern, Request, Response};
 
 use crate::metrics;
 use crate::panics::take_panic;
-use crate::reporting::{ErrorDetails, NotFound, RawRequest, mask, subject};
+use crate::reporting::{ErrorDetails, NotFound, RawRequest, mask};
 use crate::state::AppState;
 use crate::telemetry::{RequestContext, in_context};
+use crate::web::client;
 use crate::web::csrf::{self, CsrfSecret};
 use crate::web::error::InternalError;
 use crate::web::htmx::PageCtx;
@@ -115,9 +117,8 @@ impl RequestSnapshot {
 
     /// The client: the peer, or what `X-Forwarded-For` says when the peer is a trusted proxy.
     fn client_ip(&self, state: &AppState) -> Option<IpAddr> {
-        let xff = self.header(header::HeaderName::from_static("x-forwarded-for"));
         self.peer
-            .map(|peer| subject::client_ip(peer, xff.as_deref(), &state.settings.trusted_proxies))
+            .map(|peer| client::client_addr(peer, &self.headers, &state.settings))
     }
 
     /// Method, URL and headers, masked, for the DEBUG page.
@@ -282,7 +283,7 @@ pub async fn edge<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Res
         tracing::info!(
             target: "access",
             method = %snapshot.method,
-            path = %snapshot.path,
+            path = %cut_for_log(&snapshot.path),
             status = resp.status().as_u16(),
             duration_ms = format!("{:.1}", took.as_secs_f64() * 1000.0),
             "request"
@@ -290,6 +291,22 @@ pub async fn edge<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Res
         Ok(resp)
     })
     .await
+}
+
+/// Longest path an access-log line carries; a longer one is cut, with a marker.
+const LOGGED_PATH_MAX: usize = 2048;
+
+/// `path` as the access log shows it: at most [`LOGGED_PATH_MAX`] bytes, and when cut,
+/// a marker saying how much was left out (a 60 kB path is an attack, not information).
+fn cut_for_log(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.len() <= LOGGED_PATH_MAX {
+        return path.into();
+    }
+    let mut end = LOGGED_PATH_MAX;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[cut {} bytes]", &path[..end], path.len() - end).into()
 }
 
 /// Queues the report of a 5xx; never waits (the notifier's queue drops when full).
@@ -342,6 +359,19 @@ fn error_response(
     // Redirects raised as errors (an anonymous visitor sent to the login page) pass as they are.
     if status.is_redirection() {
         return err.into_response();
+    }
+    // Overload is a refusal by design, not a failure: no report, a wait to come back after.
+    if let Some(busy) = err.downcast_ref::<Busy>() {
+        let mut resp = page.render(
+            "Busy",
+            errors::client_error(status.as_u16(), "Service Unavailable", &busy.to_string()),
+        );
+        resp.set_status(StatusCode::SERVICE_UNAVAILABLE);
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(Busy::RETRY_SECS));
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return resp;
     }
     if status.is_server_error() {
         let details = match err.downcast_ref::<InternalError>() {
@@ -400,6 +430,22 @@ fn error_response(
 #[derive(Debug, thiserror::Error)]
 #[error("Too many attempts. Please wait {0} seconds and try again.")]
 pub struct RetryAfter(pub u64);
+
+/// The server is at a bound it keeps on purpose (password hashing, large bodies): 503 with
+/// `Retry-After`, not reported as an error.
+#[derive(Debug, thiserror::Error)]
+#[error("The server is busy. Please try again in a few seconds.")]
+pub struct Busy;
+
+impl Busy {
+    pub const RETRY_SECS: u64 = 5;
+}
+
+impl From<Busy> for poem::Error {
+    fn from(busy: Busy) -> Self {
+        poem::Error::new(busy, StatusCode::SERVICE_UNAVAILABLE)
+    }
+}
 
 /// The 500 page: a reference for everyone, the masked details with `DEBUG=true`. A 503 (a
 /// dependency down for a moment, as the session store says) keeps its status and asks
@@ -460,35 +506,89 @@ pub async fn host_check<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<R
     Ok(ep.call(req).await?.into_response())
 }
 
-/// Request bodies are capped (SPEC §11): over the cap answers 413 before anything is read.
+/// Request bodies are capped (SPEC §11), and the cap holds for the bytes a handler reads:
+/// a declared length over it answers 413 before anything is read; any other body is cut
+/// off at the cap while it streams in, and stalls for [`BODY_IDLE`] end it.
+///
+/// Request `Content-Encoding` other than `identity` answers 415 (RFC 7694): no browser
+/// compresses what it sends, and decoding a 299 KiB gzip into 300 MiB is the bomb the cap
+/// is there to stop. This runs outside the compression middleware, which would decode it.
 pub async fn body_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
     let max = state(&req).settings.max_body_bytes;
-    let too_large = || {
-        poem::Error::from_string(
-            format!("The request is too large: the limit is {} KiB.", max / 1024),
-            StatusCode::PAYLOAD_TOO_LARGE,
-        )
-    };
-    let declared = req
+    let encoded = req
         .headers()
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if encoded {
+        return Err(poem::Error::from_string(
+            "Compressed request bodies are not accepted: send the body without Content-Encoding.",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ));
+    }
+    if declared_length(&req).is_some_and(|len| len > max as u64) {
+        return Err(too_large(max));
+    }
+    let body = req.take_body();
+    req.set_body(capped(body, max));
+    Ok(ep.call(req).await?.into_response())
+}
+
+/// How long a body may stall between two chunks before the request is given up.
+const BODY_IDLE: Duration = Duration::from_secs(30);
+
+fn too_large(max: usize) -> poem::Error {
+    poem::Error::from_string(
+        format!("The request is too large: the limit is {} KiB.", max / 1024),
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+}
+
+fn declared_length(req: &Request) -> Option<u64> {
+    req.headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(len) if len > max as u64 => return Err(too_large()),
-        Some(_) => {}
-        // A chunked body has no declared length: read it up to the cap.
-        None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
-            let bytes = req
-                .take_body()
-                .into_bytes_limit(max)
-                .await
-                .map_err(|_| too_large())?;
-            req.set_body(bytes);
-        }
-        None => {}
-    }
-    Ok(ep.call(req).await?.into_response())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// `body`, failing once more than `max` bytes came or when it stalls for [`BODY_IDLE`].
+fn capped(body: poem::Body, max: usize) -> poem::Body {
+    use futures_util::StreamExt as _;
+    let stream = body.into_bytes_stream();
+    let limited = futures_util::stream::unfold(
+        (Box::pin(stream), 0usize, false),
+        move |(mut stream, seen, failed)| async move {
+            if failed {
+                return None;
+            }
+            match tokio::time::timeout(BODY_IDLE, stream.next()).await {
+                Err(_) => Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "request body stalled",
+                    )),
+                    (stream, seen, true),
+                )),
+                Ok(None) => None,
+                Ok(Some(Err(err))) => Some((Err(err), (stream, seen, true))),
+                Ok(Some(Ok(chunk))) => {
+                    let seen = seen + chunk.len();
+                    if seen > max {
+                        Some((
+                            Err(std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                "request body over the limit",
+                            )),
+                            (stream, seen, true),
+                        ))
+                    } else {
+                        Some((Ok(chunk), (stream, seen, false)))
+                    }
+                }
+            }
+        },
+    );
+    poem::Body::from_bytes_stream(limited)
 }
 
 /// Methods that change state and therefore need a CSRF token.
@@ -538,15 +638,23 @@ pub async fn csrf<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Res
     };
     req.extensions_mut().insert(secret.clone());
 
+    // Held until the handler is done with the body it buffered.
+    let mut _large_body = None;
     if is_unsafe(req.method()) {
+        let exempt = csrf_exempt(req.uri().path());
+        // Without the cookie no token can be valid: refused before a byte of the body is
+        // read, so anonymous floods of large posts cost nothing.
+        if existing.is_none() && !exempt {
+            return Err(csrf_failed(&req));
+        }
+        let allowance = body_allowance(&req, state.settings.max_body_bytes);
+        if declared_length(&req).is_some_and(|len| len > allowance as u64) {
+            return Err(too_large(allowance));
+        }
+        _large_body = large_body_slot(&req).await?;
         let header_token = req.header(csrf::HEADER).map(str::to_string);
-        let form = read_form(
-            &mut req,
-            state.settings.max_body_bytes,
-            header_token.is_none(),
-        )
-        .await;
-        if !csrf_exempt(req.uri().path()) {
+        let form = read_form(&mut req, allowance, header_token.is_none()).await?;
+        if !exempt {
             let token = match (header_token, form) {
                 (Some(token), _) => Some(token),
                 (None, Some(form)) => form.token().await,
@@ -555,16 +663,75 @@ pub async fn csrf<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Res
             let valid =
                 existing.is_some() && token.is_some_and(|t| secret.verify(&state.signer, &t));
             if !valid {
-                tracing::warn!(path = %req.uri().path(), "CSRF verification failed");
-                return Err(poem::Error::from_string(
-                    "CSRF verification failed: the form was stale or did not come from this site. \
-                     Reload the page and try again.",
-                    StatusCode::FORBIDDEN,
-                ));
+                return Err(csrf_failed(&req));
             }
         }
     }
     Ok(ep.call(req).await?.into_response())
+}
+
+fn csrf_failed(req: &Request) -> poem::Error {
+    tracing::warn!(path = %cut_for_log(req.uri().path()), "CSRF verification failed");
+    poem::Error::from_string(
+        "CSRF verification failed: the form was stale or did not come from this site. \
+         Reload the page and try again.",
+        StatusCode::FORBIDDEN,
+    )
+}
+
+/// The largest body an anonymous visitor may send: the forms they can reach (log in, sign
+/// up, reset, unsubscribe) are a few hundred bytes.
+const ANONYMOUS_BODY: usize = 64 << 10;
+/// The largest form a signed-in user sends outside an upload: a message of 200 000
+/// characters, text and HTML, percent-encoded.
+const FORM_BODY: usize = 4 << 20;
+/// Bodies above this are "large": only [`LARGE_BODIES_AT_ONCE`] are taken in at a time.
+const LARGE_BODY: u64 = 1 << 20;
+const LARGE_BODIES_AT_ONCE: usize = 4;
+/// How long a large body waits for its turn before the answer is "busy".
+const LARGE_BODY_WAIT: Duration = Duration::from_secs(30);
+
+/// Routes that take uploads up to `MAX_BODY_BYTES`.
+fn takes_uploads(path: &str) -> bool {
+    path == "/clients/import"
+}
+
+/// How large a body this request may have: `MAX_BODY_BYTES` for a signed-in user's upload,
+/// [`FORM_BODY`] for their other forms, [`ANONYMOUS_BODY`] without a signed-in session.
+fn body_allowance(req: &Request, max: usize) -> usize {
+    let signed_in = req
+        .extensions()
+        .get::<poem::session::Session>()
+        .is_some_and(|s| s.get::<i64>(crate::accounts::sessions::USER_ID).is_some());
+    let allowance = match (signed_in, takes_uploads(req.uri().path())) {
+        (false, _) => ANONYMOUS_BODY,
+        (true, false) => FORM_BODY,
+        (true, true) => max,
+    };
+    allowance.min(max)
+}
+
+/// A turn among the large bodies, for a body that is (or may be) large; waits a bounded
+/// time, then answers busy. Each buffered upload holds its size in memory (and its parse
+/// more), so a bound on how many at once bounds the memory.
+async fn large_body_slot(
+    req: &Request,
+) -> poem::Result<Option<tokio::sync::SemaphorePermit<'static>>> {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    if declared_length(req).is_some_and(|len| len <= LARGE_BODY) {
+        return Ok(None);
+    }
+    let slots = SLOTS.get_or_init(|| tokio::sync::Semaphore::new(LARGE_BODIES_AT_ONCE));
+    match tokio::time::timeout(LARGE_BODY_WAIT, slots.acquire()).await {
+        Ok(Ok(permit)) => Ok(Some(permit)),
+        _ => {
+            tracing::warn!(
+                path = %cut_for_log(req.uri().path()),
+                "large request bodies at their bound; answering busy"
+            );
+            Err(Busy.into())
+        }
+    }
 }
 
 /// A form body read once by the CSRF middleware.
@@ -588,11 +755,16 @@ impl FormBody {
     }
 }
 
-/// Reads a form body (already capped by the body-limit middleware) and puts it back for the
-/// handler. A urlencoded body is always read, and a copy left in the edge's [`FormCapture`]
-/// for an error report; a multipart one (an upload) only when its token is needed.
-async fn read_form(req: &mut Request, max: usize, need_token: bool) -> Option<FormBody> {
-    let content_type = req.content_type()?.to_string();
+/// Reads a form body of at most `max` bytes and puts it back for the handler. A
+/// urlencoded body is always read, and a copy left in the edge's [`FormCapture`] for an
+/// error report; a multipart one (an upload) only when its token is needed. A body left
+/// unread is capped at `max` for the handler.
+async fn read_form(
+    req: &mut Request,
+    max: usize,
+    need_token: bool,
+) -> poem::Result<Option<FormBody>> {
+    let content_type = req.content_type().map(str::to_string).unwrap_or_default();
     let urlencoded = content_type.starts_with("application/x-www-form-urlencoded");
     let boundary = content_type
         .starts_with("multipart/form-data")
@@ -600,18 +772,44 @@ async fn read_form(req: &mut Request, max: usize, need_token: bool) -> Option<Fo
         .flatten();
     let wanted = urlencoded || (need_token && boundary.is_some());
     if !wanted {
-        return None;
+        let body = req.take_body();
+        req.set_body(capped(body, max));
+        return Ok(None);
     }
-    let bytes = req.take_body().into_bytes_limit(max).await.ok()?;
+    let bytes = match req.take_body().into_bytes_limit(max).await {
+        Ok(bytes) => bytes,
+        Err(err) => return Err(unreadable_body(&err, max)),
+    };
     req.set_body(bytes.clone());
-    match boundary {
-        Some(boundary) => Some(FormBody::Multipart { bytes, boundary }),
+    Ok(Some(match boundary {
+        Some(boundary) => FormBody::Multipart { bytes, boundary },
         None => {
             if let Some(capture) = req.extensions().get::<FormCapture>() {
                 capture.keep(bytes.clone());
             }
-            Some(FormBody::Urlencoded(bytes))
+            FormBody::Urlencoded(bytes)
         }
+    }))
+}
+
+/// 413 for a body over the limit, 408 for one that stalled, 400 for one cut short.
+fn unreadable_body(err: &poem::error::ReadBodyError, max: usize) -> poem::Error {
+    use poem::error::ReadBodyError;
+    let kind = match err {
+        ReadBodyError::PayloadTooLarge => return too_large(max),
+        ReadBodyError::Io(io) => io.kind(),
+        _ => std::io::ErrorKind::Other,
+    };
+    match kind {
+        std::io::ErrorKind::InvalidData => too_large(max),
+        std::io::ErrorKind::TimedOut => poem::Error::from_string(
+            "The request body stopped arriving; please send it again.",
+            StatusCode::REQUEST_TIMEOUT,
+        ),
+        _ => poem::Error::from_string(
+            "The request body could not be read; please send it again.",
+            StatusCode::BAD_REQUEST,
+        ),
     }
 }
 

@@ -2,12 +2,14 @@
 
 pub mod assets;
 pub mod auth;
+pub mod client;
 pub mod conditional;
 pub mod csrf;
 pub mod error;
 pub mod htmx;
 pub mod middleware;
 pub mod routes;
+pub mod server;
 pub mod views;
 
 use std::time::Duration;
@@ -150,10 +152,12 @@ pub fn with_middleware(routes: Route, state: AppState) -> impl Endpoint {
         .with(ServerSession::new(session_cookie, state.sessions.clone()))
         .with(CookieJarManager::new())
         .boxed();
+    // Compression sits inside the body cap: it would decode a compressed request body,
+    // which the cap refuses first (a small gzip can hold a huge body).
     inner
+        .with(Compression::new())
         .around(middleware::body_limit)
         .around(middleware::host_check)
-        .with(Compression::new())
         .boxed()
         .around(middleware::edge)
         .around(middleware::security_headers)

@@ -8,12 +8,13 @@ use serde::Deserialize;
 
 use crate::accounts::sessions::{AUTH_VERSION, USER_ID};
 use crate::accounts::{self, AccountError, LoginError, NewPasswordForm, ProfileForm, SignupForm};
-use crate::domain::FieldErrors;
+use crate::domain::{FieldErrors, MAX_EMAIL_LEN, MAX_PASSWORD_LEN};
 use crate::state::AppState;
 use crate::web::auth::{AuthUser, safe_next};
 use crate::web::error::AppError;
 use crate::web::htmx::{PageCtx, flash, see_other};
-use crate::web::middleware::RetryAfter;
+use crate::web::client::client_ip;
+use crate::web::middleware::{Busy, RetryAfter};
 use crate::web::views::users as views;
 
 #[derive(Debug, Default, Deserialize)]
@@ -48,16 +49,24 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> poem::Result<Response> {
     let next = safe_next(query.next.as_deref());
-    let ip = req
-        .remote_addr()
-        .as_socket_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-    if let Err(wait) = state.login_limiter.check(ip, &form.email) {
-        tracing::warn!(%ip, "login rate limit reached");
+    let client = client_ip(req, &state.settings);
+    // Fields past their longest valid length are refused before anything keys on them (the
+    // throttle, the password hash): such a login cannot be right anyway.
+    let oversized = form.email.chars().count() > MAX_EMAIL_LEN
+        || form.password.chars().count() > MAX_PASSWORD_LEN;
+    let account = if oversized { "" } else { form.email.as_str() };
+    if let Err(wait) = state.throttle.login(client, account) {
+        tracing::warn!(%client, "login rate limit reached");
         return Err(poem::Error::new(
             RetryAfter(wait),
             StatusCode::TOO_MANY_REQUESTS,
+        ));
+    }
+    if oversized {
+        return Ok(ctx.render_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Log in",
+            views::login(&ctx, "", next.as_deref(), Some(&LoginError::Invalid.to_string())),
         ));
     }
     match accounts::authenticate(state, &form.email, &form.password).await {
@@ -75,6 +84,7 @@ pub async fn login(
             Ok(see_other(&target))
         }
         Err(LoginError::Unexpected(err)) => Err(AppError::from(err).into()),
+        Err(LoginError::Busy) => Err(Busy.into()),
         Err(refusal) => {
             let message = refusal.to_string();
             Ok(ctx.render_status(
@@ -102,11 +112,12 @@ pub async fn signup_page(ctx: PageCtx) -> Response {
 
 #[handler]
 pub async fn signup(
+    req: &Request,
     ctx: PageCtx,
     Data(state): Data<&AppState>,
     Form(form): Form<SignupForm>,
 ) -> poem::Result<Response> {
-    match accounts::signup(state, &form).await {
+    match accounts::signup(state, client_ip(req, &state.settings), &form).await {
         Ok(sent) => Ok(ctx.render(
             "Check your e-mail",
             views::signup_done(form.email.trim(), sent),
@@ -123,7 +134,7 @@ pub async fn signup(
                 views::signup(&ctx, &shown, &errors),
             ))
         }
-        Err(AccountError::Unexpected(err)) => Err(AppError::from(err).into()),
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -166,11 +177,13 @@ pub async fn reset_request_page(ctx: PageCtx) -> Response {
 
 #[handler]
 pub async fn reset_request(
+    req: &Request,
     ctx: PageCtx,
     Data(state): Data<&AppState>,
     Form(form): Form<EmailForm>,
 ) -> poem::Result<Response> {
-    match accounts::request_password_reset(state, &form.email).await {
+    let client = client_ip(req, &state.settings);
+    match accounts::request_password_reset(state, client, &form.email).await {
         Ok(()) => Ok(ctx.render(
             "Check your e-mail",
             views::message(
@@ -184,7 +197,7 @@ pub async fn reset_request(
             "Reset your password",
             views::reset_request(&ctx, form.email.trim(), &errors),
         )),
-        Err(AccountError::Unexpected(err)) => Err(AppError::from(err).into()),
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -237,7 +250,7 @@ pub async fn reset(
             "Choose a new password",
             views::reset_form(&ctx, &token, &errors),
         )),
-        Err(AccountError::Unexpected(err)) => Err(AppError::from(err).into()),
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -275,7 +288,7 @@ pub async fn password_change(
             "Change your password",
             views::password_change(&ctx, user.must_change_password, &errors),
         )),
-        Err(AccountError::Unexpected(err)) => Err(AppError::from(err).into()),
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -332,6 +345,6 @@ pub async fn profile_edit(
             "Edit your profile",
             views::profile_edit(&ctx, &form, &state.settings.time_zone, &errors),
         )),
-        Err(AccountError::Unexpected(err)) => Err(AppError::from(err).into()),
+        Err(other) => Err(other.into()),
     }
 }

@@ -140,6 +140,20 @@ impl<'a> Input<'a> {
     }
 }
 
+/// Longest value an input shows again when its form is re-rendered; no field takes more,
+/// and a megabyte typed into one must not come back as a page of megabytes.
+const ECHO_INPUT: usize = 4096;
+/// The same for a text area (a message body takes 200 000 characters).
+const ECHO_TEXTAREA: usize = 200_000;
+
+/// `value` as a re-rendered form shows it: whole, or its first `max` characters.
+fn echoed(value: &str, max: usize) -> &str {
+    match value.char_indices().nth(max) {
+        Some((end, _)) => &value[..end],
+        None => value,
+    }
+}
+
 /// A labelled input with its error message (and `aria-invalid`) when it has one.
 pub fn field(input: Input<'_>, errors: &FieldErrors) -> Markup {
     let id = format!("f-{}", input.name);
@@ -148,7 +162,7 @@ pub fn field(input: Input<'_>, errors: &FieldErrors) -> Markup {
     html! {
         div.field {
             label for=(id) { (input.label) }
-            input id=(id) name=(input.name) type=(input.kind) value=(input.value)
+            input id=(id) name=(input.name) type=(input.kind) value=(echoed(input.value, ECHO_INPUT))
                 autocomplete=(input.autocomplete) required[input.required]
                 aria-invalid=[error.map(|_| "true")]
                 aria-describedby=[(error.is_some() || input.hint.is_some()).then_some(described.as_str())];
@@ -217,7 +231,7 @@ pub fn textarea(
             label for=(id) { (label) }
             textarea id=(id) name=(name) rows=(rows)
                 aria-invalid=[error.map(|_| "true")]
-                aria-describedby=[(error.is_some() || hint.is_some()).then_some(described.as_str())] { (value) }
+                aria-describedby=[(error.is_some() || hint.is_some()).then_some(described.as_str())] { (echoed(value, ECHO_TEXTAREA)) }
             @if let Some(message) = error {
                 p.field-error id=(described) { (message) }
             } @else if let Some(hint) = hint {
