@@ -173,9 +173,9 @@ async fn createsuperuser(
         email: email.to_string(),
         password_hash: passwords::hash(password.expose()).await?,
         is_active: true,
+        // Not the manager flags as well: a superuser may do everything by being one, and a
+        // superuser demoted later must not keep seeing everyone's mailings through them.
         is_superuser: true,
-        view_all_mailings: true,
-        disable_mailing: true,
         ..NewUser::default()
     };
     let created = users::create(&db, &new).await;

@@ -100,10 +100,15 @@ impl Throttle {
 
     /// Counts one login attempt; `Err(seconds)` when over a limit, with the wait. The
     /// client's own limit is checked first, so one client cannot make many account keys.
-    pub fn login(&self, client: IpAddr, account: &str) -> Result<(), u64> {
+    /// `account` is `None` for a login that names no possible account (an oversized
+    /// field): it counts against the client only.
+    pub fn login(&self, client: IpAddr, account: Option<&str>) -> Result<(), u64> {
         let client = client_key(client);
-        let account = address_key(account);
         self.take(&self.login_by_client, &client)?;
+        let Some(account) = account else {
+            return Ok(());
+        };
+        let account = address_key(account);
         self.take(
             &self.login_by_account_client,
             &(account.clone(), client),
@@ -179,10 +184,10 @@ mod tests {
         let attacker: IpAddr = "198.51.100.1".parse().unwrap();
         let owner: IpAddr = "203.0.113.9".parse().unwrap();
         for _ in 0..LOGIN_PER_ACCOUNT_CLIENT.0 {
-            assert!(throttle.login(attacker, "Ann@example.com").is_ok());
+            assert!(throttle.login(attacker, Some("Ann@example.com")).is_ok());
         }
-        assert!(throttle.login(attacker, "ann@example.com ").is_err());
-        assert!(throttle.login(owner, "ann@example.com").is_ok());
+        assert!(throttle.login(attacker, Some("ann@example.com ")).is_err());
+        assert!(throttle.login(owner, Some("ann@example.com")).is_ok());
         throttle.shrink();
         assert!(!throttle.is_empty(), "recent keys are kept");
     }

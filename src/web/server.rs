@@ -108,18 +108,19 @@ impl Drop for Slot {
 impl PerClient {
     /// A slot for a connection from `ip`, or `None` when it has `max` already.
     fn admit(self: &Arc<Self>, ip: Option<IpAddr>, max: usize) -> Option<Slot> {
-        let slot = Slot {
+        if let Some(ip) = ip {
+            let mut map = self.0.lock().ok()?;
+            let count = map.entry(ip).or_default();
+            if *count >= max {
+                return None;
+            }
+            *count += 1;
+        }
+        // Made only once counted: its drop gives the slot back.
+        Some(Slot {
             table: Arc::clone(self),
             ip,
-        };
-        let Some(ip) = ip else { return Some(slot) };
-        let mut map = self.0.lock().ok()?;
-        let count = map.entry(ip).or_default();
-        if *count >= max {
-            return None;
-        }
-        *count += 1;
-        Some(slot)
+        })
     }
 }
 

@@ -232,6 +232,14 @@ async fn serve_on_embedded_defaults_writes_the_log_files_with_request_ids() {
         .await
         .unwrap();
     assert_eq!(home.status(), 200);
+    let long_path = format!("/{}", "a".repeat(60_000));
+    let resp = http
+        .get(format!("{base}{long_path}"))
+        .header("X-Request-Id", "long-path-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
     assert_eq!(terminate(child).await, 0, "graceful shutdown exits 0");
 
     for file in ["data/autosend.db", "data/secret_key"] {
@@ -252,6 +260,13 @@ async fn serve_on_embedded_defaults_writes_the_log_files_with_request_ids() {
         access.contains("method=GET") && access.contains("path=/") && access.contains("status=200")
     );
     assert!(access.contains("duration_ms="));
+    // A 60 kB path is cut in the access line, with a marker saying so.
+    let long = info
+        .lines()
+        .find(|l| l.contains("rid=long-path-1") && l.contains("access"))
+        .unwrap_or_else(|| panic!("no access line for the long path in {info}"));
+    assert!(long.len() < 3_000, "{} bytes", long.len());
+    assert!(long.contains("[cut 57953 bytes]"), "{long}");
     // Line shape: 2026-11-20T12:00:00.123Z LEVEL target rid=… user=… message
     let ts = access.split(' ').next().unwrap();
     assert!(
@@ -346,6 +361,24 @@ async fn createsuperuser_reads_the_password_from_stdin() {
         stdout.contains("Superuser root@example.com created"),
         "{stdout}"
     );
+    // A superuser may do everything by being one; the manager flags stay off, so a
+    // superuser who is demoted later does not keep seeing everyone's mailings.
+    let mut vars = crate::helpers::test_vars(dir.path());
+    vars.insert(
+        "DATABASE_URL".into(),
+        format!("sqlite://{}", dir.path().join("data/autosend.db").display()),
+    );
+    let settings = autosend::config::Settings::from_vars(&vars).unwrap();
+    let db = autosend::db::Db::connect(&settings.database, false)
+        .await
+        .unwrap();
+    let root = autosend::db::users::find_by_email(&db, "root@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    db.close().await;
+    assert!(root.is_superuser && root.is_active);
+    assert!(!root.view_all_mailings && !root.disable_mailing, "{root:?}");
     let (code, _, stderr) = run("a long enough secret", "root@example.com").await;
     assert_eq!(code, 1);
     assert!(stderr.contains("already exists"), "{stderr}");

@@ -1,5 +1,6 @@
 //! The one integration-test binary: the real app over HTTP (see helpers::spawn_app).
 
+mod abuse;
 mod accounts;
 mod assets;
 mod bad_input;

@@ -54,7 +54,7 @@ pub async fn login(
     // throttle, the password hash): such a login cannot be right anyway.
     let oversized = form.email.chars().count() > MAX_EMAIL_LEN
         || form.password.chars().count() > MAX_PASSWORD_LEN;
-    let account = if oversized { "" } else { form.email.as_str() };
+    let account = (!oversized).then_some(form.email.as_str());
     if let Err(wait) = state.throttle.login(client, account) {
         tracing::warn!(%client, "login rate limit reached");
         return Err(poem::Error::new(
