@@ -491,6 +491,7 @@ const CAPTURE_PREFIXES: &[&str] = &[
 /// autosend frames that only carry a request to its handler (the middleware stack).
 const PLUMBING: &[&str] = &[
     "autosend::web::middleware::",
+    "autosend::web::server::",
     "autosend::web::auth::load_user",
     "autosend::telemetry::",
 ];
