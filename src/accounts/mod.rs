@@ -145,7 +145,12 @@ async fn signup_again(state: &AppState, new: &NewUser) -> Result<bool, AccountEr
     );
     let login = link(state, "/users/login", "");
     let reset = link(state, "/users/password-reset", "");
-    Ok(send(state, &existing, emails::signup_attempt(&existing, &login, &reset)).await)
+    Ok(send(
+        state,
+        &existing,
+        emails::signup_attempt(&existing, &login, &reset),
+    )
+    .await)
 }
 
 async fn load(state: &AppState, id: i64) -> anyhow::Result<User> {

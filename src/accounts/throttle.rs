@@ -109,10 +109,7 @@ impl Throttle {
             return Ok(());
         };
         let account = address_key(account);
-        self.take(
-            &self.login_by_account_client,
-            &(account.clone(), client),
-        )?;
+        self.take(&self.login_by_account_client, &(account.clone(), client))?;
         self.take(&self.login_by_account, &account)
     }
 
@@ -131,7 +128,11 @@ impl Throttle {
     /// Drops keys whose limits have fully recovered, and the memory they held, so a flood
     /// of distinct keys does not stay resident.
     pub fn shrink(&self) {
-        for limiter in [&self.login_by_client, &self.signup_by_client, &self.reset_by_client] {
+        for limiter in [
+            &self.login_by_client,
+            &self.signup_by_client,
+            &self.reset_by_client,
+        ] {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }

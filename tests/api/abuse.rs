@@ -70,7 +70,11 @@ async fn a_deactivated_account_is_not_revived_by_its_activation_link() {
         .await;
     assert_eq!(resp.status(), 200);
     let link = app.mails_to("ann@example.com")[0].link_path();
-    assert_eq!(app.get(&link).await.status(), 200, "the link activates once");
+    assert_eq!(
+        app.get(&link).await.status(),
+        200,
+        "the link activates once"
+    );
     assert_eq!(app.login("ann@example.com", PASSWORD).await.status(), 303);
 
     let ann = users::find_by_email(&app.state.db, "ann@example.com")
@@ -203,7 +207,10 @@ async fn signups_from_one_client_are_throttled() {
     for i in 0..30 {
         let email = format!("stranger{i}@example.com");
         let resp = app
-            .post_form("/users/signup", &signup_fields(&email, "Some Name", PASSWORD))
+            .post_form(
+                "/users/signup",
+                &signup_fields(&email, "Some Name", PASSWORD),
+            )
             .await;
         statuses.push(resp.status().as_u16());
         last = Some(resp);
@@ -211,7 +218,11 @@ async fn signups_from_one_client_are_throttled() {
     let accepted = statuses.iter().filter(|s| **s == 200).count();
     assert_eq!(accepted, 5, "{statuses:?}");
     assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
-    assert_eq!(app.outbox.messages().len(), 5, "one mail per accepted sign-up");
+    assert_eq!(
+        app.outbox.messages().len(),
+        5,
+        "one mail per accepted sign-up"
+    );
     let last = last.unwrap();
     assert!(retry_after(&last) >= 1);
     assert!(last.text().await.unwrap().contains("Too many attempts"));
@@ -308,7 +319,10 @@ async fn signup_answers_the_same_for_a_known_address_and_tells_its_owner() {
 
     let mails = app.mails_to("taken@example.com");
     assert_eq!(mails.len(), 1);
-    assert_eq!(mails[0].subject, "Someone tried to sign up with your address");
+    assert_eq!(
+        mails[0].subject,
+        "Someone tried to sign up with your address"
+    );
     assert!(mails[0].text.contains("/users/password-reset"));
     assert!(!mails[0].text.contains("/users/activate/"));
     // Nothing about the account changed.
@@ -379,7 +393,12 @@ async fn a_compressed_request_body_is_refused_not_decoded() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 415);
-    assert!(resp.text().await.unwrap().contains("Compressed request bodies"));
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("Compressed request bodies")
+    );
     let list = app.get("/clients/").await.text().await.unwrap();
     assert!(!list.contains("bomb@example.com"), "nothing was imported");
 }
@@ -401,7 +420,13 @@ impl Raw {
 
     /// Sends a request head (and `body`, if any) with `content_length`; the status and the
     /// answer, or a panic when no answer comes within 5 s.
-    async fn send(&mut self, method: &str, path: &str, content_length: usize, body: &str) -> (u16, String) {
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_length: usize,
+        body: &str,
+    ) -> (u16, String) {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
         let cookie = self
             .cookies
@@ -523,7 +548,10 @@ async fn expired_sessions_are_purged_on_a_timer() {
         if left == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the expired session was never purged");
+        assert!(
+            Instant::now() < deadline,
+            "the expired session was never purged"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -600,7 +628,10 @@ async fn slow_clients_are_capped_per_address_and_cut_off_after_the_header_timeou
         .iter()
         .filter(|c| c.is_some_and(|d| d < Duration::from_secs(5)))
         .count();
-    assert!(at_once >= 20, "connections over the cap are closed at once: {closed:?}");
+    assert!(
+        at_once >= 20,
+        "connections over the cap are closed at once: {closed:?}"
+    );
     assert!(
         closed.iter().all(Option::is_some),
         "slow headers are cut off after the timeout: {closed:?}"

@@ -143,7 +143,6 @@ async fn signup_refusals_keep_input_and_change_nothing() {
             .is_none()
     );
     assert!(app.outbox.messages().is_empty());
-
 }
 
 #[tokio::test]

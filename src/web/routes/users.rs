@@ -11,9 +11,9 @@ use crate::accounts::{self, AccountError, LoginError, NewPasswordForm, ProfileFo
 use crate::domain::{FieldErrors, MAX_EMAIL_LEN, MAX_PASSWORD_LEN};
 use crate::state::AppState;
 use crate::web::auth::{AuthUser, safe_next};
+use crate::web::client::client_ip;
 use crate::web::error::AppError;
 use crate::web::htmx::{PageCtx, flash, see_other};
-use crate::web::client::client_ip;
 use crate::web::middleware::{Busy, RetryAfter};
 use crate::web::views::users as views;
 
@@ -66,7 +66,12 @@ pub async fn login(
         return Ok(ctx.render_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Log in",
-            views::login(&ctx, "", next.as_deref(), Some(&LoginError::Invalid.to_string())),
+            views::login(
+                &ctx,
+                "",
+                next.as_deref(),
+                Some(&LoginError::Invalid.to_string()),
+            ),
         ));
     }
     match accounts::authenticate(state, &form.email, &form.password).await {
