@@ -49,6 +49,12 @@ fn signup_fields<'a>(email: &'a str, name: &'a str, password: &'a str) -> Vec<(&
     ]
 }
 
+/// Signs up from this app's own client.
+async fn sign_up(app: &TestApp, email: &str, name: &str, password: &str) -> reqwest::Response {
+    app.post_form("/users/signup", &signup_fields(email, name, password))
+        .await
+}
+
 fn retry_after(resp: &reqwest::Response) -> u64 {
     resp.headers()["retry-after"]
         .to_str()
@@ -62,12 +68,7 @@ async fn a_deactivated_account_is_not_revived_by_its_activation_link() {
     let app = spawn_app().await;
     app.create_user("root@example.com", SUPERUSER).await;
     let admin = app.browser_for("root@example.com").await;
-    let resp = app
-        .post_form(
-            "/users/signup",
-            &signup_fields("ann@example.com", "Ann Example", PASSWORD),
-        )
-        .await;
+    let resp = sign_up(&app, "ann@example.com", "Ann Example", PASSWORD).await;
     assert_eq!(resp.status(), 200);
     let link = app.mails_to("ann@example.com")[0].link_path();
     assert_eq!(
@@ -103,12 +104,7 @@ async fn a_deactivated_account_is_not_revived_by_its_activation_link() {
     assert!(login.text().await.unwrap().contains("not active"));
 
     // An account an administrator touched before its first activation: the link is dead too.
-    let resp = app
-        .post_form(
-            "/users/signup",
-            &signup_fields("bob@example.com", "Bob Example", PASSWORD),
-        )
-        .await;
+    let resp = sign_up(&app, "bob@example.com", "Bob Example", PASSWORD).await;
     assert_eq!(resp.status(), 200);
     let link = app.mails_to("bob@example.com")[0].link_path();
     let bob = users::find_by_email(&app.state.db, "bob@example.com")
@@ -206,12 +202,7 @@ async fn signups_from_one_client_are_throttled() {
     let mut last = None;
     for i in 0..30 {
         let email = format!("stranger{i}@example.com");
-        let resp = app
-            .post_form(
-                "/users/signup",
-                &signup_fields(&email, "Some Name", PASSWORD),
-            )
-            .await;
+        let resp = sign_up(&app, &email, "Some Name", PASSWORD).await;
         statuses.push(resp.status().as_u16());
         last = Some(resp);
     }
@@ -290,18 +281,8 @@ async fn password_resets_are_throttled_per_client_and_per_address() {
 async fn signup_answers_the_same_for_a_known_address_and_tells_its_owner() {
     let app = spawn_app().await;
     app.create_user("taken@example.com", ACTIVE).await;
-    let fresh = app
-        .post_form(
-            "/users/signup",
-            &signup_fields("fresh@example.com", "Ann", "another long password"),
-        )
-        .await;
-    let known = app
-        .post_form(
-            "/users/signup",
-            &signup_fields("Taken@Example.com", "Ann", "another long password"),
-        )
-        .await;
+    let fresh = sign_up(&app, "fresh@example.com", "Ann", "another long password").await;
+    let known = sign_up(&app, "Taken@Example.com", "Ann", "another long password").await;
     assert_eq!(fresh.status(), 200);
     assert_eq!(known.status(), 200);
     let fresh = fresh.text().await.unwrap();
@@ -335,12 +316,7 @@ async fn a_new_signup_for_a_pending_account_replaces_it() {
     let first = "first long password";
     let second = "second long password";
     for password in [first, second] {
-        let resp = app
-            .post_form(
-                "/users/signup",
-                &signup_fields("pat@example.com", "Pat", password),
-            )
-            .await;
+        let resp = sign_up(&app, "pat@example.com", "Pat", password).await;
         assert_eq!(resp.status(), 200);
     }
     let mails = app.mails_to("pat@example.com");
@@ -356,12 +332,7 @@ async fn a_new_signup_for_a_pending_account_replaces_it() {
 async fn the_activation_mail_does_not_open_with_the_typed_name() {
     let app = spawn_app().await;
     let name = "Claim your prize at evil.example";
-    let resp = app
-        .post_form(
-            "/users/signup",
-            &signup_fields("victim@example.com", name, PASSWORD),
-        )
-        .await;
+    let resp = sign_up(&app, "victim@example.com", name, PASSWORD).await;
     assert_eq!(resp.status(), 200);
     let mail = &app.mails_to("victim@example.com")[0];
     assert!(mail.text.starts_with("Hello,"), "{}", mail.text);
