@@ -208,11 +208,7 @@ pub async fn detail(
 ) -> poem::Result<Response> {
     let scope = user.scope();
     let mailing = mailings::get(state, &scope, &id).await?;
-    let subject = message_db::get(&state.db, mailing.message_id)
-        .await
-        .map_err(AppError::from)?
-        .map(|m| m.subject)
-        .unwrap_or_default();
+    let subject = subject_of(state, &mailing).await?;
     let owner = users::find_by_id(&state.db, mailing.owner_id)
         .await
         .map_err(AppError::from)?
@@ -327,11 +323,7 @@ pub async fn edit(
                 .await
                 .map_err(AppError::from)?;
             let theirs = MailingForm::from_mailing(&mailing, &ids, &zone);
-            let subject = message_db::get(&state.db, mailing.message_id)
-                .await
-                .map_err(AppError::from)?
-                .map(|m| m.subject)
-                .unwrap_or_default();
+            let subject = subject_of(state, &mailing).await?;
             let saved = [
                 ("Message", subject),
                 ("Start", theirs.start_at.clone()),
@@ -365,13 +357,18 @@ pub async fn edit(
     }
 }
 
-/// What a confirmation page of `mailing` says about it.
-async fn confirm_facts(state: &AppState, mailing: &Mailing) -> poem::Result<(String, usize, i64)> {
-    let subject = message_db::get(&state.db, mailing.message_id)
+/// The subject of the mailing's message, as its pages name it.
+async fn subject_of(state: &AppState, mailing: &Mailing) -> poem::Result<String> {
+    Ok(message_db::get(&state.db, mailing.message_id)
         .await
         .map_err(AppError::from)?
         .map(|m| m.subject)
-        .unwrap_or_default();
+        .unwrap_or_default())
+}
+
+/// What a confirmation page of `mailing` says about it.
+async fn confirm_facts(state: &AppState, mailing: &Mailing) -> poem::Result<(String, usize, i64)> {
+    let subject = subject_of(state, mailing).await?;
     let recipients = db::recipient_ids(&state.db, mailing.id)
         .await
         .map_err(AppError::from)?
