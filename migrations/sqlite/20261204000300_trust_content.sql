@@ -1,4 +1,4 @@
--- Issue 12 (trust), content and history. Identical on SQLite and PostgreSQL.
+-- Issue 12 (trust), content and history (SQLite; the PostgreSQL file says BIGINT).
 
 -- A run fixes its content when it starts (item 9): the message's subject and bodies are
 -- copied here, and every delivery of the run is composed from this copy, so editing the

@@ -130,7 +130,7 @@ pub async fn period(db: &Db, owner_id: i64, from: i64, to: i64) -> anyhow::Resul
         "SELECT \
            (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings WHERE owner_id = $1), \
            (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings WHERE owner_id = $1 \
-              AND status = 'running'), \
+              AND status = 'running' AND archived_at IS NULL), \
            (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings WHERE owner_id = $1 \
               AND status = 'finished'), \
            (SELECT CAST(COUNT(DISTINCT lower(r.email)) AS BIGINT) \
