@@ -88,12 +88,14 @@ fn hidden(html: &str, name: &str) -> Option<String> {
 
 #[tokio::test]
 async fn editing_the_message_mid_run_changes_the_next_run_only() {
-    // Five messages a second: a ten-recipient run lasts about two seconds, time to edit.
+    // One sender claiming 16 at a time at 10 a second (after a burst of 10): a 40-recipient
+    // run takes about three seconds and three claims, time to edit between them.
     let app = spawn_app_with(|vars| {
-        vars.insert("SEND_RATE_PER_SECOND".into(), "5".into());
+        vars.insert("SEND_RATE_PER_SECOND".into(), "10".into());
+        vars.insert("SEND_CONCURRENCY".into(), "1".into());
     })
     .await;
-    let s = setup(&app, 10, "Offer", "Price: 100 EUR").await;
+    let s = setup(&app, 40, "Offer", "Price: 100 EUR").await;
     let id = mailing(&app, &s).await;
 
     let resp = app.post_form(&format!("/mailings/{id}/send"), &[]).await;
@@ -126,21 +128,42 @@ async fn editing_the_message_mid_run_changes_the_next_run_only() {
         .await;
     assert_eq!(resp.status(), 303);
     let during = app.outbox.messages().len();
-    assert!(during < 10, "the edit landed mid-run ({during} of 10 sent)");
+    assert!(during < 40, "the edit landed mid-run ({during} of 40 sent)");
+    // A second sender joins the run after the edit, as a scheduler tick or another instance
+    // does: it too must send what the run started with.
+    let other = app.another_instance().await;
+    let run = autosend::db::runs::active(&app.state.db, id)
+        .await
+        .unwrap()
+        .expect("the run is still active");
+    let limits = autosend::delivery::engine::DriveLimits {
+        run_id: Some(run.id),
+        ..Default::default()
+    };
+    autosend::delivery::engine::drive(&other, &autosend::delivery::SystemClock, &limits)
+        .await
+        .unwrap();
     wait_until_finished(&app, id).await;
 
-    let bodies: Vec<String> = app
-        .outbox
-        .messages()
-        .iter()
-        .map(|m| Mail::parse(&m.raw).text)
-        .collect();
-    assert_eq!(bodies.len(), 10);
+    let mut sent = app.outbox.messages();
+    let joined = other.mailer.outbox().unwrap().messages();
+    assert!(!joined.is_empty(), "the second sender sent some of the run");
+    sent.extend(joined);
+    let bodies: Vec<String> = sent.iter().map(|m| Mail::parse(&m.raw).text).collect();
+    assert_eq!(bodies.len(), 40);
     let old = bodies
         .iter()
         .filter(|b| b.contains("Price: 100 EUR"))
         .count();
-    assert_eq!(old, 10, "every message of the run has its start content");
+    let new = bodies
+        .iter()
+        .filter(|b| b.contains("Price: 999 EUR"))
+        .count();
+    assert_eq!(
+        (old, new),
+        (40, 0),
+        "every message of the run has its start content"
+    );
 
     app.outbox.clear();
     let resp = app.post_form(&format!("/mailings/{id}/send"), &[]).await;
@@ -152,7 +175,7 @@ async fn editing_the_message_mid_run_changes_the_next_run_only() {
         .iter()
         .map(|m| Mail::parse(&m.raw).text)
         .collect();
-    assert_eq!(next.len(), 10);
+    assert_eq!(next.len(), 40);
     assert!(
         next.iter().all(|b| b.contains("Price: 999 EUR")),
         "{next:?}"
