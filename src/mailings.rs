@@ -1,14 +1,14 @@
 //! Mailings (SPEC §6 `/mailings/…`, §7): parsing the form in the owner's time zone, who may
 //! do what, and the actions the mailing page offers.
 
-use crate::db::mailings::{self as db, Mailing, MailingError, NewMailing};
+use crate::db::mailings::{self as db, Mailing, MailingError, NewMailing, Removed};
 use crate::db::recipients::{self as recipient_db, ListQuery};
 use crate::db::{messages as message_db, now_ms, users};
 use crate::delivery::StartRunError;
 use crate::delivery::engine::{self, SystemClock};
 use crate::domain::local_time::parse_local;
 use crate::domain::{FieldErrors, Period, Scope, Trigger};
-use crate::objects::{ObjectError, changeable, parse_id, visible};
+use crate::objects::{ObjectError, changeable, expected_version, parse_id, visible};
 use crate::state::AppState;
 
 /// At most this many recipients are linked by "select all matching" (the import's limit).
@@ -25,6 +25,8 @@ pub struct MailingForm {
     /// The picker's search, and whether every recipient matching it is meant.
     pub recipient_q: String,
     pub all_matching: bool,
+    /// The version the edit form was loaded with (hidden field).
+    pub version: String,
 }
 
 impl MailingForm {
@@ -39,6 +41,7 @@ impl MailingForm {
                 "period" => form.period = value.clone(),
                 "recipient_q" => form.recipient_q = value.chars().take(200).collect(),
                 "all_matching" => form.all_matching = !value.is_empty() && value != "0",
+                "version" => form.version = value.chars().take(20).collect(),
                 _ => {}
             }
         }
@@ -53,6 +56,7 @@ impl MailingForm {
             start_at: format_local(m.start_at, zone),
             end_at: format_local(m.end_at, zone),
             period: m.period.as_str().to_string(),
+            version: m.version.to_string(),
             ..Self::default()
         }
     }
@@ -155,6 +159,7 @@ fn mailing_error(err: MailingError) -> ObjectError {
             "A run of this mailing is active: wait for it to finish, or disable the mailing first."
                 .into(),
         ),
+        MailingError::Stale => ObjectError::Stale,
         MailingError::Unexpected(err) => ObjectError::Unexpected(err),
     }
 }
@@ -207,17 +212,41 @@ pub async fn update(
     let zone = owner_zone(state, mailing.owner_id).await?;
     let new = parse(state, mailing.owner_id, &zone, form).await?;
     let tz = crate::domain::time_zone(&zone).unwrap_or(time_tz::timezones::db::UTC);
-    db::update_mailing(&state.db, mailing.id, &new, tz, now_ms())
+    let expected = expected_version(&form.version);
+    db::update_mailing(&state.db, mailing.id, expected, &new, tz, now_ms())
         .await
         .map_err(mailing_error)?;
     Ok(mailing.id)
 }
 
-pub async fn delete(state: &AppState, scope: &Scope, raw_id: &str) -> Result<Mailing, ObjectError> {
+/// Deletes a mailing that never ran; archives one that ran, so its history stays.
+pub async fn delete(
+    state: &AppState,
+    scope: &Scope,
+    raw_id: &str,
+) -> Result<(Mailing, Removed), ObjectError> {
     let mailing = get_for_change(state, scope, raw_id).await?;
-    db::delete(&state.db, mailing.id, mailing.owner_id, now_ms())
+    if mailing.archived_at.is_some() {
+        return Err(ObjectError::Refused(
+            "This mailing is already archived.".into(),
+        ));
+    }
+    let removed = db::remove(&state.db, mailing.id, mailing.owner_id, now_ms())
         .await
         .map_err(mailing_error)?;
+    Ok((mailing, removed))
+}
+
+/// Brings an archived mailing back (its owner, or a superuser).
+pub async fn restore(
+    state: &AppState,
+    scope: &Scope,
+    raw_id: &str,
+) -> Result<Mailing, ObjectError> {
+    let mailing = get_for_change(state, scope, raw_id).await?;
+    if !db::restore(&state.db, mailing.id, mailing.owner_id, now_ms()).await? {
+        return Err(ObjectError::Refused("This mailing is not archived.".into()));
+    }
     Ok(mailing)
 }
 
@@ -231,6 +260,11 @@ pub async fn send_now(
     dry_run: bool,
 ) -> Result<i64, ObjectError> {
     let mailing = get_for_change(state, scope, raw_id).await?;
+    if mailing.archived_at.is_some() {
+        return Err(ObjectError::Refused(
+            "This mailing is archived: restore it to send it.".into(),
+        ));
+    }
     match engine::send_now(state, mailing.id, Trigger::Manual(who.to_string()), dry_run).await {
         Ok(started) => Ok(started.run_id),
         Err(StartRunError::AlreadyActive) => Err(ObjectError::Refused(

@@ -2,8 +2,9 @@
 //! a mailing cannot be deleted.
 
 use crate::db::messages::{self as db, DeleteError, Message};
+use crate::domain::template::{self, Values};
 use crate::domain::{FieldErrors, Scope, one_line};
-use crate::objects::{ObjectError, changeable, visible};
+use crate::objects::{ObjectError, changeable, expected_version, visible};
 use crate::state::AppState;
 
 pub const MAX_SUBJECT: usize = 255;
@@ -16,6 +17,8 @@ pub struct MessageForm {
     pub subject: String,
     pub body: String,
     pub body_html: String,
+    /// The version the edit form was loaded with (hidden field).
+    pub version: String,
 }
 
 impl MessageForm {
@@ -24,6 +27,7 @@ impl MessageForm {
             subject: m.subject.clone(),
             body: m.body.clone(),
             body_html: m.body_html.clone().unwrap_or_default(),
+            version: m.version.to_string(),
         }
     }
 }
@@ -45,6 +49,7 @@ fn parse_subject(input: &str) -> Result<String, String> {
     if subject.is_empty() {
         return Err("Enter a subject.".into());
     }
+    placeholders_known(&subject)?;
     Ok(subject)
 }
 
@@ -63,7 +68,13 @@ fn parse_body(input: &str, required: bool) -> Result<Option<String>, String> {
             Ok(None)
         };
     }
+    placeholders_known(&body)?;
     Ok(Some(body))
+}
+
+/// A typo like `{{first_name}}` would reach every recipient raw: refused at save, naming it.
+fn placeholders_known(text: &str) -> Result<(), String> {
+    template::check(text).map_err(|err| err.to_string())
 }
 
 impl TryFrom<&MessageForm> for NewMessage {
@@ -125,14 +136,21 @@ pub async fn update(
 ) -> Result<(), ObjectError> {
     get_for_change(state, scope, id).await?;
     let new = NewMessage::try_from(form).map_err(ObjectError::Validation)?;
-    Ok(db::update(
+    let saved = db::update(
         &state.db,
         id,
+        expected_version(&form.version),
         &new.subject,
         &new.body,
         new.body_html.as_deref(),
     )
-    .await?)
+    .await?;
+    if !saved {
+        // Deleted in between is "not found", not a conflict.
+        get_for_change(state, scope, id).await?;
+        return Err(ObjectError::Stale);
+    }
+    Ok(())
 }
 
 /// Deletes a message no mailing uses; otherwise says which mailings use it.
@@ -159,26 +177,28 @@ async fn in_use(state: &AppState, id: i64) -> ObjectError {
                 .join(", ");
             ObjectError::Refused(format!(
                 "This message cannot be deleted: it is used by mailing {list}. \
-                 Delete those mailings first, or keep the message."
+                 A mailing that never ran can be deleted first; one that ran keeps its message \
+                 with its history."
             ))
         }
         Err(err) => ObjectError::Unexpected(err),
     }
 }
 
-/// The message as a sample recipient would receive it: (subject, text, html).
+/// The message as a sample recipient would receive it: (subject, text, html), filled by the
+/// same function as the send.
 pub fn preview(
     message: &Message,
     full_name: &str,
     email: &str,
 ) -> (String, String, Option<String>) {
-    use crate::domain::template::{fill_html, fill_text};
+    let values = Values { full_name, email };
     (
-        fill_text(&message.subject, full_name, email),
-        fill_text(&message.body, full_name, email),
+        template::fill_text(&message.subject, values),
+        template::fill_text(&message.body, values),
         message
             .body_html
             .as_deref()
-            .map(|h| fill_html(h, full_name, email)),
+            .map(|h| template::fill_html(h, values)),
     )
 }

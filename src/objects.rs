@@ -13,6 +13,10 @@ pub enum ObjectError {
     /// The input did not parse; the form is shown again with these messages.
     #[error("invalid input")]
     Validation(FieldErrors),
+    /// The form was made from an older version of the object: someone saved it since. The
+    /// handler shows both versions (409) instead of overwriting theirs.
+    #[error("Someone else saved this in the meantime.")]
+    Stale,
     /// The request is understood but refused for a reason the user should read.
     #[error("{0}")]
     Refused(String),
@@ -46,4 +50,15 @@ pub fn parse_id(raw: &str) -> Result<i64, ObjectError> {
         .ok()
         .filter(|id| *id > 0)
         .ok_or(ObjectError::NotFound)
+}
+
+/// The version an edit form was loaded with (its hidden `version` field). Absent: the client
+/// did not ask for the check (a script), the save applies as before. Not a version number:
+/// it matches no version, so the save is refused as stale rather than applied blindly.
+pub fn expected_version(raw: &str) -> Option<i64> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    Some(raw.parse::<i64>().ok().filter(|v| *v > 0).unwrap_or(-1))
 }

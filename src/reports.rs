@@ -18,7 +18,7 @@ use crate::db::dashboard::{self, Counters};
 use crate::db::stats::{self, MailingStats, PeriodFigures};
 use crate::db::users;
 use crate::db::versions::{self, DataVersion};
-use crate::domain::{FieldErrors, Scope};
+use crate::domain::{FieldErrors, Scope, csv_cell};
 use crate::state::AppState;
 
 /// Default length of a report: the last 30 days, today included.
@@ -337,20 +337,21 @@ pub async fn report(
     .await
 }
 
-/// The report's per-mailing rows (or, with `days`, its per-day rows) as CSV with a header.
+/// The report's per-mailing rows (or, with `days`, its per-day rows) as CSV with a header;
+/// every cell is safe to open in a spreadsheet (a subject is anyone's text).
 pub fn to_csv(report: &Report, days: bool) -> anyhow::Result<String> {
     let mut out = csv::Writer::from_writer(Vec::new());
     if days {
         out.write_record(["date", "sent", "errors", "dry_run", "runs_ok", "runs_fail"])?;
         for d in &report.figures.days {
-            out.write_record([
+            out.write_record(csv_cell::safe_record(&[
                 format_date(day_date(d.day)),
                 d.sent.to_string(),
                 d.errors.to_string(),
                 d.dry_run.to_string(),
                 d.runs_ok.to_string(),
                 d.runs_fail.to_string(),
-            ])?;
+            ]))?;
         }
     } else {
         out.write_record([
@@ -364,7 +365,7 @@ pub fn to_csv(report: &Report, days: bool) -> anyhow::Result<String> {
             "dry_run",
         ])?;
         for m in &report.figures.per_mailing {
-            out.write_record([
+            out.write_record(csv_cell::safe_record(&[
                 m.id.to_string(),
                 m.subject.clone(),
                 m.status.clone(),
@@ -373,7 +374,7 @@ pub fn to_csv(report: &Report, days: bool) -> anyhow::Result<String> {
                 m.sent.to_string(),
                 m.errors.to_string(),
                 m.dry_run.to_string(),
-            ])?;
+            ]))?;
         }
     }
     let bytes = out

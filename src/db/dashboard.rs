@@ -12,7 +12,9 @@ pub struct Counters {
     pub recipients: i64,
 }
 
-/// Mailings, running mailings and distinct recipient addresses the viewer may see.
+/// Mailings, running mailings and distinct recipient addresses the viewer may see. An
+/// archived mailing is never sent, so it does not count as running (it still counts as a
+/// mailing: its history stays).
 pub async fn counters(db: &Db, scope: &Scope) -> anyhow::Result<Counters> {
     let (mailings_where, recipients) = match scope.owner_filter() {
         // An owner's addresses are unique (`UNIQUE (owner_id, email)`): counting rows is
@@ -33,7 +35,8 @@ pub async fn counters(db: &Db, scope: &Scope) -> anyhow::Result<Counters> {
     let sql = format!(
         "SELECT \
            (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings {mailings_where}), \
-           (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings {mailings_where} AND status = 'running'), \
+           (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings {mailings_where} AND status = 'running' \
+              AND archived_at IS NULL), \
            ({recipients})"
     );
     let (mailings, running, recipients): (i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql))

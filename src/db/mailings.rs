@@ -24,6 +24,11 @@ pub struct Mailing {
     pub last_sent_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Set when a mailing with runs was deleted: hidden from lists and never sent, its
+    /// history kept (SPEC §12); its owner may restore it.
+    pub archived_at: Option<i64>,
+    /// Bumped by every save of the form: the guard against lost updates.
+    pub version: i64,
 }
 
 #[derive(FromRow)]
@@ -39,6 +44,8 @@ struct MailingRow {
     last_sent_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    archived_at: Option<i64>,
+    version: i64,
 }
 
 impl TryFrom<MailingRow> for Mailing {
@@ -56,12 +63,14 @@ impl TryFrom<MailingRow> for Mailing {
             last_sent_at: r.last_sent_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            archived_at: r.archived_at,
+            version: r.version,
         })
     }
 }
 
 const COLUMNS: &str = "id, owner_id, message_id, start_at, end_at, period, status, \
-    next_run_at, last_sent_at, created_at, updated_at";
+    next_run_at, last_sent_at, created_at, updated_at, archived_at, version";
 
 /// A mailing to create, or the new values of one being changed. The message and recipients
 /// must be the owner's: recipients of anyone else are left out, another's message is refused.
@@ -86,6 +95,9 @@ pub enum MailingError {
     /// A run of the mailing is active: it must finish (or be disabled) first.
     #[error("a run of this mailing is active")]
     Busy,
+    /// Someone saved the mailing after the form was loaded (its version moved on).
+    #[error("the mailing was changed in the meantime")]
+    Stale,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -125,9 +137,13 @@ pub async fn create_mailing(db: &Db, new: &NewMailing, now: i64) -> Result<i64, 
 /// the new schedule: a mailing not yet started first runs at `start_at`; a running one at the
 /// first occurrence of the new schedule from now on (in `tz`, the owner's zone). A finished
 /// mailing keeps its (empty) schedule. Runs already started keep their fixed audience.
+///
+/// With `expected_version` the change lands only on that version ([`MailingError::Stale`]
+/// otherwise): two browsers saving the same mailing cannot silently overwrite each other.
 pub async fn update_mailing(
     db: &Db,
     id: i64,
+    expected_version: Option<i64>,
     changes: &NewMailing,
     tz: &Tz,
     now: i64,
@@ -136,6 +152,9 @@ pub async fn update_mailing(
         return Err(MailingError::EmptyWindow);
     }
     let current = get(db, id).await?.ok_or(MailingError::NotFound)?;
+    if expected_version.is_some_and(|v| v != current.version) {
+        return Err(MailingError::Stale);
+    }
     let next_run_at = match current.status {
         MailingStatus::Finished => None,
         MailingStatus::Created => Some(changes.start_at),
@@ -154,9 +173,9 @@ pub async fn update_mailing(
     let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
     let done = sqlx::query(
         "UPDATE mailings SET message_id = m.id, start_at = $3, end_at = $4, period = $5, \
-           next_run_at = $6, updated_at = $7 \
+           next_run_at = $6, updated_at = $7, version = mailings.version + 1 \
          FROM (SELECT id FROM messages WHERE id = $2 AND owner_id = $8) AS m \
-         WHERE mailings.id = $1 AND mailings.owner_id = $8",
+         WHERE mailings.id = $1 AND mailings.owner_id = $8 AND mailings.version = $9",
     )
     .bind(id)
     .bind(changes.message_id)
@@ -166,11 +185,18 @@ pub async fn update_mailing(
     .bind(next_run_at)
     .bind(now)
     .bind(current.owner_id)
+    .bind(current.version)
     .execute(&mut *tx)
     .await
     .context("cannot update mailing")?;
     if done.rows_affected() != 1 {
-        return Err(MailingError::ForeignMessage);
+        // Either the message is not the owner's, or a save landed since `current` was read.
+        let version = get(db, id).await?.map(|m| m.version);
+        return Err(if version == Some(current.version) {
+            MailingError::ForeignMessage
+        } else {
+            MailingError::Stale
+        });
     }
     sqlx::query("DELETE FROM mailing_recipients WHERE mailing_id = $1")
         .bind(id)
@@ -255,7 +281,7 @@ pub async fn open_windows(db: &Db, now: i64) -> anyhow::Result<Vec<i64>> {
     set_status_where(
         db,
         "running",
-        "status = 'created' AND start_at <= $2 AND end_at > $2",
+        "status = 'created' AND start_at <= $2 AND end_at > $2 AND archived_at IS NULL",
         false,
         now,
     )
@@ -340,7 +366,7 @@ pub async fn due(db: &Db, now: i64, limit: i64) -> anyhow::Result<Vec<DueMailing
         "SELECT m.id, m.owner_id, m.start_at, m.end_at, m.period, m.next_run_at, u.time_zone \
          FROM mailings m JOIN users u ON u.id = m.owner_id \
          WHERE m.status <> 'finished' AND m.start_at <= $1 AND m.end_at > $1 \
-           AND m.next_run_at <= $1 \
+           AND m.next_run_at <= $1 AND m.archived_at IS NULL \
            AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.mailing_id = m.id AND r.status = 'running') \
          ORDER BY m.next_run_at, m.id LIMIT $2",
     )
@@ -465,29 +491,42 @@ pub struct ListedMailing {
 fn list_filter(
     owner: Option<i64>,
     status: Option<MailingStatus>,
-) -> (&'static str, i64, &'static str) {
-    let clause = match (owner.is_some(), status.is_some()) {
-        (true, true) => "WHERE g.owner_id = $1 AND g.status = $2",
-        (true, false) => "WHERE g.owner_id = $1 AND $2 = $2",
-        (false, true) => "WHERE $1 = $1 AND g.status = $2",
-        (false, false) => "WHERE $1 = $1 AND $2 = $2",
+    archived: bool,
+) -> (String, i64, &'static str) {
+    let owner_clause = if owner.is_some() {
+        "g.owner_id = $1"
+    } else {
+        "$1 = $1"
+    };
+    let status_clause = if status.is_some() {
+        "g.status = $2"
+    } else {
+        "$2 = $2"
+    };
+    // Archived mailings are out of every list but their own (SPEC §12).
+    let archived_clause = if archived {
+        "g.archived_at IS NOT NULL"
+    } else {
+        "g.archived_at IS NULL"
     };
     (
-        clause,
+        format!("WHERE {owner_clause} AND {status_clause} AND {archived_clause}"),
         owner.unwrap_or(0),
         status.map(|s| s.as_str()).unwrap_or(""),
     )
 }
 
-/// The visible mailings (all owners when `owner` is `None`), newest first.
+/// The visible mailings (all owners when `owner` is `None`), newest first: the archived ones
+/// when `archived`, else the others.
 pub async fn list(
     db: &Db,
     owner: Option<i64>,
     status: Option<MailingStatus>,
+    archived: bool,
     limit: i64,
     offset: i64,
 ) -> anyhow::Result<(Vec<ListedMailing>, i64)> {
-    let (clause, owner, status) = list_filter(owner, status);
+    let (clause, owner, status) = list_filter(owner, status, archived);
     let sql = format!(
         "SELECT g.id, g.owner_id, g.status, g.period, g.start_at, g.end_at, g.next_run_at, \
            g.last_sent_at, m.subject, o.email AS owner_email, \
@@ -513,23 +552,69 @@ pub async fn list(
     Ok((rows, total))
 }
 
-/// Deletes a mailing with its runs and deliveries; refused while a run is active.
-pub async fn delete(db: &Db, id: i64, owner_id: i64, now: i64) -> Result<(), MailingError> {
+/// What deleting a mailing did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removed {
+    /// It had no run: gone, with its audience.
+    Deleted,
+    /// It had runs: archived, so its runs, deliveries and figures stay (SPEC §12).
+    Archived,
+}
+
+/// Deletes a mailing that never ran; archives one that did (its history is never rewritten).
+/// Refused while a run is active.
+pub async fn remove(db: &Db, id: i64, owner_id: i64, now: i64) -> Result<Removed, MailingError> {
     let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
-    let done = sqlx::query(
-        "DELETE FROM mailings WHERE id = $1 \
+    // Writing first takes SQLite's write lock at once; the conditions make the choice atomic.
+    let archived = sqlx::query(
+        "UPDATE mailings SET archived_at = $2, updated_at = $2 WHERE id = $1 \
+         AND archived_at IS NULL \
+         AND EXISTS (SELECT 1 FROM runs WHERE mailing_id = $1) \
          AND NOT EXISTS (SELECT 1 FROM runs WHERE mailing_id = $1 AND status = 'running')",
     )
     .bind(id)
+    .bind(now)
     .execute(&mut *tx)
     .await
-    .context("cannot delete mailing")?;
-    if done.rows_affected() == 0 {
-        return Err(MailingError::Busy);
-    }
+    .context("cannot archive mailing")?;
+    let removed = if archived.rows_affected() == 1 {
+        Removed::Archived
+    } else {
+        let deleted = sqlx::query(
+            "DELETE FROM mailings WHERE id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM runs WHERE mailing_id = $1)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .context("cannot delete mailing")?;
+        if deleted.rows_affected() == 0 {
+            // It has runs and was not archived: one is active (or it is archived already).
+            return Err(MailingError::Busy);
+        }
+        Removed::Deleted
+    };
     versions::bump(&mut tx, owner_id, now).await?;
     tx.commit()
         .await
         .context("cannot commit mailing deletion")?;
-    Ok(())
+    Ok(removed)
+}
+
+/// Brings an archived mailing back into the lists (and the scheduler, if its window is open);
+/// `false` when it was not archived.
+pub async fn restore(db: &Db, id: i64, owner_id: i64, now: i64) -> anyhow::Result<bool> {
+    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let done = sqlx::query(
+        "UPDATE mailings SET archived_at = NULL, updated_at = $2 \
+         WHERE id = $1 AND archived_at IS NOT NULL",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .context("cannot restore mailing")?;
+    versions::bump(&mut tx, owner_id, now).await?;
+    tx.commit().await.context("cannot commit mailing restore")?;
+    Ok(done.rows_affected() == 1)
 }

@@ -14,6 +14,8 @@ pub struct Message {
     pub body_html: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Bumped by every save: the edit form's guard against lost updates.
+    pub version: i64,
 }
 
 /// A row of the list page, with its owner's e-mail and how many mailings use it.
@@ -87,7 +89,8 @@ pub async fn count(db: &Db, owner: Option<i64>, search: &str) -> anyhow::Result<
 
 pub async fn get(db: &Db, id: i64) -> anyhow::Result<Option<Message>> {
     sqlx::query_as::<_, Message>(
-        "SELECT id, owner_id, subject, body, body_html, created_at, updated_at FROM messages WHERE id = $1",
+        "SELECT id, owner_id, subject, body, body_html, created_at, updated_at, version \
+         FROM messages WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&db.pool)
@@ -117,23 +120,44 @@ pub async fn insert(
     .context("cannot insert message")
 }
 
+/// Changes a message. With `expected_version` the change lands only on that version of the
+/// row: `Ok(false)` when someone saved it since (or it is gone), so nothing is overwritten.
 pub async fn update(
     db: &Db,
     id: i64,
+    expected_version: Option<i64>,
     subject: &str,
     body: &str,
     body_html: Option<&str>,
-) -> anyhow::Result<()> {
-    sqlx::query("UPDATE messages SET subject = $1, body = $2, body_html = $3, updated_at = $4 WHERE id = $5")
-        .bind(subject)
-        .bind(body)
-        .bind(body_html)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&db.pool)
-        .await
-        .context("cannot update message")?;
-    Ok(())
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE messages SET subject = $1, body = $2, body_html = $3, updated_at = $4, \
+           version = version + 1 \
+         WHERE id = $5 AND ($6 = 0 OR version = $6)",
+    )
+    .bind(subject)
+    .bind(body)
+    .bind(body_html)
+    .bind(now_ms())
+    .bind(id)
+    .bind(expected_version.unwrap_or(0))
+    .execute(&db.pool)
+    .await
+    .context("cannot update message")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Mailings using the message that have a run sending now: an edit reaches their next run,
+/// not this one (runs fix their content when they start).
+pub async fn sending_mailings(db: &Db, id: i64) -> anyhow::Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT m.id FROM mailings m JOIN runs r ON r.mailing_id = m.id \
+         WHERE m.message_id = $1 AND r.status = 'running' ORDER BY m.id",
+    )
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await
+    .context("cannot find the sending mailings of a message")
 }
 
 /// (id, label) of the mailings that use a message: what blocks its deletion.

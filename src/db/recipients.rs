@@ -15,6 +15,7 @@ pub struct Recipient {
     pub comment: String,
     pub created_at: i64,
     pub updated_at: i64,
+    pub version: i64,
 }
 
 /// A row of the list page: the recipient, its owner's e-mail, and whether it unsubscribed.
@@ -28,6 +29,8 @@ pub struct ListedRecipient {
     pub created_at: i64,
     pub owner_email: String,
     pub unsubscribed: i64,
+    /// Bumped by every save: the edit form's guard against lost updates.
+    pub version: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -91,7 +94,7 @@ impl ListQuery {
 
 const LIST_COLUMNS: &str = "r.id, r.owner_id, r.email, r.full_name, r.comment, r.created_at, \
     o.email AS owner_email, \
-    CASE WHEN u.id IS NULL THEN 0 ELSE 1 END AS unsubscribed";
+    CASE WHEN u.id IS NULL THEN 0 ELSE 1 END AS unsubscribed, r.version";
 const LIST_JOINS: &str = "JOIN users o ON o.id = r.owner_id \
     LEFT JOIN unsubscribes u ON u.owner_id = r.owner_id AND u.email = r.email";
 
@@ -148,7 +151,7 @@ pub async fn get_listed(db: &Db, id: i64) -> anyhow::Result<Option<ListedRecipie
 
 pub async fn get(db: &Db, id: i64) -> anyhow::Result<Option<Recipient>> {
     sqlx::query_as::<_, Recipient>(
-        "SELECT id, owner_id, email, full_name, comment, created_at, updated_at \
+        "SELECT id, owner_id, email, full_name, comment, created_at, updated_at, version \
          FROM recipients WHERE id = $1",
     )
     .bind(id)
@@ -161,6 +164,9 @@ pub async fn get(db: &Db, id: i64) -> anyhow::Result<Option<Recipient>> {
 pub enum WriteError {
     #[error("this e-mail address is already in the list")]
     Duplicate,
+    /// Someone saved the recipient after the form was loaded (its version moved on).
+    #[error("the recipient was changed in the meantime")]
+    Stale,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -201,10 +207,13 @@ pub async fn insert(
 }
 
 /// Changes a recipient; the owner's data version follows (its e-mail may join or leave the
-/// distinct count, and its mailings' audiences change with it).
+/// distinct count, and its mailings' audiences change with it). With `expected_version`, the
+/// change lands only on that version of the row ([`WriteError::Stale`] otherwise): two
+/// browsers saving the same recipient cannot silently overwrite each other.
 pub async fn update(
     db: &Db,
     id: i64,
+    expected_version: Option<i64>,
     email: &str,
     full_name: &str,
     comment: &str,
@@ -212,20 +221,23 @@ pub async fn update(
     let now = now_ms();
     let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
     let owner: Option<i64> = sqlx::query_scalar(
-        "UPDATE recipients SET email = $1, full_name = $2, comment = $3, updated_at = $4 \
-         WHERE id = $5 RETURNING owner_id",
+        "UPDATE recipients SET email = $1, full_name = $2, comment = $3, updated_at = $4, \
+           version = version + 1 \
+         WHERE id = $5 AND ($6 = 0 OR version = $6) RETURNING owner_id",
     )
     .bind(email)
     .bind(full_name)
     .bind(comment)
     .bind(now)
     .bind(id)
+    .bind(expected_version.unwrap_or(0))
     .fetch_optional(&mut *tx)
     .await
     .map_err(|e| map_write(e, "cannot update recipient"))?;
-    if let Some(owner) = owner {
-        versions::bump(&mut tx, owner, now).await?;
-    }
+    let Some(owner) = owner else {
+        return Err(WriteError::Stale);
+    };
+    versions::bump(&mut tx, owner, now).await?;
     tx.commit().await.context("cannot commit recipient")?;
     Ok(())
 }
@@ -267,7 +279,8 @@ pub async fn upsert_many(db: &Db, owner_id: i64, rows: &[ImportRow]) -> anyhow::
     let mut updated = 0;
     for row in rows {
         let existed = sqlx::query(
-            "UPDATE recipients SET full_name = $1, comment = $2, updated_at = $3 \
+            "UPDATE recipients SET full_name = $1, comment = $2, updated_at = $3, \
+               version = version + 1 \
              WHERE owner_id = $4 AND email = $5",
         )
         .bind(&row.full_name)

@@ -163,9 +163,14 @@ pub async fn start(db: &Db, new: &NewRun, now: i64) -> Result<StartedRun, StartR
     };
 
     let trigger = new.trigger.to_string();
+    // The run copies its content now: whatever happens to the message (or the mailing's
+    // choice of message) while it sends, every message of this run says the same thing.
     let inserted = sqlx::query_scalar::<_, i64>(
-        "INSERT INTO runs (mailing_id, triggered_by, dry_run, status, started_at) \
-         VALUES ($1, $2, $3, 'running', $4) RETURNING id",
+        "INSERT INTO runs (mailing_id, triggered_by, dry_run, status, started_at, \
+           subject, body, body_html) \
+         SELECT m.id, $2, $3, 'running', $4, msg.subject, msg.body, msg.body_html \
+         FROM mailings m JOIN messages msg ON msg.id = m.message_id WHERE m.id = $1 \
+         RETURNING id",
     )
     .bind(new.mailing_id)
     .bind(&trigger)
@@ -331,7 +336,8 @@ pub async fn running_ids(db: &Db) -> anyhow::Result<Vec<i64>> {
         .context("cannot list running runs")
 }
 
-/// What composing a run's messages needs, read once per run.
+/// What composing a run's messages needs, read once per run: the content the run fixed when
+/// it started (runs older than that copy read their message).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendContext {
     pub run_id: i64,
@@ -355,8 +361,9 @@ pub async fn send_context(db: &Db, run_id: i64) -> anyhow::Result<Option<SendCon
         body_html: Option<String>,
     }
     let row: Option<Row> = sqlx::query_as(
-        "SELECT r.id AS run_id, m.id AS mailing_id, m.owner_id, r.dry_run, msg.subject, \
-           msg.body, msg.body_html \
+        "SELECT r.id AS run_id, m.id AS mailing_id, m.owner_id, r.dry_run, \
+           COALESCE(r.subject, msg.subject) AS subject, COALESCE(r.body, msg.body) AS body, \
+           CASE WHEN r.subject IS NULL THEN msg.body_html ELSE r.body_html END AS body_html \
          FROM runs r JOIN mailings m ON m.id = r.mailing_id \
          JOIN messages msg ON msg.id = m.message_id WHERE r.id = $1",
     )

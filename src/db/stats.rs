@@ -37,6 +37,10 @@ pub fn rate(sent: i64, errors: i64) -> Option<f64> {
     (attempted > 0).then(|| sent as f64 * 100.0 / attempted as f64)
 }
 
+/// A mailing's status as stats and reports show it: an archived mailing keeps its figures
+/// there, marked `archived` (SPEC §12).
+const STATUS: &str = "CASE WHEN m.archived_at IS NULL THEN m.status ELSE 'archived' END";
+
 /// `WHERE` of a query restricted to one owner or to none (`$1 = $1` keeps the bind).
 fn owner_where(owner: Option<i64>, column: &str) -> String {
     match owner {
@@ -51,7 +55,7 @@ fn owner_where(owner: Option<i64>, column: &str) -> String {
 pub async fn mailings(db: &Db, owner: Option<i64>) -> anyhow::Result<Vec<MailingStats>> {
     let filter = owner_where(owner, "m.owner_id");
     let sql = format!(
-        "SELECT m.id, m.owner_id, u.email AS owner_email, msg.subject, m.status, \
+        "SELECT m.id, m.owner_id, u.email AS owner_email, msg.subject, {STATUS} AS status, \
            CAST((SELECT COUNT(*) FROM mailing_recipients mr WHERE mr.mailing_id = m.id) \
              AS BIGINT) AS recipients, \
            CAST(COALESCE(s.runs_ok, 0) AS BIGINT) AS runs_ok, \
@@ -126,7 +130,7 @@ pub async fn period(db: &Db, owner_id: i64, from: i64, to: i64) -> anyhow::Resul
         "SELECT \
            (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings WHERE owner_id = $1), \
            (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings WHERE owner_id = $1 \
-              AND status = 'running'), \
+              AND status = 'running' AND archived_at IS NULL), \
            (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings WHERE owner_id = $1 \
               AND status = 'finished'), \
            (SELECT CAST(COUNT(DISTINCT lower(r.email)) AS BIGINT) \
@@ -176,8 +180,8 @@ pub async fn period(db: &Db, owner_id: i64, from: i64, to: i64) -> anyhow::Resul
         }
     }
 
-    let per_mailing: Vec<PeriodMailing> = sqlx::query_as(
-        "SELECT m.id, msg.subject, m.status, \
+    let per_mailing: Vec<PeriodMailing> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT m.id, msg.subject, {STATUS} AS status, \
            CAST(SUM(s.runs_ok) AS BIGINT) AS runs_ok, \
            CAST(SUM(s.runs_fail) AS BIGINT) AS runs_fail, \
            CAST(SUM(s.sent) AS BIGINT) AS sent, \
@@ -187,9 +191,9 @@ pub async fn period(db: &Db, owner_id: i64, from: i64, to: i64) -> anyhow::Resul
          JOIN mailings m ON m.id = s.mailing_id \
          JOIN messages msg ON msg.id = m.message_id \
          WHERE s.owner_id = $1 AND s.day BETWEEN $2 AND $3 \
-         GROUP BY m.id, msg.subject, m.status \
-         ORDER BY sent DESC, m.id",
-    )
+         GROUP BY m.id, msg.subject, m.status, m.archived_at \
+         ORDER BY sent DESC, m.id"
+    )))
     .bind(owner_id)
     .bind(from)
     .bind(to)

@@ -3,18 +3,12 @@
 //! (RFC 2369 `List-Unsubscribe` with an RFC 8058 one-click `List-Unsubscribe-Post`), plain text
 //! plus an HTML alternative when the message has one.
 
-use std::sync::LazyLock;
-
 use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use regex::Regex;
 use url::Url;
 
-/// `{{full_name}}` and `{{email}}`, spaces inside the braces allowed as in Django templates.
-static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\{\{\s*(full_name|email)\s*\}\}").expect("placeholder pattern is valid")
-});
+use crate::domain::template::{self as placeholders, Values};
 
 /// The recipient's values for the placeholders.
 #[derive(Debug, Clone, Copy)]
@@ -23,48 +17,14 @@ pub struct Personal<'a> {
     pub full_name: &'a str,
 }
 
-impl Personal<'_> {
-    fn value(&self, name: &str) -> &str {
-        if name == "email" {
-            self.email
-        } else {
-            self.full_name
+impl<'a> Personal<'a> {
+    /// The values the one placeholder filler of [`crate::domain::template`] reads.
+    fn values(self) -> Values<'a> {
+        Values {
+            full_name: self.full_name,
+            email: self.email,
         }
     }
-}
-
-/// `template` with the placeholders replaced by the plain values.
-pub fn fill(template: &str, who: Personal<'_>) -> String {
-    PLACEHOLDER
-        .replace_all(template, |caps: &regex::Captures<'_>| {
-            who.value(&caps[1]).to_string()
-        })
-        .into_owned()
-}
-
-/// `template` (HTML) with the placeholders replaced by HTML-escaped values: a name like
-/// `<script>` must arrive as text, not as markup.
-pub fn fill_html(template: &str, who: Personal<'_>) -> String {
-    PLACEHOLDER
-        .replace_all(template, |caps: &regex::Captures<'_>| {
-            escape_html(who.value(&caps[1]))
-        })
-        .into_owned()
-}
-
-fn escape_html(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A header value must stay on one line whatever a recipient's name holds.
@@ -128,9 +88,9 @@ pub fn build(
         .map_err(|_| ComposeError::Address(who.email.to_string()))?;
     let name = one_line(who.full_name.trim());
     let to = Mailbox::new((!name.is_empty()).then_some(name), address);
-    let subject = one_line(&fill(template.subject, who));
+    let subject = one_line(&placeholders::fill_text(template.subject, who.values()));
 
-    let mut text = fill(template.body, who);
+    let mut text = placeholders::fill_text(template.body, who.values());
     text.push_str("\n\n-- \nTo stop receiving these messages: ");
     text.push_str(unsubscribe_url);
     text.push('\n');
@@ -141,7 +101,7 @@ pub fn build(
             }
         }
         .into_string();
-        let filled = fill_html(html, who);
+        let filled = placeholders::fill_html(html, who.values());
         match filled.rfind("</body>") {
             Some(at) => format!("{}{footer}{}", &filled[..at], &filled[at..]),
             None => format!("{filled}{footer}"),
@@ -180,18 +140,6 @@ mod tests {
         email: "ann@example.com",
         full_name: "Ann <b>&</b>",
     };
-
-    #[test]
-    fn placeholders_are_filled_and_escaped_in_html() {
-        assert_eq!(
-            fill("Hi {{full_name}} ({{ email }}) {{other}}", WHO),
-            "Hi Ann <b>&</b> (ann@example.com) {{other}}"
-        );
-        assert_eq!(
-            fill_html("<p>{{full_name}}</p>", WHO),
-            "<p>Ann &lt;b&gt;&amp;&lt;/b&gt;</p>"
-        );
-    }
 
     #[test]
     fn message_has_ids_and_unsubscribe_headers() {

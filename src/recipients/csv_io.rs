@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use super::{parse_comment, parse_name};
 use crate::db::recipients::{ImportRow, ListedRecipient};
-use crate::domain::Email;
+use crate::domain::{Email, csv_cell};
 
 pub const MAX_ROWS: usize = 100_000;
 pub const HEADER: [&str; 3] = ["email", "full_name", "comment"];
@@ -95,7 +95,9 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedImport, FileError> {
         if record.iter().all(|f| f.is_empty()) {
             continue;
         }
-        let field = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("");
+        // Cells the export quoted against formulas come back as they were.
+        let field =
+            |col: Option<usize>| csv_cell::restore(col.and_then(|c| record.get(c)).unwrap_or(""));
         let raw_email = field(Some(email_col)).to_string();
         let mut reject = |reason: String| {
             parsed.rejected.push(Rejected {
@@ -148,12 +150,12 @@ fn malformed(err: &csv::Error) -> FileError {
     FileError::Malformed { line, reason }
 }
 
-/// The recipients as CSV, header first.
+/// The recipients as CSV, header first, every cell safe to open in a spreadsheet.
 pub fn export(rows: &[ListedRecipient]) -> anyhow::Result<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 64 + 32));
     writer.write_record(HEADER)?;
     for r in rows {
-        writer.write_record([r.email.as_str(), r.full_name.as_str(), r.comment.as_str()])?;
+        writer.write_record(csv_cell::safe_record([&r.email, &r.full_name, &r.comment]))?;
     }
     writer
         .into_inner()

@@ -5,7 +5,7 @@ pub mod csv_io;
 
 use crate::db::recipients::{self as db, ListedRecipient, WriteError};
 use crate::domain::{Email, FieldErrors, Scope, one_line};
-use crate::objects::{ObjectError, changeable, visible};
+use crate::objects::{ObjectError, changeable, expected_version, visible};
 use crate::state::AppState;
 
 pub const MAX_NAME: usize = 200;
@@ -18,6 +18,8 @@ pub struct RecipientForm {
     pub email: String,
     pub full_name: String,
     pub comment: String,
+    /// The version the edit form was loaded with (hidden field).
+    pub version: String,
 }
 
 impl RecipientForm {
@@ -26,6 +28,7 @@ impl RecipientForm {
             email: r.email.clone(),
             full_name: r.full_name.clone(),
             comment: r.comment.clone(),
+            version: r.version.to_string(),
         }
     }
 }
@@ -85,6 +88,7 @@ fn duplicate() -> ObjectError {
 fn write_error(err: WriteError) -> ObjectError {
     match err {
         WriteError::Duplicate => duplicate(),
+        WriteError::Stale => ObjectError::Stale,
         WriteError::Unexpected(err) => ObjectError::Unexpected(err),
     }
 }
@@ -135,15 +139,21 @@ pub async fn update(
 ) -> Result<(), ObjectError> {
     get_for_change(state, scope, id).await?;
     let new = NewRecipient::try_from(form).map_err(ObjectError::Validation)?;
-    db::update(
+    let saved = db::update(
         &state.db,
         id,
+        expected_version(&form.version),
         new.email.as_str(),
         &new.full_name,
         &new.comment,
     )
     .await
-    .map_err(write_error)
+    .map_err(write_error);
+    if let Err(ObjectError::Stale) = saved {
+        // Deleted in between is "not found", not a conflict.
+        get_for_change(state, scope, id).await?;
+    }
+    saved
 }
 
 pub async fn delete(

@@ -1,6 +1,7 @@
 //! HTTP validation caching for pages whose content follows a data version (SPEC §9): a strong
 //! `ETag`, `Last-Modified`, `304 Not Modified` for `If-None-Match` / `If-Modified-Since`,
-//! `Cache-Control: private, max-age=60` and `Vary: Cookie, HX-Request`.
+//! `Cache-Control: private, no-cache` (the browser revalidates every time, so a figure is never
+//! stale after a send; SPEC §9) and `Vary: Cookie, HX-Request`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,7 +14,7 @@ use crate::db::users::User;
 use crate::db::versions::DataVersion;
 use crate::web::htmx::PageCtx;
 
-pub const CACHE_CONTROL: &str = "private, max-age=60";
+pub const CACHE_CONTROL: &str = "private, no-cache";
 pub const VARY: &str = "Cookie, HX-Request";
 
 /// What identifies one rendering of a page: the data version it shows and everything else

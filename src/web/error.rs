@@ -54,6 +54,10 @@ impl From<crate::objects::ObjectError> for poem::Error {
             ObjectError::ReadOnly => {
                 poem::Error::from_string(error.to_string(), StatusCode::FORBIDDEN)
             }
+            ObjectError::Stale => poem::Error::from_string(
+                "Someone else saved this in the meantime: reload the page to see their version.",
+                StatusCode::CONFLICT,
+            ),
             ObjectError::Refused(message) => {
                 poem::Error::from_string(message, StatusCode::CONFLICT)
             }

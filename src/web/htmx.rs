@@ -102,6 +102,23 @@ pub fn see_other(location: &str) -> Response {
     poem::web::Redirect::see_other(location).into_response()
 }
 
+/// The answer to a confirmed action (delete, archive, send, disable). A list row's htmx
+/// delete (its target, the row, has an id) gets an empty 200 that removes the row, with
+/// `HX-Trigger: {event}`; any other htmx request an `HX-Redirect` to `location` (a full page
+/// load: a fragment swapped into `<body>` would lose the page's frame); a plain form a 303.
+/// The flash shows on the page that follows.
+pub fn after_action(req: &Request, location: &str, event: &str, message: String) -> Response {
+    if wants_fragment(req.headers()) {
+        if req.header("hx-target").is_some_and(|t| !t.is_empty()) {
+            return Response::builder().header("HX-Trigger", event).body("");
+        }
+        flash(req, message);
+        return Response::builder().header("HX-Redirect", location).body("");
+    }
+    flash(req, message);
+    see_other(location)
+}
+
 impl<'a> FromRequest<'a> for PageCtx {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         Ok(Self::from_request(req))

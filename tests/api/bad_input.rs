@@ -66,8 +66,9 @@ const FIELDS: &[(&str, &str, &[&str])] = &[
     (
         "POST",
         "/clients/:id/edit",
-        &["email", "full_name", "comment"],
+        &["email", "full_name", "comment", "version"],
     ),
+    ("GET", "/clients/:id/delete", &[]),
     ("POST", "/clients/:id/delete", &[]),
     ("GET", "/messages/", &["q", "page"]),
     ("POST", "/messages/", &["subject", "body", "body_html"]),
@@ -77,8 +78,9 @@ const FIELDS: &[(&str, &str, &[&str])] = &[
     (
         "POST",
         "/messages/:id/edit",
-        &["subject", "body", "body_html"],
+        &["subject", "body", "body_html", "version"],
     ),
+    ("GET", "/messages/:id/delete", &[]),
     ("POST", "/messages/:id/delete", &[]),
     ("GET", "/mailings/stats/", &["sort", "dir", "page"]),
     (
@@ -97,8 +99,12 @@ const FIELDS: &[(&str, &str, &[&str])] = &[
     ("GET", "/mailings/:id", &[]),
     ("GET", "/mailings/:id/edit", MAILING_FIELDS),
     ("POST", "/mailings/:id/edit", MAILING_FIELDS),
+    ("GET", "/mailings/:id/delete", &[]),
     ("POST", "/mailings/:id/delete", &[]),
+    ("POST", "/mailings/:id/restore", &[]),
+    ("GET", "/mailings/:id/send", &[]),
     ("POST", "/mailings/:id/send", &["dry_run"]),
+    ("GET", "/mailings/:id/disable", &[]),
     ("POST", "/mailings/:id/disable", &[]),
     ("GET", "/mailings/:id/progress", &[]),
     ("GET", "/mailings/:id/logs", &["status", "page"]),
@@ -125,6 +131,7 @@ const MAILING_FIELDS: &[&str] = &[
     "recipient_q",
     "all_matching",
     "picker",
+    "version",
 ];
 
 /// Routes left out, and why.

@@ -416,9 +416,16 @@ async fn changing_a_mailing_replaces_its_audience_and_follows_the_new_schedule()
         period,
     };
     // Not started: the first run moves with start_at.
-    mailings::update_mailing(db, id, &change(vec![b], T0 + HOUR, Period::Daily), utc, T0)
-        .await
-        .unwrap();
+    mailings::update_mailing(
+        db,
+        id,
+        None,
+        &change(vec![b], T0 + HOUR, Period::Daily),
+        utc,
+        T0,
+    )
+    .await
+    .unwrap();
     let m = w.get(id).await;
     assert_eq!((m.start_at, m.next_run_at), (T0 + HOUR, Some(T0 + HOUR)));
     assert_eq!(mailings::recipient_ids(db, id).await.unwrap(), vec![b]);
@@ -429,6 +436,7 @@ async fn changing_a_mailing_replaces_its_audience_and_follows_the_new_schedule()
     mailings::update_mailing(
         db,
         id,
+        None,
         &change(vec![a, b], T0, Period::Weekly),
         utc,
         T0 + 2 * HOUR,
@@ -443,6 +451,7 @@ async fn changing_a_mailing_replaces_its_audience_and_follows_the_new_schedule()
     let refused = mailings::update_mailing(
         db,
         id,
+        None,
         &NewMailing {
             message_id: foreign_message,
             ..change(vec![a], T0, Period::Weekly)

@@ -182,7 +182,7 @@ async fn invalid_mailings_are_422_and_change_nothing() {
     let mut bad_period = mailing_form(&message, &mine, "2030-01-01T09:00", "2030-02-01T09:00");
     bad_period[3] = ("period", "hourly");
     assert_eq!(app.post_form("/mailings/", &bad_period).await.status(), 422);
-    let (rows, total) = autosend::db::mailings::list(&app.state.db, None, None, 10, 0)
+    let (rows, total) = autosend::db::mailings::list(&app.state.db, None, None, false, 10, 0)
         .await
         .unwrap();
     assert_eq!((rows.len(), total), (0, 0));

@@ -5,6 +5,7 @@ mod accounts;
 mod assets;
 mod bad_input;
 pub mod cli;
+mod content;
 mod delivery;
 mod errors;
 mod health;

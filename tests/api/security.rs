@@ -289,9 +289,16 @@ fn matrix() -> Vec<Row> {
     let edit_page = [Shown(200), Hidden, ReadOnly, ReadOnly, Shown(200), Login];
     let change = [Done, Hidden, ReadOnly, ReadOnly, Done, Login];
     let finish = [Done, Hidden, ReadOnly, Done, Done, Login];
+    let finish_page = [Shown(200), Hidden, ReadOnly, Shown(200), Shown(200), Login];
     vec![
         get("/clients/{r}", see),
         get("/clients/{r}/edit", edit_page),
+        // The confirmation pages (SPEC §12) answer whoever may act, and change nothing.
+        get("/clients/{r}/delete", edit_page),
+        get("/messages/{n}/delete", edit_page),
+        get("/mailings/{g}/delete", edit_page),
+        get("/mailings/{g}/send", edit_page),
+        get("/mailings/{g}/disable", finish_page),
         post("/clients/{r}/edit", RECIPIENT_FORM, change),
         post("/clients/{r}/delete", &[], change),
         get("/messages/{m}", see),

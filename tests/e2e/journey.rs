@@ -142,7 +142,8 @@ async fn an_owner_runs_a_mailing_from_the_browser() {
 
     // Delete asks first, then removes the row in place.
     b.mark_document().await;
-    b.click("#results tr[id^='recipient-'] button.danger").await;
+    b.click("#results tr[id^='recipient-'] a.button.danger")
+        .await;
     let question = b.accept_confirm().await;
     assert_eq!(question, "Delete zed@example.com?");
     b.wait_count("#results tr[id^='recipient-']", 0).await;
@@ -211,8 +212,11 @@ async fn an_owner_runs_a_mailing_from_the_browser() {
     b.step("dry-run", &[]).await;
     assert!(app.outbox.messages().is_empty(), "a dry run sent mail");
 
-    // The real send: the page polls /mailings/{id}/progress until the run ends, in place.
-    b.press("Send now").await;
+    // The real send asks first (it mails people); then the page polls
+    // /mailings/{id}/progress until the run ends, in place.
+    b.click("a.button[hx-post$='/send']").await;
+    let question = b.accept_confirm().await;
+    assert!(question.starts_with("Send mailing #"), "{question}");
     // Not just "Run #": the page being left says "Dry run #…".
     b.until("the run's flash", async |b| {
         b.text(".flash.success")
@@ -264,7 +268,7 @@ async fn an_owner_runs_a_mailing_from_the_browser() {
     assert_eq!(b.count("h2 + .table-wrap tbody tr .badge.success").await, 2);
     let buttons = b
         .js(
-            "return [...document.querySelectorAll('main button')].map(b => b.innerText.trim());",
+            "return [...document.querySelectorAll('main button, main a.button')].map(b => b.innerText.trim());",
             vec![],
         )
         .await;

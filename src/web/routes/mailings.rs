@@ -5,7 +5,7 @@ use poem::web::{Data, Form, Path, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use crate::db::mailings as db;
+use crate::db::mailings::{self as db, Mailing, Removed};
 use crate::db::recipients::{self as recipient_db, ListQuery};
 use crate::db::{deliveries, messages as message_db, now_ms, runs, users};
 use crate::delivery;
@@ -15,7 +15,7 @@ use crate::objects::ObjectError;
 use crate::state::AppState;
 use crate::web::auth::{AuthUser, CurrentUser};
 use crate::web::error::AppError;
-use crate::web::htmx::{PageCtx, flash, see_other, wants_fragment};
+use crate::web::htmx::{PageCtx, after_action, flash, see_other, wants_fragment};
 use crate::web::views::mailings as views;
 
 /// Recipients shown in the picker at once; "all matching" covers the rest.
@@ -36,12 +36,14 @@ pub async fn list(
     Query(params): Query<ListParams>,
 ) -> poem::Result<Response> {
     let scope = user.scope();
+    let archived = params.status.trim() == views::ARCHIVED;
     let status = MailingStatus::parse(params.status.trim()).ok();
     let page = PageRequest::parse(params.page.as_deref());
     let (rows, total) = db::list(
         &state.db,
         scope.owner_filter(),
         status,
+        archived,
         page.per_page,
         page.offset(),
     )
@@ -50,12 +52,21 @@ pub async fn list(
     let view = views::ListView {
         rows: &rows,
         status,
+        archived,
         page,
         total,
         everyone: scope.owner_filter().is_none(),
         zone: user.zone(&state.settings),
     };
     Ok(ctx.render("Mailings", views::list(&view)))
+}
+
+/// Which mailing the form edits (`None`: a new one), and the other version after a refused
+/// stale save.
+#[derive(Default)]
+struct Editing<'a> {
+    mailing_id: Option<i64>,
+    saved: Option<&'a [(&'a str, String)]>,
 }
 
 /// Renders the form for `owner_id` with the given values and messages.
@@ -70,7 +81,15 @@ async fn render_form(
     form: &MailingForm,
     errors: &FieldErrors,
     status: StatusCode,
+    editing: Editing<'_>,
 ) -> poem::Result<Response> {
+    let sending = match editing.mailing_id {
+        Some(id) => runs::active(&state.db, id)
+            .await
+            .map_err(AppError::from)?
+            .is_some(),
+        None => false,
+    };
     let zone = mailings::owner_zone(state, owner_id).await?;
     let messages: Vec<(i64, String)> = message_db::list(&state.db, Some(owner_id), "", 1000, 0)
         .await
@@ -99,6 +118,8 @@ async fn render_form(
         candidates: &candidates,
         matching,
         zone: &zone,
+        saved: editing.saved,
+        sending,
     };
     Ok(ctx.render_status(status, title, views::form(ctx, &view)))
 }
@@ -136,6 +157,7 @@ pub async fn new_page(
         &form,
         &FieldErrors::new(),
         StatusCode::OK,
+        Editing::default(),
     )
     .await
 }
@@ -165,6 +187,7 @@ pub async fn create(
                 &form,
                 &errors,
                 StatusCode::UNPROCESSABLE_ENTITY,
+                Editing::default(),
             )
             .await
         }
@@ -185,11 +208,7 @@ pub async fn detail(
 ) -> poem::Result<Response> {
     let scope = user.scope();
     let mailing = mailings::get(state, &scope, &id).await?;
-    let subject = message_db::get(&state.db, mailing.message_id)
-        .await
-        .map_err(AppError::from)?
-        .map(|m| m.subject)
-        .unwrap_or_default();
+    let subject = subject_of(state, &mailing).await?;
     let owner = users::find_by_id(&state.db, mailing.owner_id)
         .await
         .map_err(AppError::from)?
@@ -252,6 +271,10 @@ pub async fn edit_page(
         &form,
         &FieldErrors::new(),
         StatusCode::OK,
+        Editing {
+            mailing_id: Some(mailing.id),
+            saved: None,
+        },
     )
     .await
 }
@@ -284,11 +307,105 @@ pub async fn edit(
                 &form,
                 &errors,
                 StatusCode::UNPROCESSABLE_ENTITY,
+                Editing {
+                    mailing_id: Some(mailing.id),
+                    saved: None,
+                },
+            )
+            .await
+        }
+        Err(ObjectError::Stale) => {
+            // Someone saved it since this form was loaded: show theirs beside the user's
+            // input, and let a second save (made from their version) replace it knowingly.
+            let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
+            let zone = mailings::owner_zone(state, mailing.owner_id).await?;
+            let ids = db::recipient_ids(&state.db, mailing.id)
+                .await
+                .map_err(AppError::from)?;
+            let theirs = MailingForm::from_mailing(&mailing, &ids, &zone);
+            let subject = subject_of(state, &mailing).await?;
+            let saved = [
+                ("Message", subject),
+                ("Start", theirs.start_at.clone()),
+                ("End", theirs.end_at.clone()),
+                ("Repeat", mailing.period.label().to_string()),
+                ("Recipients", format!("{} chosen", ids.len())),
+            ];
+            let form = MailingForm {
+                version: theirs.version,
+                ..form
+            };
+            let url = format!("/mailings/{}/edit", mailing.id);
+            render_form(
+                &ctx,
+                state,
+                mailing.owner_id,
+                &url,
+                &url,
+                "Edit mailing",
+                &form,
+                &FieldErrors::new(),
+                StatusCode::CONFLICT,
+                Editing {
+                    mailing_id: Some(mailing.id),
+                    saved: Some(&saved),
+                },
             )
             .await
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// The subject of the mailing's message, as its pages name it.
+async fn subject_of(state: &AppState, mailing: &Mailing) -> poem::Result<String> {
+    Ok(message_db::get(&state.db, mailing.message_id)
+        .await
+        .map_err(AppError::from)?
+        .map(|m| m.subject)
+        .unwrap_or_default())
+}
+
+/// What a confirmation page of `mailing` says about it.
+async fn confirm_facts(state: &AppState, mailing: &Mailing) -> poem::Result<(String, usize, i64)> {
+    let subject = subject_of(state, mailing).await?;
+    let recipients = db::recipient_ids(&state.db, mailing.id)
+        .await
+        .map_err(AppError::from)?
+        .len();
+    let (_, runs) = runs::list_for_mailing(&state.db, mailing.id, 1, 0)
+        .await
+        .map_err(AppError::from)?;
+    Ok((subject, recipients, runs))
+}
+
+/// The confirmation page of `render`, for a mailing the viewer may act on.
+async fn confirm(
+    ctx: &PageCtx,
+    state: &AppState,
+    mailing: &Mailing,
+    title: &str,
+    render: fn(&PageCtx, &views::ConfirmView<'_>) -> maud::Markup,
+) -> poem::Result<Response> {
+    let (subject, recipients, runs) = confirm_facts(state, mailing).await?;
+    let view = views::ConfirmView {
+        mailing,
+        subject: &subject,
+        recipients,
+        runs,
+    };
+    Ok(ctx.render(title, render(ctx, &view)))
+}
+
+#[handler]
+pub async fn delete_page(
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
+    confirm(&ctx, state, &mailing, "Delete mailing", views::delete_page).await
 }
 
 #[handler]
@@ -298,9 +415,65 @@ pub async fn delete(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> poem::Result<Response> {
-    let mailing = mailings::delete(state, &user.scope(), &id).await?;
-    flash(req, format!("Mailing #{} was deleted.", mailing.id));
-    Ok(see_other("/mailings/"))
+    let (mailing, removed) = mailings::delete(state, &user.scope(), &id).await?;
+    let message = match removed {
+        Removed::Deleted => format!("Mailing #{} was deleted.", mailing.id),
+        Removed::Archived => format!(
+            "Mailing #{} was archived: its history is kept, and it can be restored from the \
+             archived mailings.",
+            mailing.id
+        ),
+    };
+    Ok(after_action(req, "/mailings/", "mailing-deleted", message))
+}
+
+#[handler]
+pub async fn restore(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let mailing = mailings::restore(state, &user.scope(), &id).await?;
+    let target = format!("/mailings/{}", mailing.id);
+    Ok(after_action(
+        req,
+        &target,
+        "mailing-restored",
+        format!("Mailing #{} was restored.", mailing.id),
+    ))
+}
+
+#[handler]
+pub async fn send_page(
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
+    confirm(&ctx, state, &mailing, "Send mailing", views::send_page).await
+}
+
+#[handler]
+pub async fn disable_page(
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let mailing = mailings::get(state, &user.scope(), &id).await?;
+    if !may_disable(&user, mailing.owner_id) {
+        return Err(ObjectError::ReadOnly.into());
+    }
+    confirm(
+        &ctx,
+        state,
+        &mailing,
+        "Disable mailing",
+        views::disable_page,
+    )
+    .await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -320,8 +493,12 @@ pub async fn send(
     let dry_run = matches!(form.dry_run.trim(), "1" | "true" | "on");
     let run_id = mailings::send_now(state, &user.scope(), &user.email, &id, dry_run).await?;
     let what = if dry_run { "Dry run" } else { "Run" };
-    flash(req, format!("{what} #{run_id} started."));
-    Ok(see_other(&format!("/mailings/{}", id.trim())))
+    Ok(after_action(
+        req,
+        &format!("/mailings/{}", id.trim()),
+        "run-started",
+        format!("{what} #{run_id} started."),
+    ))
 }
 
 #[handler]
@@ -332,18 +509,12 @@ pub async fn disable(
     Path(id): Path<String>,
 ) -> poem::Result<Response> {
     let cancelled = mailings::disable(state, &user.scope(), user.disable_mailing, &id).await?;
-    flash(
+    Ok(after_action(
         req,
+        &format!("/mailings/{}", id.trim()),
+        "mailing-disabled",
         format!("The mailing is finished; {cancelled} pending message(s) cancelled."),
-    );
-    let target = format!("/mailings/{}", id.trim());
-    if req.header("hx-request").is_some() {
-        // htmx follows HX-Redirect with a full page load (the confirm button swaps the body).
-        return Ok(Response::builder()
-            .header("HX-Redirect", target.as_str())
-            .body(""));
-    }
-    Ok(see_other(&target))
+    ))
 }
 
 /// htmx stops polling when it receives this status (htmx 2: 286 "stop polling").

@@ -13,7 +13,7 @@ use crate::objects::{ObjectError, parse_id};
 use crate::state::AppState;
 use crate::web::auth::AuthUser;
 use crate::web::error::AppError;
-use crate::web::htmx::{PageCtx, flash, see_other, wants_results};
+use crate::web::htmx::{PageCtx, after_action, flash, see_other, wants_results};
 use crate::web::views::messages as views;
 
 /// The sample recipient of previews.
@@ -59,11 +59,11 @@ pub async fn list(
         zone: user.zone(&state.settings),
     };
     if wants_results(req) {
-        return Ok(views::results(&ctx, &view)
+        return Ok(views::results(&view)
             .with_header("Vary", "HX-Request")
             .into_response());
     }
-    Ok(ctx.render("Messages", views::list(&ctx, &view)))
+    Ok(ctx.render("Messages", views::list(&view)))
 }
 
 #[handler]
@@ -76,6 +76,7 @@ pub async fn new_page(ctx: PageCtx, AuthUser(_user): AuthUser) -> Response {
             "New message",
             &MessageForm::default(),
             &FieldErrors::new(),
+            &views::FormNotes::default(),
         ),
     )
 }
@@ -96,7 +97,14 @@ pub async fn create(
         Err(ObjectError::Validation(errors)) => Ok(ctx.render_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             "New message",
-            views::form(&ctx, "/messages/", "New message", &form, &errors),
+            views::form(
+                &ctx,
+                "/messages/",
+                "New message",
+                &form,
+                &errors,
+                &views::FormNotes::default(),
+            ),
         )),
         Err(err) => Err(err.into()),
     }
@@ -131,7 +139,6 @@ pub async fn detail(
     Ok(ctx.render(
         &message.subject.clone(),
         views::detail(
-            &ctx,
             &message,
             &owner,
             &used_by,
@@ -150,15 +157,42 @@ pub async fn edit_page(
     Path(id): Path<String>,
 ) -> poem::Result<Response> {
     let message = messages::get_for_change(state, &user.scope(), parse_id(&id)?).await?;
-    let action = format!("/messages/{}/edit", message.id);
-    Ok(ctx.render(
+    let form = MessageForm::from_message(&message);
+    render_edit(&ctx, state, message.id, &form, &FieldErrors::new(), None).await
+}
+
+/// The edit form with what it must say: a run sending now keeps its version (the edit is
+/// for the next run), and, after a refused stale save, the version someone else saved.
+async fn render_edit(
+    ctx: &PageCtx,
+    state: &AppState,
+    id: i64,
+    form: &MessageForm,
+    errors: &FieldErrors,
+    saved: Option<(&[(&str, String)], StatusCode)>,
+) -> poem::Result<Response> {
+    let sending = db::sending_mailings(&state.db, id)
+        .await
+        .map_err(AppError::from)?;
+    let status = match (&saved, errors.is_empty()) {
+        (Some((_, status)), _) => *status,
+        (None, true) => StatusCode::OK,
+        (None, false) => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    let notes = views::FormNotes {
+        saved: saved.map(|(s, _)| s),
+        sending: &sending,
+    };
+    Ok(ctx.render_status(
+        status,
         "Edit message",
         views::form(
-            &ctx,
-            &action,
+            ctx,
+            &format!("/messages/{id}/edit"),
             "Edit message",
-            &MessageForm::from_message(&message),
-            &FieldErrors::new(),
+            form,
+            errors,
+            &notes,
         ),
     ))
 }
@@ -175,38 +209,79 @@ pub async fn edit(
     let id = parse_id(&id)?;
     match messages::update(state, &user.scope(), id, &form).await {
         Ok(()) => {
-            flash(req, "The message was saved.");
+            let sending = db::sending_mailings(&state.db, id)
+                .await
+                .map_err(AppError::from)?;
+            flash(
+                req,
+                if sending.is_empty() {
+                    "The message was saved."
+                } else {
+                    "The message was saved. The run sending now keeps the version it started \
+                     with; the change applies to the next run."
+                },
+            );
             Ok(see_other(&format!("/messages/{id}")))
         }
-        Err(ObjectError::Validation(errors)) => Ok(ctx.render_status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Edit message",
-            views::form(
+        Err(ObjectError::Validation(errors)) => {
+            render_edit(&ctx, state, id, &form, &errors, None).await
+        }
+        Err(ObjectError::Stale) => {
+            // Someone saved it since this form was loaded: show theirs beside the user's
+            // input, and let a second save (made from their version) replace it knowingly.
+            let current = messages::get_for_change(state, &user.scope(), id).await?;
+            let saved = [
+                ("Subject", current.subject.clone()),
+                ("Text", current.body.clone()),
+                ("HTML", current.body_html.clone().unwrap_or_default()),
+            ];
+            let form = MessageForm {
+                version: current.version.to_string(),
+                ..form
+            };
+            render_edit(
                 &ctx,
-                &format!("/messages/{id}/edit"),
-                "Edit message",
+                state,
+                id,
                 &form,
-                &errors,
-            ),
-        )),
+                &FieldErrors::new(),
+                Some((&saved, StatusCode::CONFLICT)),
+            )
+            .await
+        }
         Err(err) => Err(err.into()),
     }
 }
 
 #[handler]
-pub async fn delete(
-    req: &Request,
+pub async fn delete_page(
     ctx: PageCtx,
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> poem::Result<Response> {
+    let message = messages::get_for_change(state, &user.scope(), parse_id(&id)?).await?;
+    let used_by = db::used_by(&state.db, message.id)
+        .await
+        .map_err(AppError::from)?;
+    Ok(ctx.render(
+        "Delete message",
+        views::delete_page(&ctx, &message, &used_by),
+    ))
+}
+
+#[handler]
+pub async fn delete(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
     messages::delete(state, &user.scope(), parse_id(&id)?).await?;
-    if ctx.fragment {
-        return Ok(Response::builder()
-            .header("HX-Trigger", "message-deleted")
-            .body(""));
-    }
-    flash(req, "The message was deleted.");
-    Ok(see_other("/messages/"))
+    Ok(after_action(
+        req,
+        "/messages/",
+        "message-deleted",
+        "The message was deleted.".to_string(),
+    ))
 }

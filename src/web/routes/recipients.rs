@@ -12,7 +12,7 @@ use crate::recipients::{self, RecipientForm, csv_io};
 use crate::state::AppState;
 use crate::web::auth::AuthUser;
 use crate::web::error::AppError;
-use crate::web::htmx::{PageCtx, flash, see_other, wants_results};
+use crate::web::htmx::{PageCtx, after_action, flash, see_other, wants_results};
 use crate::web::views::recipients as views;
 
 /// Longest search text honoured; longer input is cut, never refused.
@@ -70,11 +70,11 @@ pub async fn list(
         zone: user.zone(&state.settings),
     };
     if wants_results(req) {
-        return Ok(views::results(&ctx, &view)
+        return Ok(views::results(&view)
             .with_header("Vary", "HX-Request")
             .into_response());
     }
-    Ok(ctx.render("Recipients", views::list(&ctx, &view)))
+    Ok(ctx.render("Recipients", views::list(&view)))
 }
 
 #[handler]
@@ -87,6 +87,7 @@ pub async fn new_page(ctx: PageCtx, AuthUser(_user): AuthUser) -> Response {
             "New recipient",
             &RecipientForm::default(),
             &FieldErrors::new(),
+            None,
         ),
     )
 }
@@ -107,7 +108,7 @@ pub async fn create(
         Err(ObjectError::Validation(errors)) => Ok(ctx.render_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             "New recipient",
-            views::form(&ctx, "/clients/", "New recipient", &form, &errors),
+            views::form(&ctx, "/clients/", "New recipient", &form, &errors, None),
         )),
         Err(err) => Err(err.into()),
     }
@@ -125,7 +126,7 @@ pub async fn detail(
     let zone = user.zone(&state.settings);
     Ok(ctx.render(
         &recipient.full_name.clone(),
-        views::detail(&ctx, &recipient, scope.can_change(recipient.owner_id), zone),
+        views::detail(&recipient, scope.can_change(recipient.owner_id), zone),
     ))
 }
 
@@ -146,6 +147,7 @@ pub async fn edit_page(
             "Edit recipient",
             &RecipientForm::from_recipient(&recipient),
             &FieldErrors::new(),
+            None,
         ),
     ))
 }
@@ -174,29 +176,64 @@ pub async fn edit(
                 "Edit recipient",
                 &form,
                 &errors,
+                None,
             ),
         )),
+        Err(ObjectError::Stale) => {
+            // Someone saved it since this form was loaded: show theirs beside the user's
+            // input, and let a second save (made from their version) replace it knowingly.
+            let current = recipients::get_for_change(state, &user.scope(), id).await?;
+            let saved = [
+                ("E-mail", current.email.clone()),
+                ("Full name", current.full_name.clone()),
+                ("Comment", current.comment.clone()),
+            ];
+            let form = RecipientForm {
+                version: current.version.to_string(),
+                ..form
+            };
+            Ok(ctx.render_status(
+                StatusCode::CONFLICT,
+                "Edit recipient",
+                views::form(
+                    &ctx,
+                    &format!("/clients/{id}/edit"),
+                    "Edit recipient",
+                    &form,
+                    &FieldErrors::new(),
+                    Some(&saved),
+                ),
+            ))
+        }
         Err(err) => Err(err.into()),
     }
 }
 
 #[handler]
-pub async fn delete(
-    req: &Request,
+pub async fn delete_page(
     ctx: PageCtx,
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> poem::Result<Response> {
+    let recipient = recipients::get_for_change(state, &user.scope(), parse_id(&id)?).await?;
+    Ok(ctx.render("Delete recipient", views::delete_page(&ctx, &recipient)))
+}
+
+#[handler]
+pub async fn delete(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
     let removed = recipients::delete(state, &user.scope(), parse_id(&id)?).await?;
-    if ctx.fragment {
-        // htmx swaps the row for this empty body: the row disappears in place.
-        return Ok(Response::builder()
-            .header("HX-Trigger", "recipient-deleted")
-            .body(""));
-    }
-    flash(req, format!("{} was deleted.", removed.email));
-    Ok(see_other("/clients/"))
+    Ok(after_action(
+        req,
+        "/clients/",
+        "recipient-deleted",
+        format!("{} was deleted.", removed.email),
+    ))
 }
 
 #[handler]

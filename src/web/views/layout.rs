@@ -241,14 +241,91 @@ pub fn textarea(
     }
 }
 
-/// A delete button: htmx asks for confirmation and removes the row in place; without
-/// JavaScript the surrounding form posts and the server redirects.
-pub fn delete_button(ctx: &PageCtx, action: &str, question: &str) -> Markup {
+/// Where an htmx confirmation puts the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Swap {
+    /// A list row: removed in place (the answer is empty).
+    Row,
+    /// The whole page: the answer redirects (`HX-Redirect`).
+    Page,
+}
+
+/// A control that acts only once the user confirms (SPEC §12): with JavaScript, htmx asks
+/// `question` and POSTs to `action`; without it, the link opens `GET {action}`, a page that
+/// shows what will happen and a button that POSTs. `class` is `danger` or empty.
+pub fn confirm_button(
+    action: &str,
+    label: &str,
+    question: &str,
+    class: &str,
+    swap: Swap,
+) -> Markup {
+    let (target, small) = match swap {
+        Swap::Row => ("closest tr", true),
+        Swap::Page => ("body", false),
+    };
     html! {
-        form.inline method="post" action=(action) {
-            (csrf_field(ctx))
-            button.button.danger.small type="submit"
-                hx-post=(action) hx-confirm=(question) hx-target="closest tr" hx-swap="outerHTML" { "Delete" }
+        a class={ "button " (class) @if small { " small" } } href=(action) role="button"
+            hx-post=(action) hx-confirm=(question) hx-target=(target) hx-swap="outerHTML" { (label) }
+    }
+}
+
+/// A list row's delete control.
+pub fn delete_button(action: &str, question: &str) -> Markup {
+    confirm_button(action, "Delete", question, "danger", Swap::Row)
+}
+
+/// The confirmation page behind a [`confirm_button`] (used without JavaScript): what will
+/// happen, a button that POSTs, and a way back. Without `button` the action is not possible
+/// and the page only says why.
+pub fn confirm_page(
+    ctx: &PageCtx,
+    title: &str,
+    what: Markup,
+    action: &str,
+    button: Option<&str>,
+    back: &str,
+) -> Markup {
+    html! {
+        section.narrow.confirm {
+            h1 { (title) }
+            (what)
+            div.actions {
+                @if let Some(label) = button {
+                    form.inline method="post" action=(action) {
+                        (csrf_field(ctx))
+                        button.danger type="submit" { (label) }
+                    }
+                }
+                a.button.secondary href=(back) { "Cancel" }
+            }
+        }
+    }
+}
+
+/// The hidden `version` field of an edit form: the save is refused (409) if the object
+/// changed since this version was shown.
+pub fn version_field(version: &str) -> Markup {
+    html! {
+        @if !version.is_empty() { input type="hidden" name="version" value=(version); }
+    }
+}
+
+/// The top of an edit form refused because someone saved the object meanwhile (409): their
+/// version, field by field, above the form that still holds the user's own input.
+pub fn conflict_notice(saved: Option<&[(&str, String)]>) -> Markup {
+    html! {
+        @if let Some(saved) = saved {
+            div.flash.error.conflict role="alert" {
+                p { strong { "Someone else saved this while you were editing." }
+                    " Nothing of yours was saved. Their version is below; your changes are still in the form. "
+                    "Save again to replace their version with yours, or cancel to keep theirs." }
+                dl.details.saved-version {
+                    @for (label, value) in saved {
+                        dt { (label) } dd.pre-line { (value) }
+                    }
+                }
+            }
         }
     }
 }

@@ -11,7 +11,13 @@ use crate::delivery::Progress;
 use crate::domain::{DeliveryStatus, FieldErrors, MailingStatus, PageRequest, Period};
 use crate::mailings::MailingForm;
 use crate::web::htmx::PageCtx;
-use crate::web::views::layout::{Input, csrf_field, datetime, field, pager, query_string};
+use crate::web::views::layout::{
+    Input, Swap, confirm_button, confirm_page, conflict_notice, csrf_field, datetime, field, pager,
+    query_string, version_field,
+};
+
+/// The `?status=` word of the archived list (not a status: an archived mailing keeps its own).
+pub const ARCHIVED: &str = "archived";
 
 fn badge(status: &str, label: &str) -> Markup {
     html! { span class={ "badge " (status) } { (label) } }
@@ -20,6 +26,8 @@ fn badge(status: &str, label: &str) -> Markup {
 pub struct ListView<'a> {
     pub rows: &'a [ListedMailing],
     pub status: Option<MailingStatus>,
+    /// The archived mailings (`?status=archived`) instead of the others.
+    pub archived: bool,
     pub page: PageRequest,
     pub total: i64,
     pub everyone: bool,
@@ -27,7 +35,11 @@ pub struct ListView<'a> {
 }
 
 pub fn list(view: &ListView<'_>) -> Markup {
-    let filter = view.status.map(|s| s.as_str()).unwrap_or("");
+    let filter = if view.archived {
+        ARCHIVED
+    } else {
+        view.status.map(|s| s.as_str()).unwrap_or("")
+    };
     html! {
         div.page-head {
             h1 { "Mailings" }
@@ -40,6 +52,12 @@ pub fn list(view: &ListView<'_>) -> Markup {
                 @if filter == s.as_str() { strong { (s.label()) } }
                 @else { a href={ "/mailings/?status=" (s.as_str()) } { (s.label()) } }
             }
+            " · "
+            @if view.archived { strong { "Archived" } }
+            @else { a href={ "/mailings/?status=" (ARCHIVED) } { "Archived" } }
+        }
+        @if view.archived {
+            p.hint { "Mailings deleted after they ran: their runs, delivery logs and figures are kept. Open one to restore it." }
         }
         div.table-wrap {
             table.list {
@@ -53,7 +71,10 @@ pub fn list(view: &ListView<'_>) -> Markup {
                         tr {
                             td { a href={ "/mailings/" (m.id) } { "#" (m.id) } }
                             td { a href={ "/mailings/" (m.id) } { (m.subject) } }
-                            td { (badge(&m.status, MailingStatus::parse(&m.status).map(|s| s.label()).unwrap_or("?"))) }
+                            td {
+                                (badge(&m.status, MailingStatus::parse(&m.status).map(|s| s.label()).unwrap_or("?")))
+                                @if view.archived { " " (badge(ARCHIVED, "Archived")) }
+                            }
                             td { (datetime(m.start_at, view.zone)) " → " (datetime(m.end_at, view.zone)) }
                             td { (Period::parse(&m.period).map(|p| p.label()).unwrap_or("?")) }
                             td.num { (m.recipients) }
@@ -84,6 +105,10 @@ pub struct FormView<'a> {
     pub candidates: &'a [ListedRecipient],
     pub matching: i64,
     pub zone: &'a str,
+    /// The other version when a save was refused as stale (409).
+    pub saved: Option<&'a [(&'a str, String)]>,
+    /// A run of the mailing is sending now (it keeps its content and audience).
+    pub sending: bool,
 }
 
 pub fn form(ctx: &PageCtx, view: &FormView<'_>) -> Markup {
@@ -93,8 +118,16 @@ pub fn form(ctx: &PageCtx, view: &FormView<'_>) -> Markup {
     html! {
         section {
             h1 { (view.title) }
+            (conflict_notice(view.saved))
+            @if view.sending {
+                div.flash.info role="status" {
+                    "A run of this mailing is sending now: it keeps the message and recipients it started with. "
+                    "A change saved here applies to the next run."
+                }
+            }
             form.stacked method="post" action=(view.action) {
                 (csrf_field(ctx))
+                (version_field(&view.form.version))
                 div.field {
                     label for="f-message_id" { "Message" }
                     select #f-message_id name="message_id" aria-invalid=[errors.get("message_id").map(|_| "true")] {
@@ -175,14 +208,28 @@ pub struct DetailView<'a> {
     pub zone: &'a str,
 }
 
+/// What "Delete" will do: a mailing that ran is archived (its history stays), else deleted.
+fn delete_question(id: i64, has_runs: bool) -> String {
+    if has_runs {
+        format!(
+            "Mailing #{id} has runs: it will be archived (hidden and never sent; its history and \
+             figures stay, and it can be restored). Go on?"
+        )
+    } else {
+        format!("Delete mailing #{id}? It has never run.")
+    }
+}
+
 pub fn detail(ctx: &PageCtx, view: &DetailView<'_>) -> Markup {
     let m = view.mailing;
     let open = m.status != MailingStatus::Finished;
+    let archived = m.archived_at.is_some();
     html! {
         section {
             div.page-head {
                 h1 { "Mailing #" (m.id) ": " (view.subject) }
                 (badge(m.status.as_str(), m.status.label()))
+                @if archived { " " (badge(ARCHIVED, "Archived")) }
             }
             dl.details {
                 dt { "Message" } dd { a href={ "/messages/" (m.message_id) } { (view.subject) } }
@@ -193,12 +240,16 @@ pub fn detail(ctx: &PageCtx, view: &DetailView<'_>) -> Markup {
                 dt { "Next run" } dd { @if let Some(at) = m.next_run_at.filter(|_| open) { (datetime(at, view.zone)) } @else { "—" } }
                 dt { "Last sent" } dd { @if let Some(at) = m.last_sent_at { (datetime(at, view.zone)) } @else { "never" } }
             }
+            @if archived {
+                div.flash.info role="status" {
+                    "This mailing is archived: it is out of the lists and is not sent; its runs, "
+                    "delivery log and figures are kept."
+                }
+            }
             div.actions {
-                @if view.can_change && open {
-                    form.inline method="post" action={ "/mailings/" (m.id) "/send" } {
-                        (csrf_field(ctx))
-                        button type="submit" { "Send now" }
-                    }
+                @if view.can_change && open && !archived {
+                    (confirm_button(&format!("/mailings/{}/send", m.id), "Send now",
+                        &format!("Send mailing #{} now to its {} recipient(s)?", m.id, view.recipients), "", Swap::Page))
                     form.inline method="post" action={ "/mailings/" (m.id) "/send" } {
                         (csrf_field(ctx))
                         input type="hidden" name="dry_run" value="1";
@@ -206,17 +257,19 @@ pub fn detail(ctx: &PageCtx, view: &DetailView<'_>) -> Markup {
                     }
                 }
                 @if view.can_disable && open {
-                    form.inline method="post" action={ "/mailings/" (m.id) "/disable" } {
-                        (csrf_field(ctx))
-                        button.danger type="submit" hx-post={ "/mailings/" (m.id) "/disable" } hx-target="body"
-                            hx-confirm="Finish this mailing now and cancel what is still pending?" { "Disable" }
-                    }
+                    (confirm_button(&format!("/mailings/{}/disable", m.id), "Disable",
+                        "Finish this mailing now and cancel what is still pending?", "danger", Swap::Page))
                 }
                 @if view.can_change {
                     a.button.secondary href={ "/mailings/" (m.id) "/edit" } { "Edit" }
-                    form.inline method="post" action={ "/mailings/" (m.id) "/delete" } {
-                        (csrf_field(ctx))
-                        button.danger type="submit" { "Delete" }
+                    @if archived {
+                        form.inline method="post" action={ "/mailings/" (m.id) "/restore" } {
+                            (csrf_field(ctx))
+                            button type="submit" { "Restore" }
+                        }
+                    } @else {
+                        (confirm_button(&format!("/mailings/{}/delete", m.id), "Delete",
+                            &delete_question(m.id, !view.runs.is_empty()), "danger", Swap::Page))
                     }
                 }
                 a.button.secondary href={ "/mailings/" (m.id) "/logs" } { "Delivery log" }
@@ -325,4 +378,79 @@ pub fn logs(
             p { a.button.secondary href={ "/mailings/" (m.id) } { "Back to the mailing" } }
         }
     }
+}
+
+/// The confirmation page of a mailing action (without JavaScript): what will happen and a
+/// button that does it.
+pub struct ConfirmView<'a> {
+    pub mailing: &'a Mailing,
+    pub subject: &'a str,
+    pub recipients: usize,
+    pub runs: i64,
+}
+
+/// "Delete": archived when it has runs, else deleted.
+pub fn delete_page(ctx: &PageCtx, view: &ConfirmView<'_>) -> Markup {
+    let m = view.mailing;
+    let (title, button, what) = if view.runs > 0 {
+        (
+            "Archive this mailing?",
+            "Archive",
+            html! {
+                p { "Mailing #" (m.id) " (" (view.subject) ") has " (view.runs) " run(s). "
+                    "Deleting it archives it: it leaves the mailing lists and is never sent again, "
+                    "while its runs, delivery log and figures in statistics and reports stay. "
+                    "You can restore it from " a href={ "/mailings/?status=" (ARCHIVED) } { "the archived mailings" } "." }
+            },
+        )
+    } else {
+        (
+            "Delete this mailing?",
+            "Delete",
+            html! {
+                p { "Mailing #" (m.id) " (" (view.subject) ") has never run: it is deleted with its list of "
+                    (view.recipients) " recipient(s). The message and the recipients themselves stay." }
+            },
+        )
+    };
+    confirm_page(
+        ctx,
+        title,
+        what,
+        &format!("/mailings/{}/delete", m.id),
+        Some(button),
+        &format!("/mailings/{}", m.id),
+    )
+}
+
+/// "Send now": mails every recipient of the mailing.
+pub fn send_page(ctx: &PageCtx, view: &ConfirmView<'_>) -> Markup {
+    let m = view.mailing;
+    confirm_page(
+        ctx,
+        "Send this mailing now?",
+        html! {
+            p { "Mailing #" (m.id) " (" (view.subject) ") is sent now to its "
+                (view.recipients) " recipient(s) (unsubscribed addresses are skipped)." }
+        },
+        &format!("/mailings/{}/send", m.id),
+        Some("Send now"),
+        &format!("/mailings/{}", m.id),
+    )
+}
+
+/// "Disable": finishes the mailing and cancels what is pending.
+pub fn disable_page(ctx: &PageCtx, view: &ConfirmView<'_>) -> Markup {
+    let m = view.mailing;
+    confirm_page(
+        ctx,
+        "Disable this mailing?",
+        html! {
+            p { "Mailing #" (m.id) " (" (view.subject) ") is finished now: it is never sent again, and "
+                "messages of its current run that are still pending are cancelled." }
+        },
+        &format!("/mailings/{}/disable", m.id),
+        Some("Disable"),
+        &format!("/mailings/{}", m.id),
+    )
 }

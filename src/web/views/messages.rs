@@ -8,7 +8,8 @@ use crate::domain::{FieldErrors, PageRequest};
 use crate::messages::MessageForm;
 use crate::web::htmx::PageCtx;
 use crate::web::views::layout::{
-    Input, csrf_field, datetime, delete_button, field, pager, query_string, textarea,
+    Input, Swap, confirm_button, confirm_page, conflict_notice, csrf_field, datetime,
+    delete_button, field, pager, query_string, textarea, version_field,
 };
 
 pub struct ListView<'a> {
@@ -21,7 +22,7 @@ pub struct ListView<'a> {
     pub zone: &'a str,
 }
 
-pub fn list(ctx: &PageCtx, view: &ListView<'_>) -> Markup {
+pub fn list(view: &ListView<'_>) -> Markup {
     html! {
         div.page-head {
             h1 { "Messages" }
@@ -34,11 +35,11 @@ pub fn list(ctx: &PageCtx, view: &ListView<'_>) -> Markup {
                 hx-target="#results" hx-push-url="true";
             button type="submit" { "Search" }
         }
-        (results(ctx, view))
+        (results(view))
     }
 }
 
-pub fn results(ctx: &PageCtx, view: &ListView<'_>) -> Markup {
+pub fn results(view: &ListView<'_>) -> Markup {
     html! {
         div #results {
             div.table-wrap {
@@ -61,7 +62,7 @@ pub fn results(ctx: &PageCtx, view: &ListView<'_>) -> Markup {
                                     @if (view.can_change)(m.owner_id) {
                                         a.button.secondary.small href={ "/messages/" (m.id) "/edit" } { "Edit" }
                                         @if m.mailings == 0 {
-                                            (delete_button(ctx, &format!("/messages/{}/delete", m.id), &format!("Delete the message {:?}?", m.subject)))
+                                            (delete_button(&format!("/messages/{}/delete", m.id), &format!("Delete the message {:?}?", m.subject)))
                                         } @else {
                                             span.muted title="Mailings use this message" { "in use" }
                                         }
@@ -83,26 +84,42 @@ pub fn results(ctx: &PageCtx, view: &ListView<'_>) -> Markup {
     }
 }
 
+/// What the message form shows besides the fields.
+#[derive(Default)]
+pub struct FormNotes<'a> {
+    /// The other version when a save was refused as stale (409).
+    pub saved: Option<&'a [(&'a str, String)]>,
+    /// Mailings using the message whose run is sending now.
+    pub sending: &'a [i64],
+}
+
 pub fn form(
     ctx: &PageCtx,
     action: &str,
     title: &str,
     form: &MessageForm,
     errors: &FieldErrors,
+    notes: &FormNotes<'_>,
 ) -> Markup {
     html! {
         section.narrow {
             h1 { (title) }
+            (conflict_notice(notes.saved))
+            @if !notes.sending.is_empty() {
+                (sending_notice(notes.sending))
+            }
             div.hint {
                 p { "Placeholders are replaced for each recipient: "
                     @for (i, p) in PLACEHOLDERS.iter().enumerate() {
                         @if i > 0 { " and " }
                         code { (p) }
                     }
-                    " (their name and e-mail address). They work in the subject and in both bodies." }
+                    " (their name and e-mail address; spaces inside the braces are fine). "
+                    "They work in the subject and in both bodies; any other placeholder is refused." }
             }
             form.stacked method="post" action=(action) {
                 (csrf_field(ctx))
+                (version_field(&form.version))
                 (field(Input::new("subject", "Subject").value(&form.subject).required().hint("One line, at most 255 characters."), errors))
                 (textarea("body", "Text", &form.body, 10, Some("Plain text: every recipient gets it."), errors))
                 (textarea("body_html", "HTML (optional)", &form.body_html, 8,
@@ -126,7 +143,6 @@ pub struct Preview<'a> {
 }
 
 pub fn detail(
-    ctx: &PageCtx,
     m: &Message,
     owner: &str,
     used_by: &[(i64, String)],
@@ -153,10 +169,8 @@ pub fn detail(
                 @if can_change {
                     a.button href={ "/messages/" (m.id) "/edit" } { "Edit" }
                     @if used_by.is_empty() {
-                        form.inline method="post" action={ "/messages/" (m.id) "/delete" } {
-                            (csrf_field(ctx))
-                            button.button.danger type="submit" { "Delete" }
-                        }
+                        (confirm_button(&format!("/messages/{}/delete", m.id), "Delete",
+                            &format!("Delete the message {:?}?", m.subject), "danger", Swap::Page))
                     } @else {
                         span.muted { "It cannot be deleted while mailings use it." }
                     }
@@ -176,4 +190,47 @@ pub fn detail(
             }
         }
     }
+}
+
+/// Says that runs sending now keep the content they started with.
+pub fn sending_notice(mailings: &[i64]) -> Markup {
+    html! {
+        div.flash.info role="status" {
+            "A run of "
+            @for (i, id) in mailings.iter().enumerate() {
+                @if i > 0 { ", " }
+                a href={ "/mailings/" (id) } { "mailing #" (id) }
+            }
+            " is sending now: it keeps the version it started with. A change saved here applies to the next run."
+        }
+    }
+}
+
+/// What deleting a message does, asked before it happens; a message in use cannot go.
+pub fn delete_page(ctx: &PageCtx, m: &Message, used_by: &[(i64, String)]) -> Markup {
+    let action = format!("/messages/{}/delete", m.id);
+    confirm_page(
+        ctx,
+        if used_by.is_empty() {
+            "Delete this message?"
+        } else {
+            "This message cannot be deleted"
+        },
+        html! {
+            p { strong { (m.subject) } }
+            @if used_by.is_empty() {
+                p { "The message and its text are deleted. No mailing uses it." }
+            } @else {
+                p { "Mailings use it (their runs and statistics refer to it): "
+                    @for (i, (id, status)) in used_by.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        a href={ "/mailings/" (id) } { "mailing #" (id) } " (" (status) ")"
+                    }
+                    ". A mailing that never ran can be deleted first; one that ran keeps its message with its history." }
+            }
+        },
+        &action,
+        used_by.is_empty().then_some("Delete"),
+        &format!("/messages/{}", m.id),
+    )
 }

@@ -8,7 +8,8 @@ use crate::recipients::RecipientForm;
 use crate::recipients::csv_io::Rejected;
 use crate::web::htmx::PageCtx;
 use crate::web::views::layout::{
-    Input, csrf_field, datetime, delete_button, field, pager, query_string, textarea,
+    Input, Swap, confirm_button, confirm_page, conflict_notice, csrf_field, datetime,
+    delete_button, field, pager, query_string, textarea, version_field,
 };
 
 /// What the list page shows.
@@ -32,7 +33,7 @@ fn sort_name(sort: Sort) -> &'static str {
     }
 }
 
-pub fn list(ctx: &PageCtx, view: &ListView<'_>) -> Markup {
+pub fn list(view: &ListView<'_>) -> Markup {
     let export = format!("/clients/export.csv?{}", query_string(&[("q", view.q)]));
     html! {
         div.page-head {
@@ -52,12 +53,12 @@ pub fn list(ctx: &PageCtx, view: &ListView<'_>) -> Markup {
             button type="submit" { "Search" }
             span.htmx-indicator { "Searching…" }
         }
-        (results(ctx, view))
+        (results(view))
     }
 }
 
 /// The part active search replaces: sort links, table and pager.
-pub fn results(ctx: &PageCtx, view: &ListView<'_>) -> Markup {
+pub fn results(view: &ListView<'_>) -> Markup {
     let link = |sort: Sort| {
         format!(
             "/clients/?{}",
@@ -83,7 +84,7 @@ pub fn results(ctx: &PageCtx, view: &ListView<'_>) -> Markup {
                         }
                     }
                     tbody {
-                        @for r in view.rows { (row(ctx, r, view)) }
+                        @for r in view.rows { (row(r, view)) }
                         @if view.rows.is_empty() {
                             tr { td colspan="6" {
                                 @if view.q.is_empty() { "No recipients yet. " a href="/clients/new" { "Add the first one" } " or " a href="/clients/import" { "import a CSV file" } "." }
@@ -98,7 +99,7 @@ pub fn results(ctx: &PageCtx, view: &ListView<'_>) -> Markup {
     }
 }
 
-fn row(ctx: &PageCtx, r: &ListedRecipient, view: &ListView<'_>) -> Markup {
+fn row(r: &ListedRecipient, view: &ListView<'_>) -> Markup {
     let comment: String = r.comment.chars().take(80).collect();
     html! {
         tr id={ "recipient-" (r.id) } {
@@ -113,25 +114,29 @@ fn row(ctx: &PageCtx, r: &ListedRecipient, view: &ListView<'_>) -> Markup {
             td.actions {
                 @if (view.can_change)(r.owner_id) {
                     a.button.secondary.small href={ "/clients/" (r.id) "/edit" } { "Edit" }
-                    (delete_button(ctx, &format!("/clients/{}/delete", r.id), &format!("Delete {}?", r.email)))
+                    (delete_button(&format!("/clients/{}/delete", r.id), &format!("Delete {}?", r.email)))
                 }
             }
         }
     }
 }
 
+/// The recipient form; `saved` is the other version when a save was refused as stale (409).
 pub fn form(
     ctx: &PageCtx,
     action: &str,
     title: &str,
     form: &RecipientForm,
     errors: &FieldErrors,
+    saved: Option<&[(&str, String)]>,
 ) -> Markup {
     html! {
         section.narrow {
             h1 { (title) }
+            (conflict_notice(saved))
             form.stacked method="post" action=(action) {
                 (csrf_field(ctx))
+                (version_field(&form.version))
                 (field(Input::new("email", "E-mail").kind("email").value(&form.email).required(), errors))
                 (field(Input::new("full_name", "Full name").value(&form.full_name).required().hint("At least 2 characters."), errors))
                 (textarea("comment", "Comment", &form.comment, 3, Some("Optional, for you only; at most 2000 characters."), errors))
@@ -144,7 +149,7 @@ pub fn form(
     }
 }
 
-pub fn detail(ctx: &PageCtx, r: &ListedRecipient, can_change: bool, zone: &str) -> Markup {
+pub fn detail(r: &ListedRecipient, can_change: bool, zone: &str) -> Markup {
     html! {
         section.narrow {
             h1 { (r.full_name) }
@@ -157,10 +162,8 @@ pub fn detail(ctx: &PageCtx, r: &ListedRecipient, can_change: bool, zone: &str) 
             p.actions {
                 @if can_change {
                     a.button href={ "/clients/" (r.id) "/edit" } { "Edit" }
-                    form.inline method="post" action={ "/clients/" (r.id) "/delete" } {
-                        (csrf_field(ctx))
-                        button.button.danger type="submit" { "Delete" }
-                    }
+                    (confirm_button(&format!("/clients/{}/delete", r.id), "Delete",
+                        &format!("Delete {}?", r.email), "danger", Swap::Page))
                 } @else {
                     span.muted { "Read-only: this recipient belongs to " (r.owner_email) "." }
                 }
@@ -168,6 +171,23 @@ pub fn detail(ctx: &PageCtx, r: &ListedRecipient, can_change: bool, zone: &str) 
             }
         }
     }
+}
+
+/// What deleting a recipient does, asked before it happens.
+pub fn delete_page(ctx: &PageCtx, r: &ListedRecipient) -> Markup {
+    let action = format!("/clients/{}/delete", r.id);
+    confirm_page(
+        ctx,
+        "Delete this recipient?",
+        html! {
+            p { strong { (r.full_name) } " <" (r.email) ">" }
+            p { "The recipient leaves your list and the audiences of your mailings. "
+                "Delivery logs and statistics keep what was already sent to this address." }
+        },
+        &action,
+        Some("Delete"),
+        &format!("/clients/{}", r.id),
+    )
 }
 
 pub fn import(ctx: &PageCtx, error: Option<&str>) -> Markup {

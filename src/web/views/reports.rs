@@ -22,7 +22,11 @@ fn percent(value: Option<f64>) -> String {
 }
 
 fn status_label(word: &str) -> &str {
-    MailingStatus::parse(word).map_or(word, |s| s.label())
+    match word {
+        // Deleted after it ran: its figures stay (SPEC §12).
+        "archived" => "Archived",
+        _ => MailingStatus::parse(word).map_or(word, |s| s.label()),
+    }
 }
 
 /// A card with one figure; `id` lets tests and scripts find it.
