@@ -118,6 +118,7 @@ pub fn compose_parts(
             .from(head.from.clone())
             .subject(subject)
             .message_id(Some(message_id(part)))
+            .raw_header(crate::mail::auto_submitted())
             .raw_header(header("X-Autosend-Request-Id", report.request_id()))
             .raw_header(header("X-Autosend-Fingerprint", &report.fingerprint))
             .raw_header(header("X-Autosend-Part", &position));

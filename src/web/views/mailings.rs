@@ -167,6 +167,8 @@ pub struct DetailView<'a> {
     pub mailing: &'a Mailing,
     pub subject: &'a str,
     pub owner: &'a str,
+    /// The owner's account is deactivated: the mailing waits.
+    pub owner_paused: bool,
     pub recipients: usize,
     pub runs: &'a [Run],
     pub progress: Option<&'a Progress>,
@@ -192,6 +194,14 @@ pub fn detail(ctx: &PageCtx, view: &DetailView<'_>) -> Markup {
                 dt { "Recipients" } dd { (view.recipients) }
                 dt { "Next run" } dd { @if let Some(at) = m.next_run_at.filter(|_| open) { (datetime(at, view.zone)) } @else { "—" } }
                 dt { "Last sent" } dd { @if let Some(at) = m.last_sent_at { (datetime(at, view.zone)) } @else { "never" } }
+            }
+            @if view.owner_paused && open {
+                div.flash.error role="status" { p {
+                    strong { "Paused: " }
+                    "the owner's account (" (view.owner) ") is deactivated. Nothing is sent — no run "
+                    "starts and a running run sends nothing more; what is pending stays pending — "
+                    "until a superuser activates the account again."
+                } }
             }
             div.actions {
                 @if view.can_change && open {
