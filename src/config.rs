@@ -796,6 +796,34 @@ mod tests {
     const KEY: &str = "0123456789abcdef0123456789abcdef";
 
     #[test]
+    fn the_helo_name_is_set_or_the_base_urls_domain_never_an_ip_or_a_bare_name() {
+        let helo = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("SECRET_KEY", KEY)];
+            all.extend_from_slice(pairs);
+            Settings::from_vars(&vars(&all)).map(|s| s.smtp.helo_name)
+        };
+        assert_eq!(
+            helo(&[("SMTP_HELO_NAME", "Relay.Example.NET")]).unwrap(),
+            Some("relay.example.net".into())
+        );
+        assert_eq!(
+            helo(&[("BASE_URL", "https://mail.example.org:8443/x")]).unwrap(),
+            Some("mail.example.org".into())
+        );
+        // An IP or a name without a dot is no FQDN: the machine's name if it is one, else
+        // (None) each connection says its address literal.
+        for base in ["http://127.0.0.1:8000", "http://[::1]:8000", "http://localhost:8000"] {
+            let name = helo(&[("BASE_URL", base)]).unwrap();
+            assert!(name.as_deref().is_none_or(is_domain_name), "{base}: {name:?}");
+            assert_ne!(name.as_deref(), Some("localhost"));
+        }
+        for bad in ["vm", "localhost", "192.0.2.1", "a..b", "-a.example", "has space.org"] {
+            let err = helo(&[("SMTP_HELO_NAME", bad)]).unwrap_err().to_string();
+            assert!(err.contains("SMTP_HELO_NAME"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn defaults_are_the_embedded_ones() {
         let s = Settings::from_vars(&vars(&[("SECRET_KEY", KEY)])).unwrap();
         assert_eq!(s.bind.to_string(), "127.0.0.1:8000");

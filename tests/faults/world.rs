@@ -21,6 +21,12 @@ use crate::pg::PgDatabase;
 use crate::sink::free_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_autosend");
+
+/// The binary under test: this build's, or `AUTOSEND_BIN` (another build of autosend, to
+/// measure the same scenario on an older version for RELIABILITY.md).
+fn bin() -> String {
+    test_env("AUTOSEND_BIN").unwrap_or_else(|| BIN.to_string())
+}
 const SECRET_KEY: &str = "fault-test-secret-key-0123456789abcdef-0123";
 pub const PASSWORD: &str = "correct horse battery";
 pub const OWNER: &str = "owner@example.com";
@@ -179,7 +185,7 @@ impl World {
         let n = self.spawned.fetch_add(1, Ordering::Relaxed);
         let log = self.dir.path().join(format!("{}-{n}.out", args[0]));
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(BIN)
+        let child = Command::new(bin())
             .args(args)
             .current_dir(self.dir.path())
             .env_clear()
@@ -280,6 +286,24 @@ impl Autosend {
     /// SIGKILL: no shutdown, no flush, leases left as they were.
     pub async fn kill(&mut self) {
         self.child.kill().await.expect("autosend is killed");
+    }
+
+    /// Sends `signal` (`TERM`, `HUP`, `INT`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("the process is running").to_string();
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits (at most `within`) for the process to exit on its own.
+    pub async fn exited(&mut self, within: Duration) -> std::process::ExitStatus {
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(status) => status.unwrap(),
+            Err(_) => panic!("the process did not exit in time:\n{}", self.output()),
+        }
     }
 
     /// What the process printed so far.
