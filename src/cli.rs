@@ -33,12 +33,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the web application and the scheduler until SIGTERM/SIGINT.
+    /// Serve the web application and the scheduler until SIGTERM, SIGINT or SIGHUP (each a
+    /// graceful stop: unsent claimed deliveries go back to pending).
     ///
     /// The scheduler ticks every SCHEDULER_INTERVAL_SECS; 0 leaves it out (run
     /// `autosend scheduler` elsewhere, or `send-due` from cron).
     Serve,
-    /// Run only the scheduler (no web server) until SIGTERM/SIGINT.
+    /// Run only the scheduler (no web server) until SIGTERM, SIGINT or SIGHUP.
     Scheduler,
     /// Run one scheduler tick (start due mailings, send what is due), then exit.
     SendDue,

@@ -812,12 +812,26 @@ mod tests {
         );
         // An IP or a name without a dot is no FQDN: the machine's name if it is one, else
         // (None) each connection says its address literal.
-        for base in ["http://127.0.0.1:8000", "http://[::1]:8000", "http://localhost:8000"] {
+        for base in [
+            "http://127.0.0.1:8000",
+            "http://[::1]:8000",
+            "http://localhost:8000",
+        ] {
             let name = helo(&[("BASE_URL", base)]).unwrap();
-            assert!(name.as_deref().is_none_or(is_domain_name), "{base}: {name:?}");
+            assert!(
+                name.as_deref().is_none_or(is_domain_name),
+                "{base}: {name:?}"
+            );
             assert_ne!(name.as_deref(), Some("localhost"));
         }
-        for bad in ["vm", "localhost", "192.0.2.1", "a..b", "-a.example", "has space.org"] {
+        for bad in [
+            "vm",
+            "localhost",
+            "192.0.2.1",
+            "a..b",
+            "-a.example",
+            "has space.org",
+        ] {
             let err = helo(&[("SMTP_HELO_NAME", bad)]).unwrap_err().to_string();
             assert!(err.contains("SMTP_HELO_NAME"), "{bad}: {err}");
         }

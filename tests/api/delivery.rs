@@ -1041,7 +1041,10 @@ async fn through_smtp_a_5xx_fails_at_once_and_a_4xx_is_retried_until_sent() {
     assert_eq!(received, ["ok@example.com", "tempfail@example.com"]);
     let (_, raw) = &sink.received()[0];
     assert!(raw.contains("List-Unsubscribe: <http://"), "{raw}");
-    assert!(!raw.contains("List-Unsubscribe-Post"), "no one-click over http");
+    assert!(
+        !raw.contains("List-Unsubscribe-Post"),
+        "no one-click over http"
+    );
     assert!(raw.contains("Subject: Hello Some One"), "{raw}");
 }
 
@@ -1303,7 +1306,10 @@ async fn unsubscribe_links_do_not_show_the_address_and_old_links_still_work() {
         }
         let path = url::Url::parse(&link).unwrap().path().to_string();
         let page = w.app.get(&path).await.text().await.unwrap();
-        assert!(page.contains(email.as_str()), "the page (not the URL) names it");
+        assert!(
+            page.contains(email.as_str()),
+            "the page (not the URL) names it"
+        );
         if email == "anna.karenina@example.com" {
             let resp = provider
                 .post(w.app.url(&path))
@@ -1384,14 +1390,24 @@ async fn a_deactivated_owners_mailings_wait_until_the_owner_is_active_again() {
         "the running run's rows stay pending, not cancelled"
     );
     for id in [due, going] {
-        let page = w.app.get(&format!("/mailings/{id}")).await.text().await.unwrap();
+        let page = w
+            .app
+            .get(&format!("/mailings/{id}"))
+            .await
+            .text()
+            .await
+            .unwrap();
         assert!(page.contains("Paused:"), "{page}");
         assert!(page.contains("deactivated"));
     }
 
     set_owner_active(&w, true).await;
     let tick = w.tick_at(T0 + MINUTE).await;
-    assert_eq!(tick.started.len(), 1, "the due mailing starts now: {tick:?}");
+    assert_eq!(
+        tick.started.len(),
+        1,
+        "the due mailing starts now: {tick:?}"
+    );
     assert_eq!(tick.sent.sent, 4, "{tick:?}");
     assert_eq!(w.app.outbox.messages().len(), 4);
     assert_eq!(w.run(started.run_id).await.status, RunStatus::Success);

@@ -195,7 +195,10 @@ async fn account_mail_and_reports_carry_date_message_id_and_auto_submitted() {
         assert!(!mails.is_empty(), "no {what} mail");
         for raw in mails {
             assert_dated_and_identified(&raw, &install, what);
-            assert!(ids.insert(header_value(&raw, "Message-ID")), "{what}: id reused");
+            assert!(
+                ids.insert(header_value(&raw, "Message-ID")),
+                "{what}: id reused"
+            );
             let auto = header_value(&raw, "Auto-Submitted");
             if report {
                 assert_eq!(auto.as_deref(), Some("auto-generated"), "{what}");
@@ -251,4 +254,24 @@ async fn quoted_local_parts_and_address_literals_are_refused_at_input() {
     }
     let list = app.get("/clients/").await.text().await.unwrap();
     assert!(!list.contains("anna"), "nothing was saved");
+}
+
+#[tokio::test]
+async fn check_warns_when_one_click_unsubscribe_is_off_because_base_url_is_not_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) =
+        crate::cli::output(crate::cli::autosend(dir.path(), &["check"], &[])).await;
+    assert_eq!(code, 0, "a warning, not a failure: {stdout}{stderr}");
+    assert!(
+        stdout.contains("warning: BASE_URL") && stdout.contains("List-Unsubscribe-Post"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = crate::cli::output(crate::cli::autosend(
+        dir.path(),
+        &["check"],
+        &[("BASE_URL", "https://mail.example.org")],
+    ))
+    .await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(!stdout.contains("warning: BASE_URL"), "{stdout}");
 }

@@ -91,8 +91,7 @@ async fn kill_and_restart(w: World, label: &str) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let unsent_at_60s =
-        unsent_at_60s.unwrap_or_else(|| RECIPIENTS - sink.per_recipient().len());
+    let unsent_at_60s = unsent_at_60s.unwrap_or_else(|| RECIPIENTS - sink.per_recipient().len());
     eprintln!(
         "{label}: kill -9 at {received_at_kill}/{RECIPIENTS} received; {held} rows held, \
          lease ending {} ms after the kill; {unsent_at_60s} unsent 60 s after the restart",
@@ -102,13 +101,12 @@ async fn kill_and_restart(w: World, label: &str) {
     let run = w
         .finished_run(mailing, Duration::from_secs(150), "the run finished")
         .await;
-    let last_sent: i64 = sqlx::query_scalar(
-        "SELECT MAX(finished_at) FROM deliveries WHERE mailing_id = $1",
-    )
-    .bind(mailing)
-    .fetch_one(&w.db.pool)
-    .await
-    .unwrap();
+    let last_sent: i64 =
+        sqlx::query_scalar("SELECT MAX(finished_at) FROM deliveries WHERE mailing_id = $1")
+            .bind(mailing)
+            .fetch_one(&w.db.pool)
+            .await
+            .unwrap();
     let counts = sink.per_recipient();
     let received: usize = counts.values().sum();
     let duplicates = received - counts.len();
@@ -120,7 +118,10 @@ async fn kill_and_restart(w: World, label: &str) {
 
     // The bound, from the database: a killed sender's rows are held at most one lease (the
     // heartbeat renews them to now + LEASE, never further), whatever the batch size.
-    assert!(held > 0, "the kill left claimed rows (else this proves nothing)");
+    assert!(
+        held > 0,
+        "the kill left claimed rows (else this proves nothing)"
+    );
     let lease_end = lease_end.unwrap();
     assert!(
         lease_end - killed_at <= LEASE_MS + 1_000,
@@ -182,9 +183,11 @@ async fn sigterm_mid_run_leaves_no_row_sending_and_the_restart_resumes_at_once()
     let page = format!("/mailings/{mailing}");
     let status = post_form(&browser, &serve, &page, &format!("{page}/send")).await;
     assert_eq!(status, 303, "send now");
-    wait_until("the sink has 300 messages", Duration::from_secs(60), || async {
-        sink.count() >= 300
-    })
+    wait_until(
+        "the sink has 300 messages",
+        Duration::from_secs(60),
+        || async { sink.count() >= 300 },
+    )
     .await;
     serve.signal("TERM");
     let exit = serve.exited(Duration::from_secs(40)).await;
@@ -201,10 +204,17 @@ async fn sigterm_mid_run_leaves_no_row_sending_and_the_restart_resumes_at_once()
         "SIGTERM at {} received: exit {exit}; {held} rows left sending, {pending} pending",
         sink.count()
     );
-    assert!(exit.success(), "a graceful stop exits 0: {exit}\n{}", serve.output());
+    assert!(
+        exit.success(),
+        "a graceful stop exits 0: {exit}\n{}",
+        serve.output()
+    );
     assert_eq!(held, 0, "rows left `sending` after SIGTERM");
     assert!(pending > 0, "the stop came after the run");
-    assert_eq!(tried, 0, "given-back rows keep their attempt count (none was tried)");
+    assert_eq!(
+        tried, 0,
+        "given-back rows keep their attempt count (none was tried)"
+    );
 
     // The restart resumes the run (the scheduler drives every running run) and nothing that
     // was sent before the stop goes out again.
@@ -216,7 +226,10 @@ async fn sigterm_mid_run_leaves_no_row_sending_and_the_restart_resumes_at_once()
     let counts = sink.per_recipient();
     let received: usize = counts.values().sum();
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
-    assert!(emails.iter().all(|e| counts.contains_key(e)), "everyone got it");
+    assert!(
+        emails.iter().all(|e| counts.contains_key(e)),
+        "everyone got it"
+    );
     assert_eq!(received, RECIPIENTS, "a graceful stop sends nothing twice");
 }
 
@@ -231,5 +244,9 @@ async fn sighup_stops_gracefully_instead_of_killing_the_process() {
         "SIGHUP is a graceful stop: {exit}\n{}",
         serve.output()
     );
-    assert!(serve.output().contains("SIGHUP received"), "{}", serve.output());
+    assert!(
+        serve.output().contains("SIGHUP received"),
+        "{}",
+        serve.output()
+    );
 }
