@@ -97,6 +97,14 @@ impl World {
         .unwrap()
     }
 
+    /// A `once` mailing to `emails` (new recipients), sent by a tick at T0: what went out.
+    async fn mail_once(&self, emails: &[&str]) -> Vec<autosend::mail::SentEmail> {
+        let ids = self.recipients(emails).await;
+        self.mailing(&ids, T0, T0 + DAY, Period::Once).await;
+        self.tick_at(T0).await;
+        self.app.outbox.messages()
+    }
+
     async fn tick_at(&self, at: i64) -> TickOutcome {
         self.clock.set(at);
         scheduler::tick(&self.app.state, &self.clock).await.unwrap()
@@ -170,6 +178,17 @@ fn header(raw: &str, name: &str) -> String {
         .headers
         .get_first_value(name)
         .unwrap_or_else(|| panic!("{name} header in {raw}"))
+}
+
+/// A mail provider's RFC 8058 one-click POST: no cookie, no CSRF token, just the link.
+async fn one_click(app: &TestApp, path: &str) -> reqwest::Response {
+    crate::helpers::client()
+        .post(app.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap()
 }
 
 fn statuses(deliveries: &[Delivery]) -> Vec<(String, DeliveryStatus)> {
@@ -784,16 +803,9 @@ async fn the_unsubscribe_page_asks_on_get_and_unsubscribes_on_post() {
         "GET changes nothing"
     );
 
-    // A mail provider's one-click POST: no cookie, no CSRF token, just the signed link.
     let provider = crate::helpers::client();
     for _ in 0..2 {
-        let resp = provider
-            .post(w.app.url(&path))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("List-Unsubscribe=One-Click")
-            .send()
-            .await
-            .unwrap();
+        let resp = one_click(&w.app, &path).await;
         assert_eq!(resp.status(), 200);
         assert!(resp.text().await.unwrap().contains("You are unsubscribed"));
     }
@@ -1173,10 +1185,7 @@ async fn over_https_mailings_offer_one_click_unsubscribe() {
         .await,
     )
     .await;
-    let ids = w.recipients(&["ann@example.com"]).await;
-    w.mailing(&ids, T0, T0 + DAY, Period::Once).await;
-    w.tick_at(T0).await;
-    let raw = &w.app.outbox.messages()[0].raw;
+    let raw = &w.mail_once(&["ann@example.com"]).await[0].raw;
     assert_eq!(
         header(raw, "List-Unsubscribe-Post"),
         "List-Unsubscribe=One-Click"
@@ -1200,10 +1209,8 @@ async fn two_installs_never_share_a_message_id_and_instances_of_one_do() {
     .await;
     let mut ids = Vec::new();
     for w in [&one, &other] {
-        let r = w.recipients(&["ann@example.com"]).await;
-        w.mailing(&r, T0, T0 + DAY, Period::Once).await;
-        w.tick_at(T0).await;
-        ids.push(header(&w.app.outbox.messages()[0].raw, "Message-ID"));
+        let sent = w.mail_once(&["ann@example.com"]).await;
+        ids.push(header(&sent[0].raw, "Message-ID"));
     }
     // Same delivery and run ids on both (fresh databases), different installs.
     assert!(ids[0].starts_with("<delivery-1.1."), "{ids:?}");
@@ -1271,14 +1278,10 @@ fn encodings_of(text: &str) -> Vec<String> {
 #[tokio::test]
 async fn unsubscribe_links_do_not_show_the_address_and_old_links_still_work() {
     let w = world().await;
-    let ids = w
-        .recipients(&["anna.karenina@example.com", "levin@example.com"])
+    let sent = w
+        .mail_once(&["anna.karenina@example.com", "levin@example.com"])
         .await;
-    w.mailing(&ids, T0, T0 + DAY, Period::Once).await;
-    w.tick_at(T0).await;
-    let sent = w.app.outbox.messages();
     assert_eq!(sent.len(), 2);
-    let provider = crate::helpers::client();
     for mail in &sent {
         let email = &mail.to[0];
         let link = header(&mail.raw, "List-Unsubscribe")
@@ -1311,13 +1314,7 @@ async fn unsubscribe_links_do_not_show_the_address_and_old_links_still_work() {
             "the page (not the URL) names it"
         );
         if email == "anna.karenina@example.com" {
-            let resp = provider
-                .post(w.app.url(&path))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body("List-Unsubscribe=One-Click")
-                .send()
-                .await
-                .unwrap();
+            let resp = one_click(&w.app, &path).await;
             assert_eq!(resp.status(), 200);
         }
     }
@@ -1334,13 +1331,7 @@ async fn unsubscribe_links_do_not_show_the_address_and_old_links_still_work() {
         w.owner,
         "levin@example.com",
     );
-    let resp = provider
-        .post(w.app.url(&format!("/u/{old}")))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
+    let resp = one_click(&w.app, &format!("/u/{old}")).await;
     assert_eq!(resp.status(), 200);
     assert!(
         unsubscribes::is_unsubscribed(db, w.owner, "levin@example.com")

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use autosend::domain::RunStatus;
 
 use crate::sink::{Sink, free_port, python_with_aiosmtpd};
-use crate::world::{Autosend, World, http_client, login, wait_until};
+use crate::world::{Autosend, World, csrf_token_of, http_client, login, wait_until};
 
 const RECIPIENTS: usize = 1_500;
 const CONCURRENCY: usize = 4;
@@ -146,20 +146,10 @@ async fn kill_and_restart(w: World, label: &str) {
 
 /// GETs `page` for its CSRF token and POSTs the form `action` with it.
 async fn post_form(client: &reqwest::Client, app: &Autosend, page: &str, action: &str) -> u16 {
-    let html = client
-        .get(app.url(page))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let marker = r#"name="csrf-token" content=""#;
-    let start = html.find(marker).expect("a csrf-token meta tag") + marker.len();
-    let token = &html[start..start + html[start..].find('"').unwrap()];
+    let token = csrf_token_of(client, app, page).await;
     client
         .post(app.url(action))
-        .form(&[("csrf_token", token)])
+        .form(&[("csrf_token", token.as_str())])
         .send()
         .await
         .unwrap()

@@ -325,8 +325,24 @@ pub fn http_client() -> reqwest::Client {
 
 /// Logs `client` in as [`OWNER`] on `app`.
 pub async fn login(client: &reqwest::Client, app: &Autosend) {
+    let token = csrf_token_of(client, app, "/users/login").await;
+    let resp = client
+        .post(app.url("/users/login"))
+        .form(&[
+            ("email", OWNER),
+            ("password", PASSWORD),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "login failed");
+}
+
+/// The CSRF token of the page at `path` (its `csrf-token` meta tag), as `client` sees it.
+pub async fn csrf_token_of(client: &reqwest::Client, app: &Autosend, path: &str) -> String {
     let html = client
-        .get(app.url("/users/login"))
+        .get(app.url(path))
         .send()
         .await
         .unwrap()
@@ -335,18 +351,7 @@ pub async fn login(client: &reqwest::Client, app: &Autosend) {
         .unwrap();
     let marker = r#"name="csrf-token" content=""#;
     let start = html.find(marker).expect("a csrf-token meta tag") + marker.len();
-    let token = &html[start..start + html[start..].find('"').unwrap()];
-    let resp = client
-        .post(app.url("/users/login"))
-        .form(&[
-            ("email", OWNER),
-            ("password", PASSWORD),
-            ("csrf_token", token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303, "login failed");
+    html[start..start + html[start..].find('"').unwrap()].to_string()
 }
 
 /// Polls `check` every 50 ms until it holds; panics naming `what` after `within`.
