@@ -269,11 +269,12 @@ fn looks_encoded(text: &str) -> bool {
 
 /// `text` as RFC 2047 base64 encoded words, each at most 75 characters, folded.
 fn encoded_words(text: &str) -> String {
-    // 45 bytes of UTF-8 make 60 of base64, which with `=?utf-8?b?` and `?=` is 72.
+    // 39 bytes of UTF-8 make 52 of base64: with `=?utf-8?b?` and `?=` 64, and a line with
+    // `Subject: ` in front stays under 78.
     let mut words = Vec::new();
     let mut start = 0;
     while start < text.len() {
-        let mut end = (start + 45).min(text.len());
+        let mut end = (start + 39).min(text.len());
         while !text.is_char_boundary(end) {
             end -= 1;
         }
@@ -283,9 +284,9 @@ fn encoded_words(text: &str) -> String {
     words.join("\r\n ")
 }
 
-/// Makes the `Subject` and the display name of `To` reach readers as typed even when they
-/// look like encoded words: such values are written encoded, so decoding gives them back.
-pub fn keep_literal(message: &mut Message, subject: &str, to: &Mailbox) {
+/// Makes the `Subject` reach readers as typed even when it looks like encoded words: such a
+/// subject is written encoded, so decoding gives it back.
+pub fn keep_subject_literal(message: &mut Message, subject: &str) {
     if looks_encoded(subject) {
         message
             .headers_mut()
@@ -295,6 +296,11 @@ pub fn keep_literal(message: &mut Message, subject: &str, to: &Mailbox) {
                 encoded_words(subject),
             ));
     }
+}
+
+/// [`keep_subject_literal`], and the same for the display name of `To`.
+pub fn keep_literal(message: &mut Message, subject: &str, to: &Mailbox) {
+    keep_subject_literal(message, subject);
     if let Some(name) = to.name.as_deref().filter(|n| looks_encoded(n)) {
         message
             .headers_mut()
@@ -351,6 +357,25 @@ pub fn test_email(from: &Mailbox, to: &[Mailbox], subject_prefix: &str) -> anyho
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_that_looks_like_encoded_words_is_encoded_and_decodes_as_typed() {
+        use mailparse::MailHeaderMap;
+        let typed = "=?utf-8?b?SGk=?= and a long tail ".repeat(4) + "… ünïcödé";
+        let to = Mailbox::new(
+            Some("=?utf-8?q?Admin?=".into()),
+            "a@example.com".parse().unwrap(),
+        );
+        let message = compose(&to, &to, &typed, "b".into(), None).unwrap();
+        let raw = message.formatted();
+        let parsed = mailparse::parse_mail(&raw).unwrap();
+        assert_eq!(parsed.headers.get_first_value("Subject").unwrap(), typed);
+        let to_header = parsed.headers.get_first_value("To").unwrap();
+        assert_eq!(to_header, "=?utf-8?q?Admin?= <a@example.com>");
+        for line in String::from_utf8(raw).unwrap().lines() {
+            assert!(line.len() <= 78, "folded: {line}");
+        }
+    }
 
     #[test]
     fn plain_text_is_declared_utf8_and_kept_exact() {
