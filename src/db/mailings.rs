@@ -350,7 +350,8 @@ pub struct DueMailing {
 
 /// Due mailings (SPEC §7: not finished, `start_at ≤ now < end_at`, `next_run_at ≤ now`)
 /// without an active run — one still going delays the next rather than losing it — oldest
-/// due first.
+/// due first. A deactivated owner's mailings are not due: they wait, still due, until the
+/// owner is active again.
 pub async fn due(db: &Db, now: i64, limit: i64) -> anyhow::Result<Vec<DueMailing>> {
     #[derive(FromRow)]
     struct Row {
@@ -366,7 +367,7 @@ pub async fn due(db: &Db, now: i64, limit: i64) -> anyhow::Result<Vec<DueMailing
         "SELECT m.id, m.owner_id, m.start_at, m.end_at, m.period, m.next_run_at, u.time_zone \
          FROM mailings m JOIN users u ON u.id = m.owner_id \
          WHERE m.status <> 'finished' AND m.start_at <= $1 AND m.end_at > $1 \
-           AND m.next_run_at <= $1 AND m.archived_at IS NULL \
+           AND m.next_run_at <= $1 AND m.archived_at IS NULL AND u.is_active = 1 \
            AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.mailing_id = m.id AND r.status = 'running') \
          ORDER BY m.next_run_at, m.id LIMIT $2",
     )

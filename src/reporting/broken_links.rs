@@ -206,7 +206,8 @@ pub fn compose(link: &MaskedLink, settings: &Settings) -> anyhow::Result<Message
     ));
     let mut builder = Message::builder()
         .from(settings.server_email.clone())
-        .subject(subject);
+        .subject(subject)
+        .raw_header(crate::mail::auto_submitted());
     for manager in &settings.managers {
         builder = builder.to(manager.clone());
     }

@@ -685,7 +685,8 @@ impl ReportWorker {
         }
         let mut builder = Message::builder()
             .from(settings.server_email.clone())
-            .subject(subject);
+            .subject(subject)
+            .raw_header(crate::mail::auto_submitted());
         for admin in &settings.admins {
             builder = builder.to(admin.clone());
         }

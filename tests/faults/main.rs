@@ -11,6 +11,7 @@ mod outages;
 #[path = "../support/pg.rs"]
 mod pg;
 mod proxy;
+mod resume;
 #[path = "../support/sink.rs"]
 mod sink;
 mod world;
