@@ -95,7 +95,7 @@ pub async fn create_mailing(db: &Db, new: &NewMailing, now: i64) -> Result<i64, 
     if new.start_at >= new.end_at {
         return Err(MailingError::EmptyWindow);
     }
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     // INSERT … SELECT from the owner's messages: another user's message inserts nothing.
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO mailings (owner_id, message_id, start_at, end_at, period, status, \
@@ -151,7 +151,7 @@ pub async fn update_mailing(
             .map(to_ms)
             .or(Some(changes.start_at).filter(|_| changes.period == Period::Once)),
     };
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     let done = sqlx::query(
         "UPDATE mailings SET message_id = m.id, start_at = $3, end_at = $4, period = $5, \
            next_run_at = $6, updated_at = $7 \
@@ -287,7 +287,7 @@ async fn set_status_where(
     } else {
         ""
     };
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     let sql = format!(
         "UPDATE mailings SET status = $1{next}, updated_at = $2 WHERE {condition} \
          RETURNING id, owner_id"
@@ -379,7 +379,7 @@ pub struct Disabled {
 /// and rows whose lease expired). Rows being sent right now finish normally: cancelling them
 /// could record as cancelled a message that did leave.
 pub async fn disable(db: &Db, id: i64, now: i64) -> Result<Disabled, MailingError> {
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     // The first statement writes, so SQLite takes the write lock at once.
     let owner: Option<i64> = sqlx::query_scalar(
         "UPDATE mailings SET status = 'finished', next_run_at = NULL, updated_at = $2 \
@@ -515,7 +515,7 @@ pub async fn list(
 
 /// Deletes a mailing with its runs and deliveries; refused while a run is active.
 pub async fn delete(db: &Db, id: i64, owner_id: i64, now: i64) -> Result<(), MailingError> {
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     let done = sqlx::query(
         "DELETE FROM mailings WHERE id = $1 \
          AND NOT EXISTS (SELECT 1 FROM runs WHERE mailing_id = $1 AND status = 'running')",
