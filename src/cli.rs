@@ -9,7 +9,7 @@ use crate::domain::{Email, Password};
 
 use crate::cache::Cache;
 use crate::config::Settings;
-use crate::db::Db;
+use crate::db::{Db, Health, Missing};
 use crate::delivery;
 use crate::domain::Trigger;
 use crate::mail::{self, Mailer};
@@ -63,7 +63,9 @@ pub enum Command {
         #[arg(long)]
         flush: bool,
     },
-    /// Apply pending database migrations, then exit.
+    /// Apply pending database migrations and list them, then exit. The one command that
+    /// creates a new, empty SQLite database where one that held data is missing (its
+    /// `.marker` file beside it is left): every other command refuses to start then.
     Migrate,
     /// Validate the configuration and reach the database, the cache and the mail server.
     Check,
@@ -524,10 +526,20 @@ mod progress {
     }
 }
 
+/// The one command that may start over on a missing SQLite file that held data.
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
-    let db = Db::connect(&settings.database, settings.log_sql).await?;
-    db.migrate().await?;
-    println!("database {} is up to date", settings.database.display_url());
+    let db = Db::open(&settings.database, settings.log_sql, Missing::Create).await?;
+    let applied = db.migrate().await?;
+    let url = settings.database.display_url();
+    match applied.as_slice() {
+        [] => println!("database {url} is up to date: no migration to apply"),
+        applied => {
+            println!("database {url}: applied {} migration(s):", applied.len());
+            for name in applied {
+                println!("  {name}");
+            }
+        }
+    }
     db.close().await;
     Ok(())
 }
@@ -545,11 +557,14 @@ async fn check(settings: Settings) -> anyhow::Result<()> {
 
     let db = Db::connect(&settings.database, false).await;
     let db_outcome = match &db {
-        Ok(db) => db
-            .ping()
-            .await
-            .map(|_| settings.database.display_url())
-            .map_err(|e| format!("{e:#}")),
+        Ok(db) => match db.health().await {
+            (Health::Ok, _) => Ok(settings.database.display_url()),
+            (health, err) => Err(format!(
+                "{}: {}",
+                health.as_str(),
+                err.map(|e| format!("{e:#}")).unwrap_or_default()
+            )),
+        },
         Err(err) => Err(format!("{err:#}")),
     };
     report("database", db_outcome);

@@ -495,10 +495,18 @@ impl Parser<'_> {
                 );
                 return Secret::new(String::new());
             }
+            // The folder is the problem here, not the key: say which, and why (the OS error).
             None => match stored_secret_key(data_dir) {
                 Ok(key) => key,
                 Err(err) => {
-                    self.fail("SECRET_KEY", format!("unset, and {err}"));
+                    self.fail(
+                        "DATA_DIR",
+                        format!(
+                            "{err}; autosend keeps its generated secret key and its SQLite \
+                             database in this folder: make it writable by this user, or point \
+                             DATA_DIR elsewhere (or set SECRET_KEY)"
+                        ),
+                    );
                     return Secret::new(String::new());
                 }
             },
@@ -709,9 +717,14 @@ fn stored_secret_key(data_dir: &Path) -> Result<String, String> {
     }
     let key = hex::encode(rand::random::<[u8; 32]>());
     std::fs::create_dir_all(data_dir)
-        .map_err(|err| format!("{} cannot be created: {err}", data_dir.display()))?;
-    write_private(&path, &key)
-        .map_err(|err| format!("{} cannot be written: {err}", path.display()))?;
+        .map_err(|err| format!("the data folder {} cannot be created: {err}", data_dir.display()))?;
+    write_private(&path, &key).map_err(|err| {
+        format!(
+            "the data folder {} is not writable ({} cannot be written: {err})",
+            data_dir.display(),
+            path.display()
+        )
+    })?;
     Ok(key)
 }
 

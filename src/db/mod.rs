@@ -28,7 +28,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection as _, Executor, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::config::{DatabaseBackend, DatabaseSettings};
@@ -218,6 +218,21 @@ impl Db {
         };
         let pool = pool_options
             .acquire_timeout(Duration::from_secs(5))
+            .after_release(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend != DatabaseBackend::Sqlite {
+                        return Ok(true);
+                    }
+                    // A write that failed with "disk full" can leave a connection that
+                    // believes it is still in a transaction (SQLite rolled it back itself;
+                    // the driver's rollback then fails): reused, every later BEGIN on it
+                    // failed, or nested a SAVEPOINT that kept the write lock, and all writes
+                    // answered "database is locked" until a restart. The ping lets a queued
+                    // rollback run first; a connection still in a transaction is closed.
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == DatabaseBackend::Sqlite {
