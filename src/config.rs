@@ -716,8 +716,12 @@ fn stored_secret_key(data_dir: &Path) -> Result<String, String> {
         Err(_) => {}
     }
     let key = hex::encode(rand::random::<[u8; 32]>());
-    std::fs::create_dir_all(data_dir)
-        .map_err(|err| format!("the data folder {} cannot be created: {err}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir).map_err(|err| {
+        format!(
+            "the data folder {} cannot be created: {err}",
+            data_dir.display()
+        )
+    })?;
     write_private(&path, &key).map_err(|err| {
         format!(
             "the data folder {} is not writable ({} cannot be written: {err})",
