@@ -711,7 +711,11 @@ fn stored_secret_key(data_dir: &Path) -> Result<String, String> {
     match std::fs::read_to_string(&path) {
         Ok(key) => return Ok(key.trim().to_string()),
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            return Err(format!("{} cannot be read: {err}", path.display()));
+            return Err(format!(
+                "the data folder {} is not usable ({} cannot be read: {err})",
+                data_dir.display(),
+                path.display()
+            ));
         }
         Err(_) => {}
     }

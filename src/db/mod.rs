@@ -43,6 +43,9 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 /// instead of failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long `/healthz` waits for its heartbeat write.
+const HEALTH_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Rows written per transaction by bulk writes (imports, seeding): short enough that no
 /// transaction holds SQLite's single write lock for long.
 pub const WRITE_CHUNK_ROWS: usize = 1000;
@@ -354,17 +357,26 @@ impl Db {
         if let Err(err) = self.ping().await {
             return (Health::Unreachable, Some(err));
         }
-        let wrote = sqlx::query(
+        let write = sqlx::query(
             "INSERT INTO health_heartbeat (id, beat_at) VALUES (1, $1) \
              ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
         )
         .bind(now_ms())
-        .execute(&self.pool)
-        .await
-        .context("cannot write the health heartbeat");
-        match wrote {
-            Ok(_) => (Health::Ok, None),
-            Err(err) => (Health::Unwritable, Some(err)),
+        .execute(&self.pool);
+        // A probe answers in bounded time: a write stuck behind a lock is a failure too.
+        match tokio::time::timeout(HEALTH_WRITE_TIMEOUT, write).await {
+            Ok(Ok(_)) => (Health::Ok, None),
+            Ok(Err(err)) => (
+                Health::Unwritable,
+                Some(anyhow::Error::new(err).context("cannot write the health heartbeat")),
+            ),
+            Err(_) => (
+                Health::Unwritable,
+                Some(anyhow::anyhow!(
+                    "the health heartbeat was not written within {} s",
+                    HEALTH_WRITE_TIMEOUT.as_secs()
+                )),
+            ),
         }
     }
 
