@@ -327,7 +327,7 @@ impl Db {
             .unwrap_or_default()
     }
 
-    /// A cheap round trip, for `check`.
+    /// A cheap round trip (`check`, which runs before any migration, and `/healthz`).
     pub async fn ping(&self) -> anyhow::Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
