@@ -207,13 +207,19 @@ pub fn compose(link: &MaskedLink, settings: &Settings) -> anyhow::Result<Message
         "Request ID: {}\n",
         subject::escape(&link.request_id)
     ));
+    crate::mail::plain_text(to_managers(settings, subject), body)
+        .context("cannot build the broken-link e-mail")
+}
+
+/// A message from `SERVER_EMAIL` to every manager.
+fn to_managers(settings: &Settings, subject: String) -> lettre::message::MessageBuilder {
     let mut builder = Message::builder()
         .from(settings.server_email.clone())
         .subject(subject);
     for manager in &settings.managers {
         builder = builder.to(manager.clone());
     }
-    crate::mail::plain_text(builder, body).context("cannot build the broken-link e-mail")
+    builder
 }
 
 /// Examples of held-back links a storm summary lists.
@@ -278,13 +284,8 @@ pub fn compose_summary(
             storm.total - storm.samples.len() as u64
         ));
     }
-    let mut builder = Message::builder()
-        .from(settings.server_email.clone())
-        .subject(subject);
-    for manager in &settings.managers {
-        builder = builder.to(manager.clone());
-    }
-    crate::mail::plain_text(builder, body).context("cannot build the broken-link summary")
+    crate::mail::plain_text(to_managers(settings, subject), body)
+        .context("cannot build the broken-link summary")
 }
 
 #[cfg(test)]

@@ -658,18 +658,10 @@ impl ReportWorker {
         if self.storm.is_empty() || !self.error_mail_enabled() {
             return;
         }
-        let now = self.clock.now_ms();
-        if self
-            .last_summary_ms
-            .is_some_and(|last| now - last < SUMMARY_INTERVAL_MS)
-        {
+        let Some(now) = self.summary_due(Cap::Errors).await else {
             return;
-        }
-        if !self.allow_email(Cap::Errors).await {
-            return;
-        }
+        };
         let storm = std::mem::take(&mut self.storm);
-        self.last_summary_ms = Some(now);
         let sent = match self.storm_message(&storm, now) {
             Ok(message) => self.send_all(vec![message]).await,
             Err(err) => Err(err),
@@ -681,6 +673,25 @@ impl ReportWorker {
                 self.fail("send", "cannot send an error storm summary", &err);
             }
         }
+    }
+
+    /// `Some(now)` when a summary counted against `cap` may go now — the last one went a
+    /// minute ago or more and the cap allows — and records it as sent now.
+    async fn summary_due(&mut self, cap: Cap) -> Option<i64> {
+        let now = self.clock.now_ms();
+        let last = match cap {
+            Cap::Errors => self.last_summary_ms,
+            Cap::BrokenLinks => self.last_link_summary_ms,
+        };
+        if last.is_some_and(|last| now - last < SUMMARY_INTERVAL_MS) || !self.allow_email(cap).await
+        {
+            return None;
+        }
+        match cap {
+            Cap::Errors => self.last_summary_ms = Some(now),
+            Cap::BrokenLinks => self.last_link_summary_ms = Some(now),
+        }
+        Some(now)
     }
 
     fn storm_message(&self, storm: &Storm, now: i64) -> anyhow::Result<Message> {
@@ -735,20 +746,14 @@ impl ReportWorker {
         if self.link_storm.is_empty() || self.settings.managers.is_empty() {
             return;
         }
-        let now = self.clock.now_ms();
-        if self
-            .last_link_summary_ms
-            .is_some_and(|last| now - last < SUMMARY_INTERVAL_MS)
-        {
+        let Some(now) = self.summary_due(Cap::BrokenLinks).await else {
             return;
-        }
-        if !self.allow_email(Cap::BrokenLinks).await {
-            return;
-        }
+        };
         let storm = std::mem::take(&mut self.link_storm);
-        self.last_link_summary_ms = Some(now);
         let since = format_time(error_groups::from_ms(storm.since_ms.unwrap_or(now)));
         let until = format_time(error_groups::from_ms(now));
+        // Sent here, not through a shared helper: one more async frame on this path made the
+        // worker outgrow a 2 MiB stack in debug builds.
         let sent = match broken_links::compose_summary(&storm, &self.settings, &since, &until) {
             Ok(message) => self.send_all(vec![message]).await,
             Err(err) => Err(err),

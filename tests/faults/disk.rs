@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::world::{Autosend, World, http_client, login, wait_until};
+use crate::world::{Autosend, World, csrf_token, http_client, login, wait_until};
 
 /// A small tmpfs mounted for the test, unmounted when dropped. Mounting needs root (or
 /// CAP_SYS_ADMIN); without it the test fails saying so rather than pretending.
@@ -54,23 +54,9 @@ impl Drop for SmallDisk {
     }
 }
 
-async fn csrf(client: &reqwest::Client, app: &Autosend) -> String {
-    let html = client
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let marker = r#"name="csrf-token" content=""#;
-    let start = html.find(marker).expect("a csrf-token meta tag") + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_string()
-}
-
 /// Saves a recipient with a long comment (new pages, so a full disk cannot hide in free ones).
 async fn save(client: &reqwest::Client, app: &Autosend, n: usize) -> reqwest::Response {
-    let token = csrf(client, app).await;
+    let token = csrf_token(client, app, "/").await;
     let email = format!("saved{n}@example.com");
     let comment = "c".repeat(1900);
     client

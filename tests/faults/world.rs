@@ -315,10 +315,11 @@ pub fn http_client() -> reqwest::Client {
         .unwrap()
 }
 
-/// Logs `client` in as [`OWNER`] on `app`.
-pub async fn login(client: &reqwest::Client, app: &Autosend) {
+/// The CSRF token of `client` on `app`, read from the `<meta name="csrf-token">` of the page
+/// at `path` (one that `client` may see).
+pub async fn csrf_token(client: &reqwest::Client, app: &Autosend, path: &str) -> String {
     let html = client
-        .get(app.url("/users/login"))
+        .get(app.url(path))
         .send()
         .await
         .unwrap()
@@ -327,7 +328,12 @@ pub async fn login(client: &reqwest::Client, app: &Autosend) {
         .unwrap();
     let marker = r#"name="csrf-token" content=""#;
     let start = html.find(marker).expect("a csrf-token meta tag") + marker.len();
-    let token = &html[start..start + html[start..].find('"').unwrap()];
+    html[start..start + html[start..].find('"').unwrap()].to_string()
+}
+
+/// Logs `client` in as [`OWNER`] on `app`.
+pub async fn login(client: &reqwest::Client, app: &Autosend) {
+    let token = &csrf_token(client, app, "/users/login").await;
     let resp = client
         .post(app.url("/users/login"))
         .form(&[
