@@ -37,10 +37,11 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// How long a SQLite write waits for the write lock before giving up with "database is
-/// locked". Above the longest write transaction autosend holds (an import or delivery chunk
-/// of [`WRITE_CHUNK_ROWS`] rows takes tens of milliseconds; starting a run of 100 000
-/// recipients, one statement, about two seconds in a debug build), so a save waits its turn
-/// instead of failing.
+/// locked" (then 503). Well above the longest write transaction autosend holds — an import
+/// chunk of [`WRITE_CHUNK_ROWS`] rows, a run's start (one `INSERT … SELECT` of its
+/// deliveries) — so a save waits its turn instead of failing. Transactions and session
+/// writes of one process queue in [`Db::write_turn`] first; this wait covers the other
+/// writers: single statements, and other processes (a separate `scheduler`).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long `/healthz` waits for its heartbeat write.
