@@ -9,7 +9,7 @@ use crate::domain::{Email, Password};
 
 use crate::cache::Cache;
 use crate::config::Settings;
-use crate::db::Db;
+use crate::db::{Db, Missing};
 use crate::delivery;
 use crate::domain::Trigger;
 use crate::mail::{self, Mailer};
@@ -64,7 +64,9 @@ pub enum Command {
         #[arg(long)]
         flush: bool,
     },
-    /// Apply pending database migrations, then exit.
+    /// Apply pending database migrations and list them, then exit. The one command that
+    /// creates a new, empty SQLite database where one that held data is missing (its
+    /// `.marker` file beside it is left): every other command refuses to start then.
     Migrate,
     /// Validate the configuration and reach the database, the cache and the mail server.
     Check,
@@ -538,10 +540,20 @@ mod progress {
     }
 }
 
+/// The one command that may start over on a missing SQLite file that held data.
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
-    let db = Db::connect(&settings.database, settings.log_sql).await?;
-    db.migrate().await?;
-    println!("database {} is up to date", settings.database.display_url());
+    let db = Db::open(&settings.database, settings.log_sql, Missing::Create).await?;
+    let applied = db.migrate().await?;
+    let url = settings.database.display_url();
+    match applied.as_slice() {
+        [] => println!("database {url} is up to date: no migration to apply"),
+        applied => {
+            println!("database {url}: applied {} migration(s):", applied.len());
+            for name in applied {
+                println!("  {name}");
+            }
+        }
+    }
     db.close().await;
     Ok(())
 }

@@ -529,10 +529,18 @@ impl Parser<'_> {
                 );
                 return Secret::new(String::new());
             }
+            // The folder is the problem here, not the key: say which, and why (the OS error).
             None => match stored_secret_key(data_dir) {
                 Ok(key) => key,
                 Err(err) => {
-                    self.fail("SECRET_KEY", format!("unset, and {err}"));
+                    self.fail(
+                        "DATA_DIR",
+                        format!(
+                            "{err}; autosend keeps its generated secret key and its SQLite \
+                             database in this folder: make it writable by this user, or point \
+                             DATA_DIR elsewhere (or set SECRET_KEY)"
+                        ),
+                    );
                     return Secret::new(String::new());
                 }
             },
@@ -756,15 +764,28 @@ fn stored_secret_key(data_dir: &Path) -> Result<String, String> {
     match std::fs::read_to_string(&path) {
         Ok(key) => return Ok(key.trim().to_string()),
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            return Err(format!("{} cannot be read: {err}", path.display()));
+            return Err(format!(
+                "the data folder {} is not usable ({} cannot be read: {err})",
+                data_dir.display(),
+                path.display()
+            ));
         }
         Err(_) => {}
     }
     let key = hex::encode(rand::random::<[u8; 32]>());
-    std::fs::create_dir_all(data_dir)
-        .map_err(|err| format!("{} cannot be created: {err}", data_dir.display()))?;
-    write_private(&path, &key)
-        .map_err(|err| format!("{} cannot be written: {err}", path.display()))?;
+    std::fs::create_dir_all(data_dir).map_err(|err| {
+        format!(
+            "the data folder {} cannot be created: {err}",
+            data_dir.display()
+        )
+    })?;
+    write_private(&path, &key).map_err(|err| {
+        format!(
+            "the data folder {} is not writable ({} cannot be written: {err})",
+            data_dir.display(),
+            path.display()
+        )
+    })?;
     Ok(key)
 }
 

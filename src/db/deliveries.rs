@@ -152,7 +152,7 @@ pub async fn claim(db: &Db, req: ClaimRequest<'_>) -> anyhow::Result<Vec<Claimed
             // that a durable record would have prevented — the outcome's commit (durable, and
             // later in the same WAL) is what records a send. At one commit per batch this was
             // the bound of PostgreSQL's sending rate.
-            let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+            let mut tx = db.begin_write().await?;
             sqlx::query("SET LOCAL synchronous_commit TO OFF")
                 .execute(&mut *tx)
                 .await
@@ -254,7 +254,7 @@ pub async fn finish_many(db: &Db, outcomes: &[Outcome<'_>]) -> anyhow::Result<Ve
     let mut per_run: BTreeMap<i64, Sums> = BTreeMap::new();
     let mut per_day: BTreeMap<(i64, i64), (i64, Sums)> = BTreeMap::new();
     let mut owners: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     for i in order {
         let outcome = &outcomes[i];
         let done = sqlx::query(

@@ -6,6 +6,7 @@
 //! and print "skipped: …" without them.
 
 mod crash;
+mod disk;
 mod instances;
 mod outages;
 #[path = "../support/pg.rs"]

@@ -48,6 +48,22 @@ impl World {
         Self::new(dir, url, None).await
     }
 
+    /// SQLite at `path` (e.g. on a filesystem the test controls).
+    pub async fn sqlite_at(path: &std::path::Path) -> Self {
+        let url = format!("sqlite://{}", path.display());
+        Self::new(tempfile::tempdir().unwrap(), url, None).await
+    }
+
+    /// The exit code and output of the binary running `args` to its end.
+    pub async fn run_to_end(&self, args: &[&str]) -> (i32, String) {
+        let mut app = self.spawn(args, &[]);
+        let status = tokio::time::timeout(Duration::from_secs(60), app.child.wait())
+            .await
+            .expect("the command ended in time")
+            .unwrap();
+        (status.code().unwrap_or(-1), app.output())
+    }
+
     /// PostgreSQL when `TEST_DATABASE_URL` is set, else SQLite (like the api tests).
     pub async fn from_env() -> Self {
         match Self::postgres("").await {
