@@ -437,7 +437,7 @@ impl ReportWorker {
                     None => break,
                 },
                 _ = retry.tick(), if !self.storm.is_empty() || !self.link_storm.is_empty() => {
-                    if AssertUnwindSafe(self.try_summary()).catch_unwind().await.is_err() {
+                    if AssertUnwindSafe(Box::pin(self.try_summary())).catch_unwind().await.is_err() {
                         self.warn("panic", "panic while sending a storm summary");
                     }
                     if AssertUnwindSafe(Box::pin(self.try_link_summary())).catch_unwind().await.is_err() {
@@ -446,13 +446,13 @@ impl ReportWorker {
                 }
             }
         }
-        self.try_summary().await;
+        Box::pin(self.try_summary()).await;
         Box::pin(self.try_link_summary()).await;
     }
 
     /// A bug in reporting must not end reporting: a panic is logged and the next job runs.
     async fn handle_guarded(&mut self, job: Job) {
-        if AssertUnwindSafe(self.handle(job))
+        if AssertUnwindSafe(Box::pin(self.handle(job)))
             .catch_unwind()
             .await
             .is_err()
@@ -463,19 +463,20 @@ impl ReportWorker {
 
     async fn handle(&mut self, job: Job) {
         match job {
-            Job::Error(report) => self.handle_error(*report).await,
+            // Every job's future is boxed: inline, the nested frames of report building,
+            // masking and the SMTP send made the worker outgrow a 2 MiB stack in debug builds
+            // (a test thread's stack; a long report over a real SMTP server overflowed it).
+            Job::Error(report) => Box::pin(self.handle_error(*report)).await,
             Job::Request(job) => {
                 let (details, request) = *job;
                 let report = ErrorReport::for_request(details, request, &self.settings);
-                self.handle_error(report).await;
+                Box::pin(self.handle_error(report)).await;
             }
             Job::Background(job) => {
                 let (details, task) = *job;
                 let report = ErrorReport::for_background(details, task, &self.settings);
-                self.handle_error(report).await;
+                Box::pin(self.handle_error(report)).await;
             }
-            // Boxed (and the summaries below): inline, their frames made the worker outgrow
-            // a 2 MiB stack in debug builds.
             Job::BrokenLink(not_found) => Box::pin(self.handle_broken_link(*not_found)).await,
             Job::Flush(done) => {
                 Box::pin(self.try_summary()).await;
@@ -839,8 +840,7 @@ impl ReportWorker {
 
     /// Sends parts in order over one connection; stops at the first failure.
     async fn send_all(&self, messages: Vec<Message>) -> anyhow::Result<()> {
-        self.mailer
-            .send_in_order(messages)
+        Box::pin(self.mailer.send_in_order(messages))
             .await
             .map_err(anyhow::Error::from)
     }
