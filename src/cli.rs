@@ -9,7 +9,7 @@ use crate::domain::{Email, Password};
 
 use crate::cache::Cache;
 use crate::config::Settings;
-use crate::db::Db;
+use crate::db::{Db, Missing};
 use crate::delivery;
 use crate::domain::Trigger;
 use crate::mail::{self, Mailer};
@@ -33,12 +33,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the web application and the scheduler until SIGTERM/SIGINT.
+    /// Serve the web application and the scheduler until SIGTERM, SIGINT or SIGHUP (each a
+    /// graceful stop: unsent claimed deliveries go back to pending).
     ///
     /// The scheduler ticks every SCHEDULER_INTERVAL_SECS; 0 leaves it out (run
     /// `autosend scheduler` elsewhere, or `send-due` from cron).
     Serve,
-    /// Run only the scheduler (no web server) until SIGTERM/SIGINT.
+    /// Run only the scheduler (no web server) until SIGTERM, SIGINT or SIGHUP.
     Scheduler,
     /// Run one scheduler tick (start due mailings, send what is due), then exit.
     SendDue,
@@ -63,7 +64,9 @@ pub enum Command {
         #[arg(long)]
         flush: bool,
     },
-    /// Apply pending database migrations, then exit.
+    /// Apply pending database migrations and list them, then exit. The one command that
+    /// creates a new, empty SQLite database where one that held data is missing (its
+    /// `.marker` file beside it is left): every other command refuses to start then.
     Migrate,
     /// Validate the configuration and reach the database, the cache and the mail server.
     Check,
@@ -294,12 +297,18 @@ async fn sendtestemail(
             .map(|m| m.to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        let reply = mailer
-            .send(message)
-            .await
-            .with_context(|| format!("cannot send the test e-mail to {list}"))?;
+        let reply = mailer.send(message).await;
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(err) => {
+                mailer.close().await;
+                return Err(anyhow::Error::new(err)
+                    .context(format!("cannot send the test e-mail to {list}")));
+            }
+        };
         println!("Test e-mail sent to {list} ({reply}).");
     }
+    mailer.close().await;
     Ok(())
 }
 
@@ -329,12 +338,17 @@ async fn scheduler(settings: Settings) -> anyhow::Result<()> {
         state.settings.scheduler_interval_secs
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let signal = tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
+    let signal = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            state.send_gate.stop();
+            let _ = stop_tx.send(true);
+        })
+    };
     delivery::scheduler::run(state.clone(), stop_rx).await;
     signal.abort();
+    state.mailer.close().await;
     state.db.close().await;
     Ok(())
 }
@@ -342,6 +356,7 @@ async fn scheduler(settings: Settings) -> anyhow::Result<()> {
 async fn send_due(settings: Settings) -> anyhow::Result<()> {
     let state = AppState::build(settings).await?;
     let outcome = delivery::scheduler::tick_once(&state).await;
+    state.mailer.close().await;
     state.db.close().await;
     let outcome = outcome?;
     let s = &outcome.sent;
@@ -404,6 +419,7 @@ async fn send_mailing(settings: Settings, id: i64, dry_run: bool) -> anyhow::Res
         })
     };
     let result = progress::follow(&state, run_id, sending).await;
+    state.mailer.close().await;
     state.db.close().await;
     result
 }
@@ -524,10 +540,20 @@ mod progress {
     }
 }
 
+/// The one command that may start over on a missing SQLite file that held data.
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
-    let db = Db::connect(&settings.database, settings.log_sql).await?;
-    db.migrate().await?;
-    println!("database {} is up to date", settings.database.display_url());
+    let db = Db::open(&settings.database, settings.log_sql, Missing::Create).await?;
+    let applied = db.migrate().await?;
+    let url = settings.database.display_url();
+    match applied.as_slice() {
+        [] => println!("database {url} is up to date: no migration to apply"),
+        applied => {
+            println!("database {url}: applied {} migration(s):", applied.len());
+            for name in applied {
+                println!("  {name}");
+            }
+        }
+    }
     db.close().await;
     Ok(())
 }
@@ -570,6 +596,15 @@ async fn check(settings: Settings) -> anyhow::Result<()> {
         Err(err) => Err(format!("{err:#}")),
     };
     report("mail", mail_outcome);
+    if !settings.https() {
+        // RFC 8058 allows one-click unsubscribe only over https; large mailbox providers
+        // want it for bulk mail, so mailings without it fare worse.
+        println!(
+            "warning: BASE_URL ({}) is not https: mailings go out without \
+             List-Unsubscribe-Post (one-click unsubscribe needs https)",
+            settings.base_url
+        );
+    }
 
     if let Ok(db) = db {
         db.close().await;

@@ -104,6 +104,10 @@ pub struct SmtpSettings {
     /// Implicit TLS (SMTPS).
     pub use_ssl: bool,
     pub timeout_secs: u64,
+    /// What autosend says in EHLO (`SMTP_HELO_NAME`; default the host of `BASE_URL` when it
+    /// is a domain name, else the machine's name when fully qualified). `None`: no such name,
+    /// so each connection says its own address literal, as RFC 5321 §4.1.4 asks.
+    pub helo_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,6 +299,10 @@ impl Settings {
             ("SMTP_PASSWORD", mask(&self.smtp.password)),
             ("SMTP_USE_TLS", self.smtp.use_tls.to_string()),
             ("SMTP_USE_SSL", self.smtp.use_ssl.to_string()),
+            (
+                "SMTP_HELO_NAME",
+                self.smtp.helo_name.clone().unwrap_or_default(),
+            ),
             ("DEFAULT_FROM_EMAIL", self.default_from_email.to_string()),
             ("SERVER_EMAIL", self.server_email.to_string()),
             ("ADMINS", list(&self.admins)),
@@ -337,6 +345,32 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     /// A variable's trimmed value; empty counts as unset.
+    /// `SMTP_HELO_NAME`, else the default (see [`SmtpSettings::helo_name`]). A strict relay
+    /// refuses a bare `vm` or `localhost` (504 5.5.2 "need fully-qualified hostname").
+    fn helo_name(&mut self, base_url: &Url) -> Option<String> {
+        if let Some(name) = self.raw("SMTP_HELO_NAME") {
+            let name = name.trim().to_ascii_lowercase();
+            if is_domain_name(&name) {
+                return Some(name);
+            }
+            self.fail(
+                "SMTP_HELO_NAME",
+                format!("{name:?} is not a fully qualified domain name such as mail.example.org"),
+            );
+            return None;
+        }
+        if let Some(url::Host::Domain(host)) = base_url.host()
+            && is_domain_name(host)
+        {
+            return Some(host.to_ascii_lowercase());
+        }
+        hostname::get()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .map(|h| h.to_ascii_lowercase())
+            .filter(|h| is_domain_name(h))
+    }
+
     fn raw(&self, name: &str) -> Option<&str> {
         self.vars
             .get(name)
@@ -498,10 +532,18 @@ impl Parser<'_> {
                 );
                 return Secret::new(String::new());
             }
+            // The folder is the problem here, not the key: say which, and why (the OS error).
             None => match stored_secret_key(data_dir) {
                 Ok(key) => key,
                 Err(err) => {
-                    self.fail("SECRET_KEY", format!("unset, and {err}"));
+                    self.fail(
+                        "DATA_DIR",
+                        format!(
+                            "{err}; autosend keeps its generated secret key and its SQLite \
+                             database in this folder: make it writable by this user, or point \
+                             DATA_DIR elsewhere (or set SECRET_KEY)"
+                        ),
+                    );
                     return Secret::new(String::new());
                 }
             },
@@ -576,6 +618,7 @@ impl Parser<'_> {
             use_tls: self.flag("SMTP_USE_TLS", false),
             use_ssl: self.flag("SMTP_USE_SSL", false),
             timeout_secs: self.int("SMTP_TIMEOUT_SECS", 10u64, 1, 600),
+            helo_name: self.helo_name(&base_url),
         };
         if smtp.use_tls && smtp.use_ssl {
             self.fail(
@@ -706,21 +749,52 @@ impl Parser<'_> {
     }
 }
 
+/// A fully qualified domain name: dot-separated labels of letters, digits and inner hyphens,
+/// at least two, the last not all digits (so no IP address and no bare `localhost`).
+fn is_domain_name(name: &str) -> bool {
+    let labels: Vec<&str> = name.trim_end_matches('.').split('.').collect();
+    name.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        && !labels
+            .last()
+            .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()))
+}
+
 /// Reads `data/secret_key`, generating it (mode 0600) on first use.
 fn stored_secret_key(data_dir: &Path) -> Result<String, String> {
     let path = data_dir.join("secret_key");
     match std::fs::read_to_string(&path) {
         Ok(key) => return Ok(key.trim().to_string()),
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            return Err(format!("{} cannot be read: {err}", path.display()));
+            return Err(format!(
+                "the data folder {} is not usable ({} cannot be read: {err})",
+                data_dir.display(),
+                path.display()
+            ));
         }
         Err(_) => {}
     }
     let key = hex::encode(rand::random::<[u8; 32]>());
-    std::fs::create_dir_all(data_dir)
-        .map_err(|err| format!("{} cannot be created: {err}", data_dir.display()))?;
-    write_private(&path, &key)
-        .map_err(|err| format!("{} cannot be written: {err}", path.display()))?;
+    std::fs::create_dir_all(data_dir).map_err(|err| {
+        format!(
+            "the data folder {} cannot be created: {err}",
+            data_dir.display()
+        )
+    })?;
+    write_private(&path, &key).map_err(|err| {
+        format!(
+            "the data folder {} is not writable ({} cannot be written: {err})",
+            data_dir.display(),
+            path.display()
+        )
+    })?;
     Ok(key)
 }
 
@@ -750,6 +824,48 @@ mod tests {
     }
 
     const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn the_helo_name_is_set_or_the_base_urls_domain_never_an_ip_or_a_bare_name() {
+        let helo = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("SECRET_KEY", KEY)];
+            all.extend_from_slice(pairs);
+            Settings::from_vars(&vars(&all)).map(|s| s.smtp.helo_name)
+        };
+        assert_eq!(
+            helo(&[("SMTP_HELO_NAME", "Relay.Example.NET")]).unwrap(),
+            Some("relay.example.net".into())
+        );
+        assert_eq!(
+            helo(&[("BASE_URL", "https://mail.example.org:8443/x")]).unwrap(),
+            Some("mail.example.org".into())
+        );
+        // An IP or a name without a dot is no FQDN: the machine's name if it is one, else
+        // (None) each connection says its address literal.
+        for base in [
+            "http://127.0.0.1:8000",
+            "http://[::1]:8000",
+            "http://localhost:8000",
+        ] {
+            let name = helo(&[("BASE_URL", base)]).unwrap();
+            assert!(
+                name.as_deref().is_none_or(is_domain_name),
+                "{base}: {name:?}"
+            );
+            assert_ne!(name.as_deref(), Some("localhost"));
+        }
+        for bad in [
+            "vm",
+            "localhost",
+            "192.0.2.1",
+            "a..b",
+            "-a.example",
+            "has space.org",
+        ] {
+            let err = helo(&[("SMTP_HELO_NAME", bad)]).unwrap_err().to_string();
+            assert!(err.contains("SMTP_HELO_NAME"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn defaults_are_the_embedded_ones() {

@@ -26,13 +26,17 @@ impl Signer {
         Self { secret }
     }
 
-    fn keyed(&self, purpose: &str) -> HmacSha256 {
+    /// The 32-byte key of `purpose` (for a MAC here, or a cipher elsewhere).
+    pub fn key(&self, purpose: &str) -> [u8; 32] {
         let mut derive = HmacSha256::new_from_slice(self.secret.expose().as_bytes())
             .expect("HMAC takes keys of any length");
         derive.update(b"autosend/");
         derive.update(purpose.as_bytes());
-        let key = derive.finalize().into_bytes();
-        HmacSha256::new_from_slice(&key).expect("HMAC takes keys of any length")
+        derive.finalize().into_bytes().into()
+    }
+
+    fn keyed(&self, purpose: &str) -> HmacSha256 {
+        HmacSha256::new_from_slice(&self.key(purpose)).expect("HMAC takes keys of any length")
     }
 
     /// The MAC of `parts` (length-prefixed, so `["ab","c"]` and `["a","bc"]` differ).

@@ -66,8 +66,11 @@ impl Application {
         let stop_tx = Arc::new(stop_tx);
         let signal = {
             let stop_tx = Arc::clone(&stop_tx);
+            let state = self.state.clone();
             async move {
                 shutdown.await;
+                // Sending stops claiming at once, while the web server drains its requests.
+                state.send_gate.stop();
                 let _ = stop_tx.send(true);
             }
         };
@@ -111,9 +114,16 @@ impl Application {
                 result
             }
         };
+        // Manual sends run beside the scheduler: they too give back what they have not sent
+        // and finish what is in flight before the database closes.
+        self.state.send_gate.stop();
+        if !self.state.send_gate.wait_idle(GRACEFUL_SHUTDOWN).await {
+            tracing::warn!("sends did not stop in time; their leases will expire");
+        }
         let _ = housekeeping.await;
         // Reports of the last requests go out before the database they are counted in closes.
         self.state.finish_reporting(REPORT_FLUSH).await;
+        self.state.mailer.close().await;
         self.state.db.close().await;
         result
     }
@@ -132,24 +142,31 @@ fn return_large_frees_to_the_system() {
     }
 }
 
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
+/// Completes on SIGTERM, SIGINT (Ctrl-C) or SIGHUP: each is a graceful stop. SIGHUP is what a
+/// closing terminal sends; without a handler tokio's default let it kill the process
+/// mid-send. There is no reload: configuration is read at start, so a restart applies it.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
+    let (terminate, hangup) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let wait = |kind: SignalKind| async move {
+            match signal(kind) {
+                Ok(mut sig) => {
+                    sig.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
+        };
+        (wait(SignalKind::terminate()), wait(SignalKind::hangup()))
     };
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
+    let (terminate, hangup) = (std::future::pending::<()>(), std::future::pending::<()>());
     tokio::select! {
         _ = ctrl_c => tracing::info!("SIGINT received, shutting down"),
         _ = terminate => tracing::info!("SIGTERM received, shutting down"),
+        _ = hangup => tracing::info!("SIGHUP received, shutting down (as for SIGTERM)"),
     }
 }

@@ -110,9 +110,15 @@ pub struct ClaimRequest<'a> {
 pub async fn claim(db: &Db, req: ClaimRequest<'_>) -> anyhow::Result<Vec<Claimed>> {
     const CLAIMABLE: &str = "status IN ('pending', 'sending') AND next_attempt_at <= $3 \
         AND (lease_until IS NULL OR lease_until <= $3)";
+    // A deactivated owner's mailings pause (issue 12): their rows stay pending, untouched,
+    // until the owner is active again. The subquery is uncorrelated (run once per claim) and
+    // small: the mailings of deactivated owners.
     const PICK: &str = "SELECT id FROM deliveries WHERE status IN ('pending', 'sending') \
         AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
-        AND ($5 = 0 OR run_id = $5) ORDER BY next_attempt_at, id LIMIT $4";
+        AND ($5 = 0 OR run_id = $5) \
+        AND mailing_id NOT IN (SELECT m.id FROM mailings m JOIN users u ON u.id = m.owner_id \
+          WHERE u.is_active = 0) \
+        ORDER BY next_attempt_at, id LIMIT $4";
     const SET: &str = "SET status = 'sending', attempts = attempts + 1, lease_until = $1, \
         leased_by = $2, updated_at = $3";
     let sql = match db.backend {
@@ -146,7 +152,7 @@ pub async fn claim(db: &Db, req: ClaimRequest<'_>) -> anyhow::Result<Vec<Claimed
             // that a durable record would have prevented — the outcome's commit (durable, and
             // later in the same WAL) is what records a send. At one commit per batch this was
             // the bound of PostgreSQL's sending rate.
-            let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+            let mut tx = db.begin_write().await?;
             sqlx::query("SET LOCAL synchronous_commit TO OFF")
                 .execute(&mut *tx)
                 .await
@@ -162,6 +168,33 @@ pub async fn claim(db: &Db, req: ClaimRequest<'_>) -> anyhow::Result<Vec<Claimed
     // RETURNING has no order; sending in id order keeps logs and tests readable.
     rows.sort_by_key(|c| c.id);
     Ok(rows)
+}
+
+/// Extends the leases `holder` (a drive: every worker's id starts with it) holds on `ids` to
+/// `lease_until`: the heartbeat of a live sender. Rows finished, given back or taken over by
+/// another sender meanwhile are left alone. The ids are integers, written into the statement.
+pub async fn renew(db: &Db, ids: &[i64], holder: &str, lease_until: i64) -> anyhow::Result<u64> {
+    let mut renewed = 0;
+    // A few hundred ids per statement keep it well under either backend's limits.
+    for chunk in ids.chunks(500) {
+        let list = chunk
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!(
+            "UPDATE deliveries SET lease_until = $1 \
+             WHERE id IN ({list}) AND status = 'sending' AND leased_by LIKE $2"
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(lease_until)
+            .bind(format!("{holder}%"))
+            .execute(&db.pool)
+            .await
+            .context("cannot renew delivery leases")?;
+        renewed += done.rows_affected();
+    }
+    Ok(renewed)
 }
 
 /// The final outcome of a claimed delivery.
@@ -221,7 +254,7 @@ pub async fn finish_many(db: &Db, outcomes: &[Outcome<'_>]) -> anyhow::Result<Ve
     let mut per_run: BTreeMap<i64, Sums> = BTreeMap::new();
     let mut per_day: BTreeMap<(i64, i64), (i64, Sums)> = BTreeMap::new();
     let mut owners: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     for i in order {
         let outcome = &outcomes[i];
         let done = sqlx::query(

@@ -198,6 +198,27 @@ pub async fn add_suppressed(db: &Db, fingerprint: &str) -> anyhow::Result<()> {
 /// Takes the right to report the broken link (`path`, `referer`) now, when it was never
 /// reported or last reported at least `period_ms` ago. One upsert: atomic on both backends.
 #[tracing::instrument(skip_all, fields(path = %path))]
+/// Whether (path, referer) was e-mailed within `period_ms` (a read: repeats of a known link
+/// neither write a row nor spend the per-minute cap).
+pub async fn broken_link_reported(
+    db: &Db,
+    path: &str,
+    referer: &str,
+    now_ms: i64,
+    period_ms: i64,
+) -> anyhow::Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM broken_links WHERE path = $1 AND referer = $2 AND last_reported_at > $3",
+    )
+    .bind(path)
+    .bind(referer)
+    .bind(now_ms - period_ms)
+    .fetch_optional(&db.pool)
+    .await
+    .context("Failed to look up a broken-link report")?;
+    Ok(found.is_some())
+}
+
 pub async fn claim_broken_link(
     db: &Db,
     path: &str,

@@ -107,7 +107,7 @@ pub async fn create_mailing(db: &Db, new: &NewMailing, now: i64) -> Result<i64, 
     if new.start_at >= new.end_at {
         return Err(MailingError::EmptyWindow);
     }
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     // INSERT … SELECT from the owner's messages: another user's message inserts nothing.
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO mailings (owner_id, message_id, start_at, end_at, period, status, \
@@ -170,7 +170,7 @@ pub async fn update_mailing(
             .map(to_ms)
             .or(Some(changes.start_at).filter(|_| changes.period == Period::Once)),
     };
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     let done = sqlx::query(
         "UPDATE mailings SET message_id = m.id, start_at = $3, end_at = $4, period = $5, \
            next_run_at = $6, updated_at = $7, version = mailings.version + 1 \
@@ -313,7 +313,7 @@ async fn set_status_where(
     } else {
         ""
     };
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     let sql = format!(
         "UPDATE mailings SET status = $1{next}, updated_at = $2 WHERE {condition} \
          RETURNING id, owner_id"
@@ -350,7 +350,8 @@ pub struct DueMailing {
 
 /// Due mailings (SPEC §7: not finished, `start_at ≤ now < end_at`, `next_run_at ≤ now`)
 /// without an active run — one still going delays the next rather than losing it — oldest
-/// due first.
+/// due first. A deactivated owner's mailings are not due: they wait, still due, until the
+/// owner is active again.
 pub async fn due(db: &Db, now: i64, limit: i64) -> anyhow::Result<Vec<DueMailing>> {
     #[derive(FromRow)]
     struct Row {
@@ -366,7 +367,7 @@ pub async fn due(db: &Db, now: i64, limit: i64) -> anyhow::Result<Vec<DueMailing
         "SELECT m.id, m.owner_id, m.start_at, m.end_at, m.period, m.next_run_at, u.time_zone \
          FROM mailings m JOIN users u ON u.id = m.owner_id \
          WHERE m.status <> 'finished' AND m.start_at <= $1 AND m.end_at > $1 \
-           AND m.next_run_at <= $1 AND m.archived_at IS NULL \
+           AND m.next_run_at <= $1 AND m.archived_at IS NULL AND u.is_active = 1 \
            AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.mailing_id = m.id AND r.status = 'running') \
          ORDER BY m.next_run_at, m.id LIMIT $2",
     )
@@ -405,7 +406,7 @@ pub struct Disabled {
 /// and rows whose lease expired). Rows being sent right now finish normally: cancelling them
 /// could record as cancelled a message that did leave.
 pub async fn disable(db: &Db, id: i64, now: i64) -> Result<Disabled, MailingError> {
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     // The first statement writes, so SQLite takes the write lock at once.
     let owner: Option<i64> = sqlx::query_scalar(
         "UPDATE mailings SET status = 'finished', next_run_at = NULL, updated_at = $2 \
@@ -564,7 +565,7 @@ pub enum Removed {
 /// Deletes a mailing that never ran; archives one that did (its history is never rewritten).
 /// Refused while a run is active.
 pub async fn remove(db: &Db, id: i64, owner_id: i64, now: i64) -> Result<Removed, MailingError> {
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     // Writing first takes SQLite's write lock at once; the conditions make the choice atomic.
     let archived = sqlx::query(
         "UPDATE mailings SET archived_at = $2, updated_at = $2 WHERE id = $1 \
@@ -604,7 +605,7 @@ pub async fn remove(db: &Db, id: i64, owner_id: i64, now: i64) -> Result<Removed
 /// Brings an archived mailing back into the lists (and the scheduler, if its window is open);
 /// `false` when it was not archived.
 pub async fn restore(db: &Db, id: i64, owner_id: i64, now: i64) -> anyhow::Result<bool> {
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     let done = sqlx::query(
         "UPDATE mailings SET archived_at = NULL, updated_at = $2 \
          WHERE id = $1 AND archived_at IS NOT NULL",

@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use sqlx::FromRow;
 
-use super::{Db, now_ms, search, versions};
+use super::{Db, WRITE_CHUNK_ROWS, now_ms, search, versions};
 use crate::config::DatabaseBackend;
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -188,7 +188,7 @@ pub async fn insert(
     comment: &str,
 ) -> Result<i64, WriteError> {
     let now = now_ms();
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     let id = sqlx::query_scalar::<_, i64>(
         "INSERT INTO recipients (owner_id, email, full_name, comment, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
@@ -219,7 +219,7 @@ pub async fn update(
     comment: &str,
 ) -> Result<(), WriteError> {
     let now = now_ms();
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     let owner: Option<i64> = sqlx::query_scalar(
         "UPDATE recipients SET email = $1, full_name = $2, comment = $3, updated_at = $4, \
            version = version + 1 \
@@ -246,7 +246,7 @@ pub async fn update(
 /// data version.
 pub async fn delete(db: &Db, id: i64) -> anyhow::Result<()> {
     let now = now_ms();
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     let owner: Option<i64> =
         sqlx::query_scalar("DELETE FROM recipients WHERE id = $1 RETURNING owner_id")
             .bind(id)
@@ -270,11 +270,55 @@ pub struct ImportRow {
     pub comment: String,
 }
 
-/// Creates or updates (by e-mail) every row for one owner, in one transaction: an import
-/// lands whole or not at all. Returns (created, updated).
-pub async fn upsert_many(db: &Db, owner_id: i64, rows: &[ImportRow]) -> anyhow::Result<(u64, u64)> {
+/// An import that stopped part-way: the rows before `landed` are saved, the rest are not.
+/// Importing is by e-mail, so uploading the same file again finishes it (saved rows are
+/// updated, not duplicated).
+#[derive(Debug, thiserror::Error)]
+#[error("the import stopped after {landed} of {total} rows")]
+pub struct ImportStopped {
+    pub landed: usize,
+    pub total: usize,
+    pub created: u64,
+    pub updated: u64,
+    #[source]
+    pub error: anyhow::Error,
+}
+
+/// Creates or updates (by e-mail) every row for one owner, [`WRITE_CHUNK_ROWS`] rows per
+/// transaction: one transaction for a whole file held SQLite's only write lock for seconds,
+/// and every other user's save in that time failed with "database is locked". Each chunk
+/// lands whole or not at all; when one fails, the error says how far the import got.
+/// Returns (created, updated).
+pub async fn upsert_many(
+    db: &Db,
+    owner_id: i64,
+    rows: &[ImportRow],
+) -> Result<(u64, u64), ImportStopped> {
+    let mut created = 0;
+    let mut updated = 0;
+    for (i, chunk) in rows.chunks(WRITE_CHUNK_ROWS).enumerate() {
+        match upsert_chunk(db, owner_id, chunk).await {
+            Ok((c, u)) => {
+                created += c;
+                updated += u;
+            }
+            Err(error) => {
+                return Err(ImportStopped {
+                    landed: i * WRITE_CHUNK_ROWS,
+                    total: rows.len(),
+                    created,
+                    updated,
+                    error,
+                });
+            }
+        }
+    }
+    Ok((created, updated))
+}
+
+async fn upsert_chunk(db: &Db, owner_id: i64, rows: &[ImportRow]) -> anyhow::Result<(u64, u64)> {
     let now = now_ms();
-    let mut tx = db.pool.begin().await.context("cannot start the import")?;
+    let mut tx = db.begin_write().await?;
     let mut created = 0;
     let mut updated = 0;
     for row in rows {

@@ -124,7 +124,7 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
 /// refuses a second active one), and one delivery per distinct lowercased e-mail of the
 /// owner's recipients is created — `skipped` for addresses that unsubscribed, else `pending`.
 pub async fn start(db: &Db, new: &NewRun, now: i64) -> Result<StartedRun, StartRunError> {
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     // Writing first makes SQLite take its write lock at once (a read first could fail to
     // upgrade later); on PostgreSQL it locks the mailing row against a concurrent disable.
     let (claiming, expected, next) = match new.claim {
@@ -412,7 +412,7 @@ pub async fn finish_if_done(db: &Db, run_id: i64, now: i64) -> anyhow::Result<Op
     if status == RunStatus::Running {
         return Ok(None);
     }
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     if db.backend == DatabaseBackend::Postgres {
         // The mailing's row first, then the run's — the order of a disable (which finishes
         // the mailing, then recounts the run). The other way round the two deadlocked on

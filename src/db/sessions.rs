@@ -26,6 +26,7 @@ pub async fn store(
     expires_at: Option<i64>,
 ) -> anyhow::Result<()> {
     let now = now_ms();
+    let _turn = db.write_turn().await;
     sqlx::query(
         "INSERT INTO sessions (id, user_id, entries, expires_at, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $5) \
@@ -44,6 +45,7 @@ pub async fn store(
 }
 
 pub async fn remove(db: &Db, key: &str) -> anyhow::Result<()> {
+    let _turn = db.write_turn().await;
     sqlx::query("DELETE FROM sessions WHERE id = $1")
         .bind(key)
         .execute(&db.pool)

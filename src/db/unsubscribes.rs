@@ -14,7 +14,7 @@ pub async fn add(
     delivery_id: Option<i64>,
     now: i64,
 ) -> anyhow::Result<bool> {
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     let done = sqlx::query(
         "INSERT INTO unsubscribes (owner_id, email, delivery_id, created_at) \
          SELECT id, $2, $3, $4 FROM users WHERE id = $1 \

@@ -323,7 +323,7 @@ pub async fn search(
 /// Mailings go first: they hold their messages with `ON DELETE RESTRICT`, which a cascade
 /// from the user could meet in the wrong order.
 pub async fn delete_with_data(db: &Db, emails: &[&str]) -> anyhow::Result<u64> {
-    let mut tx = db.pool.begin().await.context("cannot begin transaction")?;
+    let mut tx = db.begin_write().await?;
     let mut deleted = 0;
     for email in emails {
         // Writing first makes SQLite take its write lock at once (a read first could fail to

@@ -1,7 +1,8 @@
-//! One mailing message for one recipient (SPEC §7): placeholders filled, the headers that
-//! make it traceable (`Message-ID` from the delivery id, `X-Autosend-*`) and unsubscribable
-//! (RFC 2369 `List-Unsubscribe` with an RFC 8058 one-click `List-Unsubscribe-Post`), plain text
-//! plus an HTML alternative when the message has one.
+//! One mailing message for one recipient (SPEC §7, §12): placeholders filled, the headers that
+//! make it traceable (`Message-ID` from the delivery id and the install, `X-Autosend-*`),
+//! bulk mail (`List-Id`, `Precedence: bulk`) and unsubscribable (RFC 2369 `List-Unsubscribe`,
+//! with RFC 8058's one-click `List-Unsubscribe-Post` when the link is https), plain text plus
+//! an HTML alternative when the message has one.
 
 use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
@@ -9,6 +10,7 @@ use lettre::message::{Mailbox, MultiPart};
 use url::Url;
 
 use crate::domain::template::{self as placeholders, Values};
+use crate::mail::Identity;
 
 /// The recipient's values for the placeholders.
 #[derive(Debug, Clone, Copy)]
@@ -60,11 +62,16 @@ pub enum ComposeError {
     Build(String),
 }
 
-/// `Message-ID: <delivery-{id}.{run}@{host}>`: stable for a delivery, so a message sent twice
-/// after a crash carries the same id and receivers can drop the duplicate.
-pub fn message_id(ids: Ids, base_url: &Url) -> String {
-    let host = base_url.host_str().unwrap_or("localhost");
-    format!("<delivery-{}.{}@{host}>", ids.delivery_id, ids.run_id)
+/// `Message-ID: <delivery-{id}.{run}.{install}@{host}>`: stable for a delivery, so a message
+/// sent twice after a crash carries the same id and receivers can drop the duplicate; the
+/// install's tag keeps it apart from every other install's delivery 1 of run 1.
+pub fn message_id(ids: Ids, identity: &Identity) -> String {
+    identity.message_id(&format!("delivery-{}.{}", ids.delivery_id, ids.run_id))
+}
+
+/// `List-Id` (RFC 2919): one list per mailing, in the install's domain.
+pub fn list_id(ids: Ids, identity: &Identity) -> String {
+    format!("<mailing-{}.{}>", ids.mailing_id, identity.domain)
 }
 
 /// The one-click unsubscribe URL for `token`.
@@ -76,7 +83,7 @@ pub fn unsubscribe_url(base_url: &Url, token: &str) -> String {
 /// Builds the message for one recipient.
 pub fn build(
     from: &Mailbox,
-    base_url: &Url,
+    identity: &Identity,
     template: Template<'_>,
     who: Personal<'_>,
     ids: Ids,
@@ -113,23 +120,31 @@ pub fn build(
             .map_err(|e| ComposeError::Build(e.to_string()))?;
         Ok(HeaderValue::new(name, value))
     };
-    let builder = Message::builder()
+    let mut builder = Message::builder()
         .from(from.clone())
-        .to(to)
-        .subject(subject)
-        .message_id(Some(message_id(ids, base_url)))
-        .raw_header(raw("List-Unsubscribe", format!("<{unsubscribe_url}>"))?)
-        .raw_header(raw(
+        .to(to.clone())
+        .subject(subject.clone())
+        .message_id(Some(message_id(ids, identity)))
+        .raw_header(raw("List-Id", list_id(ids, identity))?)
+        .raw_header(raw("Precedence", "bulk".to_string())?)
+        .raw_header(raw("List-Unsubscribe", format!("<{unsubscribe_url}>"))?);
+    // RFC 8058 §3.1: the one-click POST is only for an https URI.
+    if unsubscribe_url.starts_with("https://") {
+        builder = builder.raw_header(raw(
             "List-Unsubscribe-Post",
             "List-Unsubscribe=One-Click".to_string(),
-        )?)
+        )?);
+    }
+    let builder = builder
         .raw_header(raw("X-Autosend-Mailing", ids.mailing_id.to_string())?)
         .raw_header(raw("X-Autosend-Run", ids.run_id.to_string())?);
     let message = match html {
         Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, html)),
         None => crate::mail::plain_text(builder, text),
     };
-    message.map_err(|e| ComposeError::Build(e.to_string()))
+    let mut message = message.map_err(|e| ComposeError::Build(e.to_string()))?;
+    crate::mail::keep_literal(&mut message, &subject, &to);
+    Ok(message)
 }
 
 #[cfg(test)]
@@ -144,6 +159,10 @@ mod tests {
     #[test]
     fn message_has_ids_and_unsubscribe_headers() {
         let base: Url = "https://mail.example.org:8443/".parse().unwrap();
+        let identity = Identity {
+            install: "0123456789abcdef".into(),
+            domain: "mail.example.org".into(),
+        };
         let ids = Ids {
             delivery_id: 42,
             run_id: 7,
@@ -153,7 +172,7 @@ mod tests {
         assert_eq!(url, "https://mail.example.org:8443/u/tok");
         let message = build(
             &"Sender <from@example.org>".parse().unwrap(),
-            &base,
+            &identity,
             Template {
                 subject: "Hello {{full_name}}\r\nBcc: x@y.z",
                 body: "Dear {{full_name}}",
@@ -166,11 +185,13 @@ mod tests {
         .unwrap();
         let raw = String::from_utf8(message.formatted()).unwrap();
         assert!(
-            raw.contains("Message-ID: <delivery-42.7@mail.example.org>"),
+            raw.contains("Message-ID: <delivery-42.7.0123456789abcdef@mail.example.org>"),
             "{raw}"
         );
         assert!(raw.contains("List-Unsubscribe: <https://mail.example.org:8443/u/tok>"));
         assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+        assert!(raw.contains("List-Id: <mailing-3.mail.example.org>"));
+        assert!(raw.contains("Precedence: bulk"));
         assert!(raw.contains("X-Autosend-Mailing: 3"));
         assert!(raw.contains("X-Autosend-Run: 7"));
         assert!(raw.contains("multipart/alternative"));
@@ -179,10 +200,13 @@ mod tests {
 
     #[test]
     fn a_bad_address_is_a_compose_error() {
-        let base: Url = "http://localhost/".parse().unwrap();
+        let identity = Identity {
+            install: "0123456789abcdef".into(),
+            domain: "localhost".into(),
+        };
         let result = build(
             &"from@example.org".parse().unwrap(),
-            &base,
+            &identity,
             Template {
                 subject: "s",
                 body: "b",

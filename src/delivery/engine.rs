@@ -4,7 +4,7 @@
 //! can pick up any run and a killed process loses nothing: its leases run out and the rows
 //! are claimed again. Time comes from a [`Clock`] so tests can move it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -75,21 +75,25 @@ const RECORD_BATCH: usize = 64;
 /// Longest wait between two attempts.
 pub const RETRY_CAP: Duration = Duration::from_secs(3600);
 
-/// How long a claim holds its rows: long enough for a worker to send its whole batch when
-/// the server is slow (two SMTP timeouts per message) and the rate limit makes it queue, so a
-/// live sender keeps its rows; short enough that a crash delays them by about two minutes.
-/// A sender that still overruns it at worst sends a message twice, and its late outcome is
-/// not recorded over the other sender's. `SEND_LEASE_SECS` overrides it (fault tests kill
-/// processes and cannot wait two minutes for each lease).
+/// How long a claim holds its rows without a heartbeat. A live sender renews its leases every
+/// [`heartbeat_every`], so a slow server or a long queue behind the rate limit never costs it
+/// its rows, whatever the batch size; a killed sender's rows come back within this time (the
+/// fault tests kill -9 and expect every recipient sent within 60 s of the restart). Sized
+/// from the worst case instead (two SMTP timeouts per message of a batch) it was 337 s.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// The lease a claim takes: [`LEASE`], or `SEND_LEASE_SECS` when set (fault tests shorten it).
 pub fn lease_duration(settings: &Settings) -> Duration {
     if settings.send_lease_secs > 0 {
         return Duration::from_secs(settings.send_lease_secs);
     }
-    let per_message = Duration::from_secs(2 * settings.smtp.timeout_secs + 1)
-        + Duration::from_secs_f64(
-            settings.send_concurrency as f64 / f64::from(settings.send_rate_per_second),
-        );
-    (per_message * CLAIM_BATCH as u32).max(Duration::from_secs(120))
+    LEASE
+}
+
+/// How often a sender renews the leases it holds: three times per lease, so one slow or
+/// failed renewal (a busy database) does not lose the rows.
+pub fn heartbeat_every(lease: Duration) -> Duration {
+    (lease / 3).max(Duration::from_millis(200))
 }
 
 /// What one instance shares between everything that sends: its identity in leases, the rate
@@ -99,6 +103,11 @@ pub struct SendGate {
     pub instance_id: String,
     limiter: DefaultDirectRateLimiter,
     slots: Semaphore,
+    /// `true` once the instance is stopping: every drive claims nothing more, gives back what
+    /// it claimed but has not sent, and finishes what is in flight.
+    stopping: watch::Sender<bool>,
+    /// Drives going on (the scheduler's and manual sends'), so a stop can wait for them.
+    drives: watch::Sender<usize>,
 }
 
 impl SendGate {
@@ -108,7 +117,40 @@ impl SendGate {
             instance_id: uuid::Uuid::new_v4().simple().to_string(),
             limiter: RateLimiter::direct(Quota::per_second(rate)),
             slots: Semaphore::new(settings.send_concurrency.max(1)),
+            stopping: watch::channel(false).0,
+            drives: watch::channel(0).0,
         }
+    }
+
+    /// Begins a graceful stop of every drive of this instance (SIGTERM, SIGINT, SIGHUP).
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Waits until no drive is going on, for at most `bound`; `false` if some still were.
+    pub async fn wait_idle(&self, bound: Duration) -> bool {
+        let mut drives = self.drives.subscribe();
+        tokio::time::timeout(bound, drives.wait_for(|n| *n == 0))
+            .await
+            .is_ok()
+    }
+
+    fn enter(&self) -> DriveGuard<'_> {
+        self.drives.send_modify(|n| *n += 1);
+        DriveGuard(self)
+    }
+}
+
+/// Counts a drive as going on while it lives.
+struct DriveGuard<'a>(&'a SendGate);
+
+impl Drop for DriveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.drives.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
@@ -295,6 +337,8 @@ struct Driver<'a> {
     contexts: Mutex<HashMap<i64, Option<Arc<SendContext>>>>,
     counters: Counters,
     interrupted: std::sync::atomic::AtomicBool,
+    /// Rows the workers have claimed and not yet finished: what the heartbeat renews.
+    held: std::sync::Mutex<BTreeSet<i64>>,
 }
 
 /// Sends due deliveries with `SEND_CONCURRENCY` workers until none is claimable (the rest
@@ -304,6 +348,7 @@ pub async fn drive(
     clock: &dyn Clock,
     limits: &DriveLimits,
 ) -> anyhow::Result<DriveOutcome> {
+    let _going = state.send_gate.enter();
     let driver = Driver {
         state,
         clock,
@@ -312,12 +357,14 @@ pub async fn drive(
         contexts: Mutex::new(HashMap::new()),
         counters: Counters::default(),
         interrupted: false.into(),
+        held: std::sync::Mutex::new(BTreeSet::new()),
     };
     let drive_id = uuid::Uuid::new_v4().simple().to_string();
+    let holder = format!("{}/{}/", state.send_gate.instance_id, &drive_id[..8]);
     let (recorder, outcomes) = mpsc::channel(RECORD_BATCH);
     let workers: Vec<_> = (0..state.settings.send_concurrency.max(1))
         .map(|n| {
-            let worker = format!("{}/{}/{n}", state.send_gate.instance_id, &drive_id[..8]);
+            let worker = format!("{holder}{n}");
             let driver = &driver;
             let recorder = recorder.clone();
             async move { driver.work(&worker, &recorder).await }
@@ -325,10 +372,17 @@ pub async fn drive(
         .collect();
     // The recorder stops when the last worker has finished and dropped its sender.
     drop(recorder);
-    let (results, ()) = tokio::join!(
-        futures_util::future::join_all(workers),
-        record_outcomes(&state.db, outcomes)
-    );
+    let work = async {
+        tokio::join!(
+            futures_util::future::join_all(workers),
+            record_outcomes(&state.db, outcomes)
+        )
+    };
+    // The heartbeat lives exactly as long as the workers: when they are done it is dropped.
+    let (results, ()) = tokio::select! {
+        done = work => done,
+        () = driver.heartbeat(&holder) => unreachable!("the heartbeat never ends"),
+    };
     finish_runs(state, clock, limits.run_id).await?;
     for result in results {
         result?;
@@ -346,9 +400,54 @@ pub async fn drive(
 }
 
 impl Driver<'_> {
+    /// Whether to claim nothing more: the drive's limits, or the instance stopping.
+    fn stopped(&self) -> bool {
+        self.limits.reached() || self.state.send_gate.is_stopping()
+    }
+
+    /// Renews the leases of the rows this drive holds every [`heartbeat_every`], forever (the
+    /// drive drops it when its workers are done). A failed renewal is logged and tried again
+    /// at the next beat; the lease outlasts two missed beats.
+    async fn heartbeat(&self, holder: &str) {
+        let every = heartbeat_every(self.lease);
+        loop {
+            tokio::time::sleep(every).await;
+            let ids: Vec<i64> = self
+                .held
+                .lock()
+                .map(|held| held.iter().copied().collect())
+                .unwrap_or_default();
+            if ids.is_empty() {
+                continue;
+            }
+            let until = self.clock.now_ms() + self.lease.as_millis() as i64;
+            if let Err(err) = deliveries::renew(&self.state.db, &ids, holder, until).await {
+                tracing::warn!(
+                    error = %format!("{err:#}"),
+                    held = ids.len(),
+                    "cannot renew the leases of claimed deliveries; retrying at the next beat"
+                );
+            }
+        }
+    }
+
+    fn hold(&self, ids: impl IntoIterator<Item = i64>) {
+        if let Ok(mut held) = self.held.lock() {
+            held.extend(ids);
+        }
+    }
+
+    fn let_go(&self, ids: &[i64]) {
+        if let Ok(mut held) = self.held.lock() {
+            for id in ids {
+                held.remove(id);
+            }
+        }
+    }
+
     async fn work(&self, worker: &str, recorder: &Recorder) -> anyhow::Result<()> {
         loop {
-            if self.limits.reached() {
+            if self.stopped() {
                 self.interrupted.store(true, Ordering::Relaxed);
                 return Ok(());
             }
@@ -367,16 +466,25 @@ impl Driver<'_> {
             if batch.is_empty() {
                 return Ok(());
             }
+            self.hold(batch.iter().map(|c| c.id));
             let unsubscribed = self.unsubscribed(&batch).await?;
             for (i, claimed) in batch.iter().enumerate() {
-                if self.limits.reached() {
+                if self.stopped() {
+                    // Given back untried, attempt count as before the claim: another sender
+                    // (or this one after a restart) takes them at once, not after the lease.
                     self.interrupted.store(true, Ordering::Relaxed);
                     let rest: Vec<i64> = batch[i..].iter().map(|c| c.id).collect();
-                    deliveries::release(&self.state.db, &rest, worker, self.clock.now_ms()).await?;
+                    let released =
+                        deliveries::release(&self.state.db, &rest, worker, self.clock.now_ms())
+                            .await?;
+                    self.let_go(&rest);
+                    tracing::info!(released, "stopping: claimed deliveries given back unsent");
                     return Ok(());
                 }
                 let skip = unsubscribed.contains(&(claimed.run_id, claimed.email.clone()));
-                self.deliver(worker, recorder, claimed, skip).await?;
+                let delivered = self.deliver(worker, recorder, claimed, skip).await;
+                self.let_go(&[claimed.id]);
+                delivered?;
             }
         }
     }
@@ -504,7 +612,7 @@ impl Driver<'_> {
         let url = compose::unsubscribe_url(&settings.base_url, &token);
         let built = compose::build(
             &settings.default_from_email,
-            &settings.base_url,
+            self.state.mailer.identity(),
             Template {
                 subject: &ctx.subject,
                 body: &ctx.body,

@@ -74,6 +74,8 @@ pub async fn tick_with(
     limits: DriveLimits,
 ) -> anyhow::Result<TickOutcome> {
     let db = &state.db;
+    // SMTP sessions left idle since the last tick end politely before the server drops them.
+    state.mailer.close_idle().await;
     let mut outcome = TickOutcome {
         resumed: runs::running_ids(db).await?,
         ..TickOutcome::default()

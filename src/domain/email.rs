@@ -21,6 +21,19 @@ impl Email {
             ));
         }
         let lowered = trimmed.to_lowercase();
+        // RFC 5321 allows both, but mail software mangles them and nobody's real mailbox
+        // needs them: a quoted local part (`"a b"@x.org`) and an address literal domain
+        // (`a@[192.0.2.1]`) are refused here, the one parser every input goes through.
+        if lowered.starts_with('"') || lowered.contains("\"@") {
+            return Err(format!(
+                "{trimmed:?}: quoted addresses (\"…\"@domain) are not accepted."
+            ));
+        }
+        if lowered.contains("@[") || lowered.ends_with(']') {
+            return Err(format!(
+                "{trimmed:?}: an IP address in brackets is not accepted as a domain; use a domain name."
+            ));
+        }
         match lowered.parse::<lettre::Address>() {
             // lettre accepts `a@b`; a real mailbox needs a dot in its domain or to be local.
             Ok(address) if address.domain().contains('.') || address.domain() == "localhost" => {
@@ -78,6 +91,10 @@ mod tests {
             "a b@c.com",
             "a@b",
             "a@b.com\r\nBcc: x@y.z",
+            "\"a b\"@example.com",
+            "\"ann\"@example.com",
+            "ann@[192.0.2.1]",
+            "ann@[IPv6:2001:db8::1]",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }

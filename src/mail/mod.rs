@@ -4,13 +4,18 @@
 //! `SMTP_TIMEOUT_SECS`), `file` writes one `.eml` per message under `data/outbox/`, `console`
 //! prints, and `memory` keeps what was sent so tests can read it. Send errors say whether a
 //! retry can help.
+//!
+//! Whatever the transport, every message leaves with `Date` (lettre adds it) and a
+//! `Message-ID` unique across installs ([`Identity`]): a builder that set none gets one here.
 
 pub mod smtp;
 
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
-use lettre::message::header::{ContentType, MIME_VERSION_1_0};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0};
 use lettre::message::{Mailbox, MessageBuilder, MultiPart};
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -75,9 +80,46 @@ enum Transport {
     Memory(Outbox),
 }
 
+/// What makes this install's `Message-ID`s its own: a tag derived from `SECRET_KEY` (so every
+/// instance of one install shares it, and nobody can guess it or take another install's)
+/// and the domain of `BASE_URL`. Two installs once both sent `<delivery-1.1@localhost>`.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// 16 hex digits of an HMAC of `SECRET_KEY`.
+    pub install: String,
+    /// The host of `BASE_URL`.
+    pub domain: String,
+}
+
+impl Identity {
+    pub fn from_settings(settings: &Settings) -> Self {
+        let signer = crate::signing::Signer::new(settings.secret_key.clone());
+        let tag = signer.mac("message-id", &[]);
+        Self {
+            install: hex::encode(&tag[..8]),
+            domain: settings
+                .base_url
+                .host_str()
+                .unwrap_or("localhost")
+                .to_string(),
+        }
+    }
+
+    /// `<{local}.{install}@{domain}>`.
+    pub fn message_id(&self, local: &str) -> String {
+        format!("<{local}.{}@{}>", self.install, self.domain)
+    }
+
+    /// A fresh id for a message that has no identity of its own (account mail, reports).
+    pub fn new_message_id(&self) -> String {
+        self.message_id(&uuid::Uuid::new_v4().simple().to_string())
+    }
+}
+
 #[derive(Clone)]
 pub struct Mailer {
     transport: Transport,
+    identity: Arc<Identity>,
 }
 
 impl Mailer {
@@ -97,7 +139,42 @@ impl Mailer {
             EmailBackend::Console => Transport::Console,
             EmailBackend::Memory => Transport::Memory(Outbox::default()),
         };
-        Ok(Self { transport })
+        Ok(Self {
+            transport,
+            identity: Arc::new(Identity::from_settings(settings)),
+        })
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Gives `message` a `Message-ID` if its builder set none.
+    fn stamp(&self, mut message: Message) -> Message {
+        if message.headers().get_raw("Message-ID").is_none() {
+            message.headers_mut().insert_raw(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Message-ID"),
+                self.identity.new_message_id(),
+            ));
+        }
+        message
+    }
+
+    /// Closes idle SMTP connections with `QUIT` (see [`smtp::QUIT_AFTER_IDLE`]).
+    pub async fn close_idle(&self) {
+        if let Transport::Smtp(pool, settings) = &self.transport {
+            let closed = smtp::close_idle(pool, settings).await;
+            if closed > 0 {
+                tracing::debug!(closed, "idle SMTP connections closed");
+            }
+        }
+    }
+
+    /// Ends every pooled SMTP session with `QUIT` (shutdown); later sends fail.
+    pub async fn close(&self) {
+        if let Transport::Smtp(pool, settings) = &self.transport {
+            smtp::close(pool, settings).await;
+        }
     }
 
     /// The memory backend's outbox (tests); `None` for other backends.
@@ -110,6 +187,7 @@ impl Mailer {
 
     /// Sends one message; returns the server's reply (or a note for local backends).
     pub async fn send(&self, message: Message) -> Result<String, SendError> {
+        let message = self.stamp(message);
         match &self.transport {
             Transport::Smtp(pool, settings) => smtp::send(pool, settings, &message).await,
             Transport::File(file) => match file.send(message).await {
@@ -138,6 +216,7 @@ impl Mailer {
     /// connection, so the parts of a report arrive together and in order (the pool would
     /// spread them over connections, and the order over the network with them).
     pub async fn send_in_order(&self, messages: Vec<Message>) -> Result<(), SendError> {
+        let messages: Vec<Message> = messages.into_iter().map(|m| self.stamp(m)).collect();
         match &self.transport {
             Transport::Smtp(_, settings) => smtp::send_in_order(settings, messages).await,
             _ => {
@@ -172,6 +251,67 @@ pub fn plain_text(builder: MessageBuilder, text: String) -> Result<Message, lett
         .body(text)
 }
 
+/// `Auto-Submitted: auto-generated` (RFC 3834): error and broken-link reports are written by
+/// a machine, so vacation responders and ticket systems must not answer them.
+pub fn auto_submitted() -> HeaderValue {
+    HeaderValue::new(
+        HeaderName::new_from_ascii_str("Auto-Submitted"),
+        "auto-generated".to_string(),
+    )
+}
+
+/// Text that a reader would take for RFC 2047 encoded words (`=?utf-8?b?…?=`) if it went out
+/// as it is: lettre leaves ASCII words unencoded, so a subject or name typed as
+/// `=?utf-8?b?QWRtaW4=?=` would be shown as "Admin".
+fn looks_encoded(text: &str) -> bool {
+    text.contains("=?")
+}
+
+/// `text` as RFC 2047 base64 encoded words, each at most 75 characters, folded.
+fn encoded_words(text: &str) -> String {
+    // 39 bytes of UTF-8 make 52 of base64: with `=?utf-8?b?` and `?=` 64, and a line with
+    // `Subject: ` in front stays under 78.
+    let mut words = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + 39).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        words.push(format!("=?utf-8?b?{}?=", BASE64.encode(&text[start..end])));
+        start = end;
+    }
+    words.join("\r\n ")
+}
+
+/// Makes the `Subject` reach readers as typed even when it looks like encoded words: such a
+/// subject is written encoded, so decoding gives it back.
+pub fn keep_subject_literal(message: &mut Message, subject: &str) {
+    if looks_encoded(subject) {
+        message
+            .headers_mut()
+            .insert_raw(HeaderValue::dangerous_new_pre_encoded(
+                HeaderName::new_from_ascii_str("Subject"),
+                subject.to_string(),
+                encoded_words(subject),
+            ));
+    }
+}
+
+/// [`keep_subject_literal`], and the same for the display name of `To`.
+pub fn keep_literal(message: &mut Message, subject: &str, to: &Mailbox) {
+    keep_subject_literal(message, subject);
+    if let Some(name) = to.name.as_deref().filter(|n| looks_encoded(n)) {
+        message
+            .headers_mut()
+            .insert_raw(HeaderValue::dangerous_new_pre_encoded(
+                HeaderName::new_from_ascii_str("To"),
+                to.to_string(),
+                format!("{} <{}>", encoded_words(name), to.email),
+            ));
+    }
+}
+
 /// Builds a plain-text e-mail with an optional HTML alternative.
 pub fn compose(
     from: &Mailbox,
@@ -188,7 +328,9 @@ pub fn compose(
         Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, html)),
         None => plain_text(builder, text),
     };
-    message.context("cannot build e-mail")
+    let mut message = message.context("cannot build e-mail")?;
+    keep_literal(&mut message, subject, to);
+    Ok(message)
 }
 
 /// The e-mail of `autosend sendtestemail` (Django's wording), to `to` in one message.
@@ -215,6 +357,25 @@ pub fn test_email(from: &Mailbox, to: &[Mailbox], subject_prefix: &str) -> anyho
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_that_looks_like_encoded_words_is_encoded_and_decodes_as_typed() {
+        use mailparse::MailHeaderMap;
+        let typed = "=?utf-8?b?SGk=?= and a long tail ".repeat(4) + "… ünïcödé";
+        let to = Mailbox::new(
+            Some("=?utf-8?q?Admin?=".into()),
+            "a@example.com".parse().unwrap(),
+        );
+        let message = compose(&to, &to, &typed, "b".into(), None).unwrap();
+        let raw = message.formatted();
+        let parsed = mailparse::parse_mail(&raw).unwrap();
+        assert_eq!(parsed.headers.get_first_value("Subject").unwrap(), typed);
+        let to_header = parsed.headers.get_first_value("To").unwrap();
+        assert_eq!(to_header, "=?utf-8?q?Admin?= <a@example.com>");
+        for line in String::from_utf8(raw).unwrap().lines() {
+            assert!(line.len() <= 78, "folded: {line}");
+        }
+    }
 
     #[test]
     fn plain_text_is_declared_utf8_and_kept_exact() {

@@ -12,6 +12,11 @@
 //!
 //! `SMTP_TIMEOUT_SECS` bounds every step, not only the connect: a server that accepts and then
 //! says nothing cannot hold a sender forever.
+//!
+//! Every session ends with `QUIT`: a series after its last message, pooled connections when
+//! they have been idle for [`QUIT_AFTER_IDLE`] and when the pool closes at shutdown. A
+//! session that cannot be opened (refused EHLO, failed STARTTLS or login) is the relay's
+//! failure, never the recipient's: it is temporary, and the delivery is retried.
 
 use std::time::Duration;
 
@@ -29,6 +34,10 @@ use crate::config::SmtpSettings;
 /// sessions (Postfix after 300 s, many providers sooner), and a message should not be the
 /// first to find out.
 const CHECK_AFTER_IDLE: Duration = Duration::from_secs(10);
+
+/// Pooled connections idle this long are closed with `QUIT` (at the scheduler's next tick):
+/// before the server times them out (Postfix: 300 s) and logs a lost connection.
+pub const QUIT_AFTER_IDLE: Duration = Duration::from_secs(30);
 
 /// Connections for single messages, at most `size` open at once.
 pub type Pool = managed::Pool<Manager>;
@@ -71,6 +80,41 @@ impl managed::Manager for Manager {
             ));
         }
         Ok(())
+    }
+}
+
+/// Says `QUIT` on every idle pooled connection for which `retire` holds, and drops it.
+async fn retire(pool: &Pool, smtp: &SmtpSettings, retire: impl Fn(&Metrics) -> bool) -> usize {
+    let removed = pool.retain(|_, metrics| !retire(&metrics)).removed;
+    let count = removed.len();
+    for mut conn in removed {
+        quit(smtp, &mut conn).await;
+    }
+    count
+}
+
+/// Closes the pooled connections idle for [`QUIT_AFTER_IDLE`] or more.
+pub async fn close_idle(pool: &Pool, smtp: &SmtpSettings) -> usize {
+    retire(pool, smtp, |m| m.last_used() >= QUIT_AFTER_IDLE).await
+}
+
+/// Closes every pooled connection with `QUIT` and the pool with them (shutdown).
+pub async fn close(pool: &Pool, smtp: &SmtpSettings) {
+    retire(pool, smtp, |_| true).await;
+    pool.close();
+}
+
+/// Ends a session politely; a QUIT that goes wrong changes nothing (the socket closes).
+async fn quit(smtp: &SmtpSettings, conn: &mut AsyncSmtpConnection) {
+    if conn.has_broken() {
+        return;
+    }
+    let quit = within(smtp, async {
+        conn.quit().await.map_err(|err| classify(&err))
+    })
+    .await;
+    if quit.is_err() {
+        conn.abort().await;
     }
 }
 
@@ -118,37 +162,58 @@ pub async fn send_in_order(smtp: &SmtpSettings, messages: Vec<Message>) -> Resul
         }
     }
     // Everything was accepted; a QUIT that goes wrong changes nothing.
-    let _ = within(smtp, async {
-        conn.quit().await.map_err(|err| classify(&err))
-    })
-    .await;
+    quit(smtp, &mut conn).await;
     Ok(())
 }
 
 /// Connects and says goodbye: `autosend check`.
 pub async fn check(smtp: &SmtpSettings) -> Result<(), SendError> {
     let mut conn = open(smtp).await?;
-    let _ = within(smtp, async {
-        conn.quit().await.map_err(|err| classify(&err))
-    })
-    .await;
+    quit(smtp, &mut conn).await;
     Ok(())
+}
+
+/// What to say in EHLO: `SMTP_HELO_NAME` (or its default), else the address literal of the
+/// connection's own end, else (implicit TLS, where lettre opens the socket) the host name.
+fn hello(smtp: &SmtpSettings, local: Option<std::net::SocketAddr>) -> ClientId {
+    if let Some(name) = &smtp.helo_name {
+        return ClientId::Domain(name.clone());
+    }
+    match local.map(|a| a.ip()) {
+        Some(std::net::IpAddr::V4(ip)) => ClientId::Ipv4(ip),
+        Some(std::net::IpAddr::V6(ip)) => ClientId::Ipv6(ip),
+        None => ClientId::default(),
+    }
+}
+
+/// A failure to open a session is the relay's (or its configuration's), not the
+/// recipient's: a 504 to EHLO once marked every recipient of a run a permanent error.
+fn relay_failure(err: SendError) -> SendError {
+    match err {
+        SendError::Permanent(m) | SendError::Temporary(m) => {
+            SendError::Temporary(format!("the SMTP relay refused the session: {m}"))
+        }
+    }
 }
 
 /// A ready session: connected, greeted, encrypted and logged in as the settings say.
 async fn open(smtp: &SmtpSettings) -> Result<AsyncSmtpConnection, SendError> {
+    open_session(smtp).await.map_err(relay_failure)
+}
+
+async fn open_session(smtp: &SmtpSettings) -> Result<AsyncSmtpConnection, SendError> {
     let tls = || {
         TlsParameters::new(smtp.host.clone())
             .map_err(|err| SendError::Permanent(format!("TLS for SMTP_HOST: {err}")))
     };
-    let hello = ClientId::default();
+    let mut client_id = hello(smtp, None);
     let mut conn = if smtp.use_ssl {
         let tls = tls()?;
         within(smtp, async {
             AsyncSmtpConnection::connect_tokio1(
                 (smtp.host.as_str(), smtp.port),
                 Some(Duration::from_secs(smtp.timeout_secs)),
-                &hello,
+                &client_id,
                 Some(tls),
                 None,
             )
@@ -169,7 +234,8 @@ async fn open(smtp: &SmtpSettings) -> Result<AsyncSmtpConnection, SendError> {
             socket
                 .set_nodelay(true)
                 .map_err(|err| SendError::Temporary(format!("TCP_NODELAY: {err}")))?;
-            AsyncSmtpConnection::connect_with_transport(Box::new(socket), &hello)
+            client_id = hello(smtp, socket.local_addr().ok());
+            AsyncSmtpConnection::connect_with_transport(Box::new(socket), &client_id)
                 .await
                 .map_err(|err| classify(&err))
         })
@@ -179,7 +245,7 @@ async fn open(smtp: &SmtpSettings) -> Result<AsyncSmtpConnection, SendError> {
         if smtp.use_tls {
             let tls = tls()?;
             within(smtp, async {
-                conn.starttls(tls, &hello)
+                conn.starttls(tls, &client_id)
                     .await
                     .map_err(|err| classify(&err))
             })

@@ -5,7 +5,10 @@
 //! that is not the URL itself (ignoring the scheme: poorly written bots do that), the path
 //! matches none of `IGNORABLE_404_URLS`, and the user agent is not a known crawler. The same
 //! (path, referer) is e-mailed at most once a day; that rule lives in the database
-//! ([`crate::db::error_groups::claim_broken_link`]) so several instances share it.
+//! ([`crate::db::error_groups::claim_broken_link`]) so several instances share it. New links
+//! beyond `ERROR_EMAIL_MAX_PER_MINUTE` a minute (the notifier's cap, counted apart from error
+//! e-mails so a 404 storm never hides a 500) are neither e-mailed nor stored one by one: they
+//! are counted into a [`LinkStorm`] and e-mailed as one summary.
 
 use std::net::IpAddr;
 
@@ -204,13 +207,86 @@ pub fn compose(link: &MaskedLink, settings: &Settings) -> anyhow::Result<Message
         "Request ID: {}\n",
         subject::escape(&link.request_id)
     ));
+    crate::mail::plain_text(to_managers(settings, subject), body)
+        .context("cannot build the broken-link e-mail")
+}
+
+/// A message from `SERVER_EMAIL` to every manager.
+fn to_managers(settings: &Settings, subject: String) -> lettre::message::MessageBuilder {
     let mut builder = Message::builder()
         .from(settings.server_email.clone())
-        .subject(subject);
+        .subject(subject)
+        .raw_header(crate::mail::auto_submitted());
     for manager in &settings.managers {
         builder = builder.to(manager.clone());
     }
-    crate::mail::plain_text(builder, body).context("cannot build the broken-link e-mail")
+    builder
+}
+
+/// Examples of held-back links a storm summary lists.
+pub const STORM_SAMPLES: usize = 20;
+
+/// New broken links held back by the per-minute cap, waiting for their summary: a count and
+/// a few examples, never one row (or e-mail) each.
+#[derive(Debug, Default)]
+pub struct LinkStorm {
+    pub total: u64,
+    pub since_ms: Option<i64>,
+    /// (path, referer) of the first [`STORM_SAMPLES`] links.
+    pub samples: Vec<(String, String)>,
+}
+
+impl LinkStorm {
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    pub fn add(&mut self, link: &MaskedLink, now_ms: i64) {
+        self.total += 1;
+        self.since_ms.get_or_insert(now_ms);
+        if self.samples.len() < STORM_SAMPLES {
+            self.samples.push((link.path.clone(), link.referer.clone()));
+        }
+    }
+}
+
+/// The one e-mail for a storm: "N more broken links since …", with examples.
+pub fn compose_summary(
+    storm: &LinkStorm,
+    settings: &Settings,
+    since: &str,
+    until: &str,
+) -> anyhow::Result<Message> {
+    let subject = subject::cut(
+        &subject::escape(&format!(
+            "{}{} more broken links since {since}",
+            settings.email_subject_prefix, storm.total
+        )),
+        subject::MAX_SUBJECT_CHARS,
+    );
+    let mut body = format!(
+        "{} more broken links since {since} (until {until}): more than \
+         ERROR_EMAIL_MAX_PER_MINUTE={} broken-link e-mails a minute were due, so they were \
+         counted, not sent or stored one by one.\nHost: {}\n\n",
+        storm.total,
+        settings.error_email_max_per_minute,
+        crate::reporting::report::host_name(),
+    );
+    for (path, referer) in &storm.samples {
+        body.push_str(&format!(
+            "{} (from {})\n",
+            subject::escape(path),
+            subject::escape(referer)
+        ));
+    }
+    if storm.total > storm.samples.len() as u64 {
+        body.push_str(&format!(
+            "… and {} more\n",
+            storm.total - storm.samples.len() as u64
+        ));
+    }
+    crate::mail::plain_text(to_managers(settings, subject), body)
+        .context("cannot build the broken-link summary")
 }
 
 #[cfg(test)]

@@ -116,8 +116,9 @@ pub fn compose_parts(
 
         let mut builder = Message::builder()
             .from(head.from.clone())
-            .subject(subject)
+            .subject(subject.clone())
             .message_id(Some(message_id(part)))
+            .raw_header(crate::mail::auto_submitted())
             .raw_header(header("X-Autosend-Request-Id", report.request_id()))
             .raw_header(header("X-Autosend-Fingerprint", &report.fingerprint))
             .raw_header(header("X-Autosend-Part", &position));
@@ -135,8 +136,11 @@ pub fn compose_parts(
         } else {
             crate::mail::plain_text(builder, plain)
         };
-        messages
-            .push(message.with_context(|| format!("cannot build report e-mail part {position}"))?);
+        let mut message =
+            message.with_context(|| format!("cannot build report e-mail part {position}"))?;
+        // The path in the subject is whatever the client asked for, `=?…?=` included.
+        crate::mail::keep_subject_literal(&mut message, &subject);
+        messages.push(message);
     }
     Ok(messages)
 }

@@ -12,7 +12,10 @@
 //! - at most `ERROR_EMAIL_MAX_PER_MINUTE` error e-mails a minute: counted in Redis
 //!   (`{prefix}errors:minute:{unix_minute}`) when there is one, so instances share it, else
 //!   by governor in-process. Reports over the cap are gathered into one storm summary, sent
-//!   when the cap allows again (at most one a minute);
+//!   when the cap allows again (at most one a minute). New broken links have a cap of the
+//!   same size, counted apart (`{prefix}broken-links:minute:{unix_minute}`) so that a storm
+//!   of 404s never holds back an error e-mail; past it they are counted into one summary
+//!   ("N more broken links since …") and write no rows;
 //! - a failure while reporting is logged (target `reporting`, at most once a minute per kind)
 //!   and counted, never reported: reporting cannot loop on itself.
 
@@ -37,7 +40,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::db::error_groups::{self, EmailClaim, KIND_BROKEN_LINK, KIND_ERROR, Occurrence};
 use crate::mail::Mailer;
-use crate::reporting::broken_links::{self, MaskedLink, NotFound, Skip};
+use crate::reporting::broken_links::{self, LinkStorm, MaskedLink, NotFound, Skip};
 use crate::reporting::chunk::{MailHead, compose_parts};
 use crate::reporting::report::{
     BackgroundTask, ErrorDetails, ErrorReport, RawRequest, format_time,
@@ -95,6 +98,23 @@ impl governor::clock::Clock for Clock {
 }
 
 type MinuteLimiter = RateLimiter<NotKeyed, InMemoryState, Clock, NoOpMiddleware<Duration>>;
+
+/// Which per-minute cap an e-mail counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cap {
+    Errors,
+    BrokenLinks,
+}
+
+impl Cap {
+    /// The shared counter's key part in Redis.
+    fn key(self) -> &'static str {
+        match self {
+            Cap::Errors => "errors",
+            Cap::BrokenLinks => "broken-links",
+        }
+    }
+}
 
 /// What the notifier has done, for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -182,6 +202,8 @@ impl ErrorNotifier {
             NonZeroU32::new(settings.error_email_max_per_minute).unwrap_or(NonZeroU32::MIN);
         let limiter =
             RateLimiter::direct_with_clock(Quota::per_minute(per_minute), options.clock.clone());
+        let link_limiter =
+            RateLimiter::direct_with_clock(Quota::per_minute(per_minute), options.clock.clone());
         let worker = ReportWorker {
             rx,
             settings: settings.clone(),
@@ -191,8 +213,11 @@ impl ErrorNotifier {
             counters: counters.clone(),
             clock: options.clock.clone(),
             limiter,
+            link_limiter,
             storm: Storm::default(),
             last_summary_ms: None,
+            link_storm: LinkStorm::default(),
+            last_link_summary_ms: None,
             local: HashMap::new(),
             warnings: HashMap::new(),
         };
@@ -384,8 +409,11 @@ pub struct ReportWorker {
     counters: Arc<Counters>,
     clock: Clock,
     limiter: MinuteLimiter,
+    link_limiter: MinuteLimiter,
     storm: Storm,
     last_summary_ms: Option<i64>,
+    link_storm: LinkStorm,
+    last_link_summary_ms: Option<i64>,
     /// Last e-mail and repeats per fingerprint, used only while the database fails.
     local: HashMap<String, (i64, i64)>,
     /// Last warning time and warnings skipped since, per kind of failure.
@@ -408,19 +436,23 @@ impl ReportWorker {
                     Some(job) => self.handle_guarded(job).await,
                     None => break,
                 },
-                _ = retry.tick(), if !self.storm.is_empty() => {
-                    if AssertUnwindSafe(self.try_summary()).catch_unwind().await.is_err() {
+                _ = retry.tick(), if !self.storm.is_empty() || !self.link_storm.is_empty() => {
+                    if AssertUnwindSafe(Box::pin(self.try_summary())).catch_unwind().await.is_err() {
                         self.warn("panic", "panic while sending a storm summary");
+                    }
+                    if AssertUnwindSafe(Box::pin(self.try_link_summary())).catch_unwind().await.is_err() {
+                        self.warn("panic", "panic while sending a broken-link summary");
                     }
                 }
             }
         }
-        self.try_summary().await;
+        Box::pin(self.try_summary()).await;
+        Box::pin(self.try_link_summary()).await;
     }
 
     /// A bug in reporting must not end reporting: a panic is logged and the next job runs.
     async fn handle_guarded(&mut self, job: Job) {
-        if AssertUnwindSafe(self.handle(job))
+        if AssertUnwindSafe(Box::pin(self.handle(job)))
             .catch_unwind()
             .await
             .is_err()
@@ -431,20 +463,24 @@ impl ReportWorker {
 
     async fn handle(&mut self, job: Job) {
         match job {
-            Job::Error(report) => self.handle_error(*report).await,
+            // Every job's future is boxed: inline, the nested frames of report building,
+            // masking and the SMTP send made the worker outgrow a 2 MiB stack in debug builds
+            // (a test thread's stack; a long report over a real SMTP server overflowed it).
+            Job::Error(report) => Box::pin(self.handle_error(*report)).await,
             Job::Request(job) => {
                 let (details, request) = *job;
                 let report = ErrorReport::for_request(details, request, &self.settings);
-                self.handle_error(report).await;
+                Box::pin(self.handle_error(report)).await;
             }
             Job::Background(job) => {
                 let (details, task) = *job;
                 let report = ErrorReport::for_background(details, task, &self.settings);
-                self.handle_error(report).await;
+                Box::pin(self.handle_error(report)).await;
             }
-            Job::BrokenLink(not_found) => self.handle_broken_link(*not_found).await,
+            Job::BrokenLink(not_found) => Box::pin(self.handle_broken_link(*not_found)).await,
             Job::Flush(done) => {
-                self.try_summary().await;
+                Box::pin(self.try_summary()).await;
+                Box::pin(self.try_link_summary()).await;
                 let _ = done.send(());
             }
         }
@@ -503,7 +539,7 @@ impl ReportWorker {
 
         // Over the cap, or a storm already gathering: into the summary. The claim stays
         // taken, so the group's repeats wait for its cooldown like after an e-mail.
-        if !self.storm.is_empty() || !self.allow_email().await {
+        if !self.storm.is_empty() || !self.allow_email(Cap::Errors).await {
             Counters::bump(&self.counters.suppressed);
             self.storm.add(&report, now);
             return;
@@ -588,15 +624,15 @@ impl ReportWorker {
         }
     }
 
-    /// One more error e-mail this minute? Redis's shared counter when there is one (falling
-    /// back to this instance's governor when Redis fails), else governor.
-    async fn allow_email(&mut self) -> bool {
+    /// One more e-mail of this kind this minute? Redis's shared counter when there is one
+    /// (falling back to this instance's governor when Redis fails), else governor.
+    async fn allow_email(&mut self, cap: Cap) -> bool {
         let max = i64::from(self.settings.error_email_max_per_minute);
         if let Some(cache) = self.cache.clone()
             && let Some(pool) = cache.redis_pool()
         {
             let minute = self.clock.now_ms().div_euclid(60_000);
-            let key = format!("{}errors:minute:{minute}", cache.prefix());
+            let key = format!("{}{}:minute:{minute}", cache.prefix(), cap.key());
             match tokio::time::timeout(REDIS_TIMEOUT, count_in_redis(pool, &key)).await {
                 Ok(Ok(count)) => return count <= max,
                 Ok(Err(err)) => self.warn_with(
@@ -611,7 +647,10 @@ impl ReportWorker {
                 ),
             }
         }
-        self.limiter.check().is_ok()
+        match cap {
+            Cap::Errors => self.limiter.check().is_ok(),
+            Cap::BrokenLinks => self.link_limiter.check().is_ok(),
+        }
     }
 
     /// Sends the storm summary when one is pending, the last was a minute ago or more, and
@@ -620,18 +659,10 @@ impl ReportWorker {
         if self.storm.is_empty() || !self.error_mail_enabled() {
             return;
         }
-        let now = self.clock.now_ms();
-        if self
-            .last_summary_ms
-            .is_some_and(|last| now - last < SUMMARY_INTERVAL_MS)
-        {
+        let Some(now) = self.summary_due(Cap::Errors).await else {
             return;
-        }
-        if !self.allow_email().await {
-            return;
-        }
+        };
         let storm = std::mem::take(&mut self.storm);
-        self.last_summary_ms = Some(now);
         let sent = match self.storm_message(&storm, now) {
             Ok(message) => self.send_all(vec![message]).await,
             Err(err) => Err(err),
@@ -643,6 +674,25 @@ impl ReportWorker {
                 self.fail("send", "cannot send an error storm summary", &err);
             }
         }
+    }
+
+    /// `Some(now)` when a summary counted against `cap` may go now — the last one went a
+    /// minute ago or more and the cap allows — and records it as sent now.
+    async fn summary_due(&mut self, cap: Cap) -> Option<i64> {
+        let now = self.clock.now_ms();
+        let last = match cap {
+            Cap::Errors => self.last_summary_ms,
+            Cap::BrokenLinks => self.last_link_summary_ms,
+        };
+        if last.is_some_and(|last| now - last < SUMMARY_INTERVAL_MS) || !self.allow_email(cap).await
+        {
+            return None;
+        }
+        match cap {
+            Cap::Errors => self.last_summary_ms = Some(now),
+            Cap::BrokenLinks => self.last_link_summary_ms = Some(now),
+        }
+        Some(now)
     }
 
     fn storm_message(&self, storm: &Storm, now: i64) -> anyhow::Result<Message> {
@@ -685,16 +735,62 @@ impl ReportWorker {
         }
         let mut builder = Message::builder()
             .from(settings.server_email.clone())
-            .subject(subject);
+            .subject(subject)
+            .raw_header(crate::mail::auto_submitted());
         for admin in &settings.admins {
             builder = builder.to(admin.clone());
         }
         Ok(crate::mail::plain_text(builder, body)?)
     }
 
+    /// The broken-link storm's summary, on the same terms as the error storm's.
+    async fn try_link_summary(&mut self) {
+        if self.link_storm.is_empty() || self.settings.managers.is_empty() {
+            return;
+        }
+        let Some(now) = self.summary_due(Cap::BrokenLinks).await else {
+            return;
+        };
+        let storm = std::mem::take(&mut self.link_storm);
+        let since = format_time(error_groups::from_ms(storm.since_ms.unwrap_or(now)));
+        let until = format_time(error_groups::from_ms(now));
+        // Sent here, not through a shared helper: one more async frame on this path made the
+        // worker outgrow a 2 MiB stack in debug builds.
+        let sent = match broken_links::compose_summary(&storm, &self.settings, &since, &until) {
+            Ok(message) => self.send_all(vec![message]).await,
+            Err(err) => Err(err),
+        };
+        match sent {
+            Ok(()) => Counters::bump(&self.counters.broken_links_sent),
+            Err(err) => {
+                Counters::bump(&self.counters.failed);
+                self.fail("send", "cannot send a broken-link summary", &err);
+            }
+        }
+    }
+
     async fn handle_broken_link(&mut self, not_found: NotFound) {
         let now = self.clock.now_ms();
         let link = MaskedLink::new(&not_found, &self.settings);
+        // Reported today already: counted in its group (a row that exists), not e-mailed.
+        let reported = error_groups::broken_link_reported(
+            &self.db,
+            &link.path,
+            &link.referer,
+            now,
+            broken_links::REPORT_PERIOD_MS,
+        )
+        .await
+        .unwrap_or_else(|err| {
+            self.fail("database", "cannot look up a broken-link report", &err);
+            false
+        });
+        // A new link over the cap (or a storm gathering): one count in the summary, no rows.
+        if !reported && (!self.link_storm.is_empty() || !self.allow_email(Cap::BrokenLinks).await) {
+            Counters::bump(&self.counters.suppressed);
+            self.link_storm.add(&link, now);
+            return;
+        }
         let fingerprint = broken_links::group_fingerprint(&link.path);
         let message = format!("Broken link to {} from {}", link.path, link.referer);
         let occurrence = Occurrence {
@@ -744,8 +840,7 @@ impl ReportWorker {
 
     /// Sends parts in order over one connection; stops at the first failure.
     async fn send_all(&self, messages: Vec<Message>) -> anyhow::Result<()> {
-        self.mailer
-            .send_in_order(messages)
+        Box::pin(self.mailer.send_in_order(messages))
             .await
             .map_err(anyhow::Error::from)
     }
@@ -1167,6 +1262,50 @@ mod tests {
             client_ip: Some("198.51.100.4".parse().unwrap()),
             request_id: "rid-nf".into(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_storm_of_new_broken_links_becomes_one_summary_and_no_rows() {
+        let env = test_env(&[("ERROR_EMAIL_MAX_PER_MINUTE", "2")]).await;
+        let clock = Clock::manual(T0);
+        let notifier = start(&env, &clock);
+        for i in 0..50 {
+            let mut nf = not_found("https://other.example/");
+            nf.path = format!("/gone/{i}");
+            nf.url = format!("https://example.com/gone/{i}");
+            notifier.report_not_found(nf).unwrap();
+        }
+        // An error report keeps its own allowance: a 404 storm does not hold it back.
+        notifier.report(report(&env, "boom"));
+        notifier.flush().await;
+        let sent = mails(&env);
+        assert_eq!(sent.len(), 3, "two links fit the cap, and the error");
+        let rows: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM broken_links")
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, 2, "held-back links write no rows");
+
+        clock.advance(Duration::from_secs(61));
+        notifier.flush().await;
+        let sent = mails(&env);
+        assert_eq!(sent.len(), 4);
+        let summary = &sent[3];
+        assert!(
+            summary
+                .subject
+                .starts_with("[autosend] 48 more broken links since "),
+            "{}",
+            summary.subject
+        );
+        assert!(summary.to.contains("pm@example.com"));
+        assert!(
+            summary
+                .body
+                .contains("/gone/2 (from https://other.example/)")
+        );
+        assert!(summary.body.contains("… and 28 more"), "{}", summary.body);
+        assert_eq!(notifier.stats().broken_links_sent, 3);
     }
 
     #[tokio::test]

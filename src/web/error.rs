@@ -106,15 +106,10 @@ impl InternalError {
         }
     }
 
-    /// Whether the database could not be reached (no connection within the pool's timeout,
-    /// a refused or broken socket): an outage that passes, answered 503, not a bug.
+    /// Whether the database had passing trouble ([`crate::db::is_transient`]: unreachable,
+    /// locked or busy past the timeout, disk full): answered 503 with `Retry-After`, not a bug.
     pub fn is_unavailable(&self) -> bool {
-        self.error.chain().any(|cause| {
-            matches!(
-                cause.downcast_ref::<sqlx::Error>(),
-                Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
-            )
-        })
+        crate::db::is_transient_chain(&self.error)
     }
 
     /// The messages of the error and each of its causes, outermost first.

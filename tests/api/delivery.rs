@@ -13,7 +13,7 @@ use autosend::delivery::engine::{self, DriveLimits};
 use autosend::delivery::{Clock, ManualClock, StartRunError, TickOutcome, scheduler};
 use autosend::domain::{DeliveryStatus, MailingStatus, Period, RunStatus, Trigger};
 
-use crate::helpers::{ACTIVE, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{ACTIVE, SUPERUSER, TestApp, spawn_app, spawn_app_with};
 use crate::sink::{Sink, free_port, python_with_aiosmtpd};
 
 /// 2030-01-01T09:00:00Z: far from the real clock, so only the test's clock matters.
@@ -97,6 +97,14 @@ impl World {
         .unwrap()
     }
 
+    /// A `once` mailing to `emails` (new recipients), sent by a tick at T0: what went out.
+    async fn mail_once(&self, emails: &[&str]) -> Vec<autosend::mail::SentEmail> {
+        let ids = self.recipients(emails).await;
+        self.mailing(&ids, T0, T0 + DAY, Period::Once).await;
+        self.tick_at(T0).await;
+        self.app.outbox.messages()
+    }
+
     async fn tick_at(&self, at: i64) -> TickOutcome {
         self.clock.set(at);
         scheduler::tick(&self.app.state, &self.clock).await.unwrap()
@@ -170,6 +178,17 @@ fn header(raw: &str, name: &str) -> String {
         .headers
         .get_first_value(name)
         .unwrap_or_else(|| panic!("{name} header in {raw}"))
+}
+
+/// A mail provider's RFC 8058 one-click POST: no cookie, no CSRF token, just the link.
+async fn one_click(app: &TestApp, path: &str) -> reqwest::Response {
+    crate::helpers::client()
+        .post(app.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap()
 }
 
 fn statuses(deliveries: &[Delivery]) -> Vec<(String, DeliveryStatus)> {
@@ -645,8 +664,8 @@ async fn an_expired_lease_is_reclaimed_after_a_crash_and_nobody_is_skipped() {
         &w.app.state.db,
         ClaimRequest {
             worker: "crashed-instance",
-            now: T0 - MINUTE,
-            lease_until: T0 - MINUTE + lease,
+            now: T0 - 1_000,
+            lease_until: T0 - 1_000 + lease,
             limit: 2,
             run_id: Some(run),
         },
@@ -661,7 +680,7 @@ async fn an_expired_lease_is_reclaimed_after_a_crash_and_nobody_is_skipped() {
     assert_eq!(outcome.sent.sent, 4);
     assert_eq!(w.run(run).await.status, RunStatus::Running);
 
-    let outcome = w.tick_at(T0 - MINUTE + lease).await;
+    let outcome = w.tick_at(T0 - 1_000 + lease).await;
     assert_eq!(outcome.sent.sent, 2, "reclaimed when the lease ran out");
     let run = w.run(run).await;
     assert_eq!(run.status, RunStatus::Success);
@@ -730,18 +749,22 @@ async fn messages_are_personalised_and_carry_the_delivery_headers() {
     assert_eq!(header("From"), "autosend@localhost");
     assert!(header("To").contains("zoe@example.com"));
     assert_eq!(header("Subject"), "Hi Zoë <&> Co");
+    let install = &w.app.state.mailer.identity().install;
     assert_eq!(
         header("Message-ID"),
-        format!("<delivery-{}.{}@127.0.0.1>", delivery.id, run.id)
+        format!("<delivery-{}.{}.{install}@127.0.0.1>", delivery.id, run.id)
     );
+    assert!(mailparse::dateparse(&header("Date")).is_ok());
+    assert_eq!(header("List-Id"), format!("<mailing-{id}.127.0.0.1>"));
+    assert_eq!(header("Precedence"), "bulk");
     let unsubscribe = header("List-Unsubscribe");
     assert!(
         unsubscribe.starts_with("<http://127.0.0.1:0/u/") && unsubscribe.ends_with('>'),
         "{unsubscribe}"
     );
-    assert_eq!(
-        header("List-Unsubscribe-Post"),
-        "List-Unsubscribe=One-Click"
+    assert!(
+        !raw.contains("List-Unsubscribe-Post"),
+        "RFC 8058 one-click is for https links only: {raw}"
     );
     assert_eq!(header("X-Autosend-Mailing"), id.to_string());
     assert_eq!(header("X-Autosend-Run"), run.id.to_string());
@@ -789,16 +812,9 @@ async fn the_unsubscribe_page_asks_on_get_and_unsubscribes_on_post() {
         "GET changes nothing"
     );
 
-    // A mail provider's one-click POST: no cookie, no CSRF token, just the signed link.
     let provider = crate::helpers::client();
     for _ in 0..2 {
-        let resp = provider
-            .post(w.app.url(&path))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("List-Unsubscribe=One-Click")
-            .send()
-            .await
-            .unwrap();
+        let resp = one_click(&w.app, &path).await;
         assert_eq!(resp.status(), 200);
         assert!(resp.text().await.unwrap().contains("You are unsubscribed"));
     }
@@ -966,6 +982,14 @@ async fn seed_demo_creates_every_status_and_is_idempotent() {
 // ---- Through a real SMTP server ----------------------------------------------------------
 
 async fn smtp_world(port: u16, max_attempts: u32) -> World {
+    smtp_world_with(port, max_attempts, &[]).await
+}
+
+async fn smtp_world_with(port: u16, max_attempts: u32, extra: &[(&str, &str)]) -> World {
+    let extra: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     world_on(
         spawn_app_with(move |v| {
             v.insert("EMAIL_BACKEND".into(), "smtp".into());
@@ -973,6 +997,7 @@ async fn smtp_world(port: u16, max_attempts: u32) -> World {
             v.insert("SMTP_PORT".into(), port.to_string());
             v.insert("SMTP_TIMEOUT_SECS".into(), "5".into());
             v.insert("SEND_MAX_ATTEMPTS".into(), max_attempts.to_string());
+            v.extend(extra);
         })
         .await,
     )
@@ -1036,7 +1061,11 @@ async fn through_smtp_a_5xx_fails_at_once_and_a_4xx_is_retried_until_sent() {
     received.sort();
     assert_eq!(received, ["ok@example.com", "tempfail@example.com"]);
     let (_, raw) = &sink.received()[0];
-    assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+    assert!(raw.contains("List-Unsubscribe: <http://"), "{raw}");
+    assert!(
+        !raw.contains("List-Unsubscribe-Post"),
+        "no one-click over http"
+    );
     assert!(raw.contains("Subject: Hello Some One"), "{raw}");
 }
 
@@ -1154,4 +1183,299 @@ async fn cli_send_due_seed_demo_and_send_mailing() {
         .collect::<String>();
     assert!(jobs.contains("run finished"), "{jobs}");
     assert!(jobs.contains("outcome=success"), "{jobs}");
+}
+
+#[tokio::test]
+async fn over_https_mailings_offer_one_click_unsubscribe() {
+    let w = world_on(
+        spawn_app_with(|v| {
+            v.insert("BASE_URL".into(), "https://mail.example.org".into());
+        })
+        .await,
+    )
+    .await;
+    let raw = &w.mail_once(&["ann@example.com"]).await[0].raw;
+    assert_eq!(
+        header(raw, "List-Unsubscribe-Post"),
+        "List-Unsubscribe=One-Click"
+    );
+    assert!(header(raw, "List-Unsubscribe").starts_with("<https://mail.example.org/u/"));
+    assert!(header(raw, "Message-ID").ends_with("@mail.example.org>"));
+}
+
+#[tokio::test]
+async fn two_installs_never_share_a_message_id_and_instances_of_one_do() {
+    let one = world().await;
+    let other = world_on(
+        spawn_app_with(|v| {
+            v.insert(
+                "SECRET_KEY".into(),
+                "another-install-secret-key-0123456789abcdef".into(),
+            );
+        })
+        .await,
+    )
+    .await;
+    let mut ids = Vec::new();
+    for w in [&one, &other] {
+        let sent = w.mail_once(&["ann@example.com"]).await;
+        ids.push(header(&sent[0].raw, "Message-ID"));
+    }
+    // Same delivery and run ids on both (fresh databases), different installs.
+    assert!(ids[0].starts_with("<delivery-1.1."), "{ids:?}");
+    assert!(ids[1].starts_with("<delivery-1.1."), "{ids:?}");
+    assert_ne!(ids[0], ids[1]);
+    let second = one.app.another_instance().await;
+    assert_eq!(
+        second.mailer.identity().install,
+        one.app.state.mailer.identity().install,
+        "instances of one install (one SECRET_KEY) share it"
+    );
+}
+
+#[tokio::test]
+async fn encoded_words_typed_into_a_subject_or_a_name_arrive_as_typed() {
+    let w = world().await;
+    let typed_subject = "=?utf-8?b?SGFja2Vk?= for {{full_name}}";
+    let typed_name = "=?utf-8?q?Admin?=";
+    let message = messages::insert(&w.app.state.db, w.owner, typed_subject, "Body", None)
+        .await
+        .unwrap();
+    let ann = w.recipient("ann@example.com", typed_name).await;
+    w.mailing_of(message, &[ann], T0, T0 + DAY, Period::Once)
+        .await;
+    w.tick_at(T0).await;
+    let raw = &w.app.outbox.messages()[0].raw;
+    assert_eq!(
+        header(raw, "Subject"),
+        format!("=?utf-8?b?SGFja2Vk?= for {typed_name}"),
+        "{raw}"
+    );
+    let to = mailparse::addrparse(&header(raw, "To")).unwrap();
+    match &to[0] {
+        mailparse::MailAddr::Single(info) => {
+            assert_eq!(info.display_name.as_deref(), Some(typed_name), "{raw}");
+            assert_eq!(info.addr, "ann@example.com");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Every encoding in which `text` could be read back out of a URL.
+fn encodings_of(text: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let mut out = vec![
+        text.to_string(),
+        hex::encode(text),
+        hex::encode(text).to_uppercase(),
+        text.replace('@', "%40"),
+    ];
+    // Base64 of the text at each of the three offsets it can start at in a longer payload,
+    // without the characters its neighbours share.
+    for pad in 0..3 {
+        let padded = format!("{}{text}", "\0".repeat(pad));
+        for engine in [&URL_SAFE_NO_PAD, &STANDARD_NO_PAD] {
+            let encoded = engine.encode(&padded);
+            let skip = if pad == 0 { 0 } else { 4 };
+            out.push(encoded[skip..encoded.len() - 4].to_string());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn unsubscribe_links_do_not_show_the_address_and_old_links_still_work() {
+    let w = world().await;
+    let sent = w
+        .mail_once(&["anna.karenina@example.com", "levin@example.com"])
+        .await;
+    assert_eq!(sent.len(), 2);
+    for mail in &sent {
+        let email = &mail.to[0];
+        let link = header(&mail.raw, "List-Unsubscribe")
+            .trim_matches(['<', '>'])
+            .to_string();
+        let text = crate::helpers::Mail::parse(&mail.raw).text;
+        assert!(text.contains(&link), "the body carries the same link");
+        for form in encodings_of(email)
+            .into_iter()
+            .chain(encodings_of(&format!("{}\0{email}", w.owner)))
+        {
+            assert!(!link.contains(&form), "{link} shows {email} as {form:?}");
+        }
+        // Nor can the token be decoded back into it.
+        let token = link.rsplit('/').next().unwrap();
+        use base64::Engine as _;
+        for engine in [
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            &base64::engine::general_purpose::STANDARD_NO_PAD,
+        ] {
+            if let Ok(bytes) = engine.decode(token) {
+                let decoded = String::from_utf8_lossy(&bytes).to_lowercase();
+                assert!(!decoded.contains("karenina") && !decoded.contains("levin"));
+            }
+        }
+        let path = url::Url::parse(&link).unwrap().path().to_string();
+        let page = w.app.get(&path).await.text().await.unwrap();
+        assert!(
+            page.contains(email.as_str()),
+            "the page (not the URL) names it"
+        );
+        if email == "anna.karenina@example.com" {
+            let resp = one_click(&w.app, &path).await;
+            assert_eq!(resp.status(), 200);
+        }
+    }
+    let db = &w.app.state.db;
+    assert!(
+        unsubscribes::is_unsubscribed(db, w.owner, "anna.karenina@example.com")
+            .await
+            .unwrap()
+    );
+
+    // A link mailed before the change (the address readable in it) keeps working.
+    let old = autosend::delivery::unsubscribe::readable_token(
+        &w.app.state.signer,
+        w.owner,
+        "levin@example.com",
+    );
+    let resp = one_click(&w.app, &format!("/u/{old}")).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        unsubscribes::is_unsubscribed(db, w.owner, "levin@example.com")
+            .await
+            .unwrap()
+    );
+}
+
+/// The owner's `is_active` set over HTTP by a logged-in superuser, as on `/admin/users`.
+async fn set_owner_active(w: &World, active: bool) {
+    let fields: &[(&str, &str)] = if active { &[("is_active", "1")] } else { &[] };
+    let resp = w
+        .app
+        .post_form(&format!("/admin/users/{}", w.owner), fields)
+        .await;
+    assert!(resp.status().is_redirection(), "{}", resp.status());
+}
+
+#[tokio::test]
+async fn a_deactivated_owners_mailings_wait_until_the_owner_is_active_again() {
+    let w = world().await;
+    w.app.create_user("root@example.com", SUPERUSER).await;
+    w.app.login_as("root@example.com").await;
+    let ids = w.recipients(&["a@example.com", "b@example.com"]).await;
+    // One mailing becomes due at T0; another already has a run going (started by hand).
+    let due = w.mailing(&ids, T0, T0 + 10 * DAY, Period::Daily).await;
+    let going = w
+        .mailing(&ids, T0 + 5 * DAY, T0 + 10 * DAY, Period::Once)
+        .await;
+    w.clock.set(T0 - MINUTE);
+    let started = engine::start_run(&w.app.state, &w.clock, going, Trigger::Cli, false)
+        .await
+        .unwrap();
+
+    set_owner_active(&w, false).await;
+    let tick = w.tick_at(T0).await;
+    assert!(tick.started.is_empty(), "{tick:?}");
+    assert_eq!(tick.sent.sent, 0, "{tick:?}");
+    assert!(w.app.outbox.messages().is_empty(), "nothing is sent");
+    assert!(w.runs(due).await.is_empty(), "no run starts");
+    assert_eq!(
+        statuses(&w.deliveries(started.run_id).await),
+        vec![
+            ("a@example.com".to_string(), DeliveryStatus::Pending),
+            ("b@example.com".to_string(), DeliveryStatus::Pending),
+        ],
+        "the running run's rows stay pending, not cancelled"
+    );
+    for id in [due, going] {
+        let page = w
+            .app
+            .get(&format!("/mailings/{id}"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("Paused:"), "{page}");
+        assert!(page.contains("deactivated"));
+    }
+
+    set_owner_active(&w, true).await;
+    let tick = w.tick_at(T0 + MINUTE).await;
+    assert_eq!(
+        tick.started.len(),
+        1,
+        "the due mailing starts now: {tick:?}"
+    );
+    assert_eq!(tick.sent.sent, 4, "{tick:?}");
+    assert_eq!(w.app.outbox.messages().len(), 4);
+    assert_eq!(w.run(started.run_id).await.status, RunStatus::Success);
+    let page = w
+        .app
+        .get(&format!("/mailings/{due}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("Paused:"));
+}
+
+#[tokio::test]
+async fn through_smtp_a_refused_ehlo_is_retried_and_every_session_ends_with_quit() {
+    let Some(python) = python_with_aiosmtpd() else {
+        eprintln!("skipped: python3-aiosmtpd is not installed (.ci/run installs it)");
+        return;
+    };
+    let port = free_port();
+    let mut w = smtp_world_with(port, 5, &[("SMTP_HELO_NAME", "client.example.net")]).await;
+    let sink = Sink::start(python, port, w.app.dir.path(), 1).await;
+    let ids = w.recipients(&["ann@example.com", "bob@example.com"]).await;
+    let id = w.mailing(&ids, T0, T0 + DAY, Period::Once).await;
+
+    // A strict relay refusing the greeting is the relay's failure: retried, not an error.
+    sink.set_strict(true);
+    let refused = w.tick_at(T0).await;
+    assert_eq!(
+        (refused.sent.sent, refused.sent.errors, refused.sent.retried),
+        (0, 0, 2),
+        "{refused:?}"
+    );
+    let run = w.runs(id).await[0].clone();
+    for d in w.deliveries(run.id).await {
+        assert_eq!(d.status, DeliveryStatus::Pending, "{d:?}");
+        assert!(d.detail.contains("504"), "{}", d.detail);
+    }
+
+    sink.set_strict(false);
+    let later = w.tick_at(T0 + 2 * HOUR).await;
+    assert_eq!((later.sent.sent, later.sent.errors), (2, 0), "{later:?}");
+    for (_, raw) in sink.received() {
+        assert!(mailparse::dateparse(&header(&raw, "Date")).is_ok());
+        assert!(header(&raw, "Message-ID").starts_with("<delivery-"));
+        assert_eq!(header(&raw, "Precedence"), "bulk");
+    }
+
+    // Stopping the app closes its pooled connections with QUIT.
+    w.app.stop();
+    let sessions = || sink.sessions();
+    let mut waited = 0;
+    loop {
+        let log = sessions();
+        let ehlo = log.iter().filter(|l| l.starts_with("EHLO ")).count();
+        let quit = log.iter().filter(|l| *l == "QUIT").count();
+        if ehlo > 0 && quit >= ehlo {
+            break;
+        }
+        waited += 1;
+        assert!(waited < 100, "a session ended without QUIT: {log:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = sessions();
+    assert!(
+        log.iter()
+            .filter(|l| l.starts_with("EHLO") || l.starts_with("HELO"))
+            .all(|l| l == "EHLO client.example.net"),
+        "{log:?}"
+    );
 }

@@ -78,3 +78,36 @@ async fn redis_cache_round_trip_when_configured() {
     app.state.cache.delete("greeting").await;
     assert_eq!(app.state.cache.get("greeting").await, None);
 }
+
+/// Issue 12 item 12: reads work but writes do not (here another connection holds the write
+/// lock, as a stuck writer would): `/healthz` must say so, not "ok"; and ok again after.
+#[tokio::test]
+async fn healthz_is_503_while_the_database_takes_no_writes() {
+    use sqlx::Connection as _;
+    let app = spawn_app().await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let url = app.state.settings.database.url.expose().to_string();
+    let mut blocker = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let lock = match app.state.db.backend {
+        autosend::config::DatabaseBackend::Sqlite => "BEGIN IMMEDIATE",
+        autosend::config::DatabaseBackend::Postgres => {
+            "BEGIN; LOCK TABLE health_heartbeat IN ACCESS EXCLUSIVE MODE"
+        }
+    };
+    sqlx::raw_sql(lock).execute(&mut blocker).await.unwrap();
+
+    let resp = app.get("/healthz").await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "error");
+    assert_eq!(body["database"], "unwritable");
+
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    blocker.close().await.unwrap();
+    let resp = app.get("/healthz").await;
+    assert_eq!(resp.status(), 200);
+}

@@ -625,3 +625,75 @@ async fn bulk_inserts_work_on_both_backends() {
     assert_eq!(ids.len(), 3);
     assert_eq!(count(&app).await, 3);
 }
+
+/// Issue 12 item 12: a big import holds SQLite's one write lock; other users' saves made
+/// meanwhile must wait their turn (or at worst be told to retry), never answer 500.
+#[tokio::test]
+async fn saves_during_a_big_import_never_answer_5xx() {
+    let app = spawn_app().await;
+    app.create_user("ann@example.com", ACTIVE).await;
+    app.login_as("ann@example.com").await;
+    let mut file = String::from("email,full_name,comment\n");
+    for i in 0..IMPORT_ROWS {
+        file.push_str(&format!("person{i}@example.com,Person {i},row {i}\n"));
+    }
+    let mut others = Vec::new();
+    for n in 0..SAVERS {
+        let email = format!("user{n}@example.com");
+        app.create_user(&email, ACTIVE).await;
+        others.push(app.browser_for(&email).await);
+    }
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut savers = Vec::new();
+    for (n, browser) in others.into_iter().enumerate() {
+        let done = done.clone();
+        let html = browser.get(app.url("/")).send().await.unwrap();
+        let token = crate::helpers::meta_csrf(&html.text().await.unwrap()).unwrap();
+        let url = app.url("/clients/");
+        savers.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            let mut i = 0;
+            // At least a few saves, and on until the import is over.
+            while i < 5 || !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let email = format!("saved{n}-{i}@example.com");
+                let resp = browser
+                    .post(&url)
+                    .form(&[
+                        ("email", email.as_str()),
+                        ("full_name", "Saved Meanwhile"),
+                        ("comment", ""),
+                        ("csrf_token", token.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                statuses.push(resp.status().as_u16());
+                i += 1;
+            }
+            statuses
+        }));
+    }
+    let import = upload(&app, "big.csv", file.into_bytes()).await;
+    let import_status = import.status().as_u16();
+    let page = import.text().await.unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut statuses = Vec::new();
+    for saver in savers {
+        statuses.extend(saver.await.unwrap());
+    }
+    let failed: Vec<u16> = statuses.iter().copied().filter(|s| *s >= 500).collect();
+    let saved = statuses.iter().filter(|s| **s == 303).count();
+    eprintln!(
+        "import {import_status}; {} saves meanwhile: {saved} saved, {} 5xx {failed:?}",
+        statuses.len(),
+        failed.len()
+    );
+    assert!(failed.is_empty(), "saves answered {failed:?}");
+    assert_eq!(import_status, 200, "{page}");
+    assert_eq!(figure(&page, "created"), IMPORT_ROWS as i64, "{page}");
+    assert_eq!(count(&app).await, IMPORT_ROWS as i64 + saved as i64);
+}
+
+const IMPORT_ROWS: usize = 100_000;
+const SAVERS: usize = 6;

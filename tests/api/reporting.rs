@@ -766,3 +766,95 @@ async fn sendtestemail_reports_usage_errors_and_send_failures() {
     assert!(subjects[0].starts_with("Test email from "), "{subjects:?}");
     assert!(subjects[1].starts_with("[autosend] Test email from "));
 }
+
+/// Issue 12 item 6: a storm of distinct 404s with a Referer (a scanner, a broken page of
+/// links) is capped like error e-mails: ERROR_EMAIL_MAX_PER_MINUTE mails, then one summary;
+/// and the links held back write no rows. Across two instances sharing Redis (when
+/// `TEST_REDIS_URL` is set) the cap is shared; without Redis each instance has its own.
+#[tokio::test]
+async fn a_storm_of_broken_links_is_capped_and_writes_bounded_rows() {
+    const CAP: usize = 5;
+    let app = reporting_app(|vars| {
+        vars.insert("ERROR_EMAIL_MAX_PER_MINUTE".into(), CAP.to_string());
+    })
+    .await;
+    let second = app.another_instance().await;
+    use poem::listener::{Acceptor as _, Listener as _};
+    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .unwrap();
+    let second_port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
+    tokio::spawn(
+        poem::Server::new_with_acceptor(acceptor).run(autosend::web::router(second.clone())),
+    );
+    let browser = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0";
+    let referer = "https://elsewhere.example/links";
+    let http = client();
+    for i in 0..200 {
+        // Alternating instances, as behind a load balancer.
+        let base = match i % 2 {
+            0 => app.address.clone(),
+            _ => format!("http://127.0.0.1:{second_port}"),
+        };
+        let resp = http
+            .get(format!("{base}/missing/page-{i}"))
+            .header("User-Agent", browser)
+            .header("Referer", referer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404);
+    }
+    app.state.reporter.flush().await;
+    second.reporter.flush().await;
+
+    let shared = std::env::var("TEST_REDIS_URL").is_ok_and(|v| !v.is_empty());
+    let instances = if shared { 1 } else { 2 };
+    let mut mails = app.mails_to(MANAGER);
+    let second_outbox = second.mailer.outbox().expect("the memory mailer");
+    mails.extend(
+        second_outbox
+            .messages()
+            .into_iter()
+            .filter(|m| m.to.iter().any(|t| t == MANAGER))
+            .map(|m| Mail::parse(&m.raw)),
+    );
+    let single = mails
+        .iter()
+        .filter(|m| m.subject.contains("Broken link on"))
+        .count();
+    let summaries: Vec<&Mail> = mails
+        .iter()
+        .filter(|m| m.subject.contains("more broken links since"))
+        .collect();
+    assert_eq!(single, CAP * instances, "{:?}", subjects(&mails));
+    assert!(summaries.len() <= instances, "{:?}", subjects(&mails));
+    for summary in &summaries {
+        assert!(
+            summary.text.contains("ERROR_EMAIL_MAX_PER_MINUTE=5"),
+            "{}",
+            summary.text
+        );
+    }
+    let links: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM broken_links")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    let groups: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM error_groups WHERE kind = 'broken_link'",
+    )
+    .fetch_one(&app.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(links as usize, CAP * instances, "rows in broken_links");
+    assert_eq!(groups as usize, CAP * instances, "broken-link groups");
+    assert!(
+        app.mails_to(ADMIN).is_empty(),
+        "404s leave error e-mail alone"
+    );
+}
+
+fn subjects(mails: &[Mail]) -> Vec<&str> {
+    mails.iter().map(|m| m.subject.as_str()).collect()
+}

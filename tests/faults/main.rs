@@ -6,11 +6,13 @@
 //! and print "skipped: …" without them.
 
 mod crash;
+mod disk;
 mod instances;
 mod outages;
 #[path = "../support/pg.rs"]
 mod pg;
 mod proxy;
+mod resume;
 #[path = "../support/sink.rs"]
 mod sink;
 mod world;

@@ -21,6 +21,12 @@ use crate::pg::PgDatabase;
 use crate::sink::free_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_autosend");
+
+/// The binary under test: this build's, or `AUTOSEND_BIN` (another build of autosend, to
+/// measure the same scenario on an older version for RELIABILITY.md).
+fn bin() -> String {
+    test_env("AUTOSEND_BIN").unwrap_or_else(|| BIN.to_string())
+}
 const SECRET_KEY: &str = "fault-test-secret-key-0123456789abcdef-0123";
 pub const PASSWORD: &str = "correct horse battery";
 pub const OWNER: &str = "owner@example.com";
@@ -40,6 +46,22 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("autosend.db").display());
         Self::new(dir, url, None).await
+    }
+
+    /// SQLite at `path` (e.g. on a filesystem the test controls).
+    pub async fn sqlite_at(path: &std::path::Path) -> Self {
+        let url = format!("sqlite://{}", path.display());
+        Self::new(tempfile::tempdir().unwrap(), url, None).await
+    }
+
+    /// The exit code and output of the binary running `args` to its end.
+    pub async fn run_to_end(&self, args: &[&str]) -> (i32, String) {
+        let mut app = self.spawn(args, &[]);
+        let status = tokio::time::timeout(Duration::from_secs(60), app.child.wait())
+            .await
+            .expect("the command ended in time")
+            .unwrap();
+        (status.code().unwrap_or(-1), app.output())
     }
 
     /// PostgreSQL when `TEST_DATABASE_URL` is set, else SQLite (like the api tests).
@@ -179,7 +201,7 @@ impl World {
         let n = self.spawned.fetch_add(1, Ordering::Relaxed);
         let log = self.dir.path().join(format!("{}-{n}.out", args[0]));
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(BIN)
+        let child = Command::new(bin())
             .args(args)
             .current_dir(self.dir.path())
             .env_clear()
@@ -282,6 +304,24 @@ impl Autosend {
         self.child.kill().await.expect("autosend is killed");
     }
 
+    /// Sends `signal` (`TERM`, `HUP`, `INT`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("the process is running").to_string();
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits (at most `within`) for the process to exit on its own.
+    pub async fn exited(&mut self, within: Duration) -> std::process::ExitStatus {
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(status) => status.unwrap(),
+            Err(_) => panic!("the process did not exit in time:\n{}", self.output()),
+        }
+    }
+
     /// What the process printed so far.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -301,8 +341,24 @@ pub fn http_client() -> reqwest::Client {
 
 /// Logs `client` in as [`OWNER`] on `app`.
 pub async fn login(client: &reqwest::Client, app: &Autosend) {
+    let token = csrf_token_of(client, app, "/users/login").await;
+    let resp = client
+        .post(app.url("/users/login"))
+        .form(&[
+            ("email", OWNER),
+            ("password", PASSWORD),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "login failed");
+}
+
+/// The CSRF token of the page at `path` (its `csrf-token` meta tag), as `client` sees it.
+pub async fn csrf_token_of(client: &reqwest::Client, app: &Autosend, path: &str) -> String {
     let html = client
-        .get(app.url("/users/login"))
+        .get(app.url(path))
         .send()
         .await
         .unwrap()
@@ -311,18 +367,7 @@ pub async fn login(client: &reqwest::Client, app: &Autosend) {
         .unwrap();
     let marker = r#"name="csrf-token" content=""#;
     let start = html.find(marker).expect("a csrf-token meta tag") + marker.len();
-    let token = &html[start..start + html[start..].find('"').unwrap()];
-    let resp = client
-        .post(app.url("/users/login"))
-        .form(&[
-            ("email", OWNER),
-            ("password", PASSWORD),
-            ("csrf_token", token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303, "login failed");
+    html[start..start + html[start..].find('"').unwrap()].to_string()
 }
 
 /// Polls `check` every 50 ms until it holds; panics naming `what` after `within`.

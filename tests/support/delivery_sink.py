@@ -11,6 +11,10 @@ READY once it listens.
 While a file LOG.down exists every recipient is answered `421 4.3.2 service not available`
 (a server going down for maintenance): the fault tests create and remove it to make an outage
 without restarting the sink. Stopping the sink process is the other kind of outage (refused).
+
+Each session's greeting and goodbye are appended to LOG.sessions, one line each:
+`EHLO <name>` (or `HELO <name>`) and `QUIT`. While a file LOG.strict exists the sink is a
+strict relay: EHLO and HELO are answered `504 5.5.2 … need fully-qualified hostname`.
 """
 
 import json
@@ -27,9 +31,36 @@ class Sink:
     def __init__(self, log_path, tempfails):
         self.log_path = log_path
         self.down_path = log_path + ".down"
+        self.sessions_path = log_path + ".sessions"
+        self.strict_path = log_path + ".strict"
         self.tempfails = tempfails
         self.seen = Counter()
         self.lock = threading.Lock()
+
+    def note(self, line):
+        with self.lock, open(self.sessions_path, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
+
+    def refusal(self, hostname):
+        return f"504 5.5.2 <{hostname}>: Helo command rejected: need fully-qualified hostname"
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.note(f"EHLO {hostname}")
+        if os.path.exists(self.strict_path):
+            return [self.refusal(hostname)]
+        session.host_name = hostname
+        return responses
+
+    async def handle_HELO(self, server, session, envelope, hostname):
+        self.note(f"HELO {hostname}")
+        if os.path.exists(self.strict_path):
+            return self.refusal(hostname)
+        session.host_name = hostname
+        return "250 {}".format(server.hostname)
+
+    async def handle_QUIT(self, server, session, envelope):
+        self.note("QUIT")
+        return "221 Bye"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if os.path.exists(self.down_path):

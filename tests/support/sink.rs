@@ -93,6 +93,26 @@ impl Sink {
         }
     }
 
+    /// While strict, the sink refuses every EHLO and HELO with 504 (a relay that wants a
+    /// fully qualified name).
+    pub fn set_strict(&self, strict: bool) {
+        let switch = PathBuf::from(format!("{}.strict", self.log.display()));
+        if strict {
+            std::fs::write(&switch, "").unwrap();
+        } else if switch.exists() {
+            std::fs::remove_file(&switch).unwrap();
+        }
+    }
+
+    /// Session events so far: `EHLO name`, `HELO name`, `QUIT`.
+    pub fn sessions(&self) -> Vec<String> {
+        std::fs::read_to_string(format!("{}.sessions", self.log.display()))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
     /// (recipient, raw message) of every accepted message.
     pub fn received(&self) -> Vec<(String, String)> {
         self.lines()

@@ -209,11 +209,12 @@ pub async fn detail(
     let scope = user.scope();
     let mailing = mailings::get(state, &scope, &id).await?;
     let subject = subject_of(state, &mailing).await?;
-    let owner = users::find_by_id(&state.db, mailing.owner_id)
+    let owner_user = users::find_by_id(&state.db, mailing.owner_id)
         .await
-        .map_err(AppError::from)?
-        .map(|u| u.email)
-        .unwrap_or_default();
+        .map_err(AppError::from)?;
+    // A deactivated owner's mailings wait (nothing is claimed or started) until reactivated.
+    let owner_paused = owner_user.as_ref().is_some_and(|u| !u.is_active);
+    let owner = owner_user.map(|u| u.email).unwrap_or_default();
     let recipients = db::recipient_ids(&state.db, mailing.id)
         .await
         .map_err(AppError::from)?
@@ -228,6 +229,7 @@ pub async fn detail(
         mailing: &mailing,
         subject: &subject,
         owner: &owner,
+        owner_paused,
         recipients,
         runs: &history,
         progress: current.as_ref(),

@@ -260,6 +260,42 @@ pub async fn import_page(ctx: PageCtx, AuthUser(_user): AuthUser) -> Response {
     ctx.render("Import recipients", views::import(&ctx, None))
 }
 
+/// An import the database stopped part-way (busy past the timeout, disk full): the user
+/// learns how far it got and that the same file finishes it. Anything else is a bug: 500,
+/// reported with how far it got.
+fn import_stopped(ctx: &PageCtx, stopped: db::ImportStopped) -> poem::Result<Response> {
+    if !crate::db::is_transient_chain(&stopped.error) {
+        return Err(AppError::from(anyhow::Error::new(stopped)).into());
+    }
+    tracing::warn!(
+        landed = stopped.landed,
+        total = stopped.total,
+        error = %format!("{:#}", stopped.error),
+        "recipients import stopped"
+    );
+    let saved = match stopped.landed {
+        0 => "Nothing was saved".to_string(),
+        n => format!(
+            "The first {n} rows are saved ({} added, {} updated)",
+            stopped.created, stopped.updated
+        ),
+    };
+    let message = format!(
+        "The import stopped after {} of {} rows: the database is busy or out of space. {saved}; \
+         upload the same file again in a moment to import the rest (rows already saved are \
+         updated, not added twice).",
+        stopped.landed, stopped.total
+    );
+    let mut resp = ctx.render_status(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Import recipients",
+        views::import(ctx, Some(&message)),
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    Ok(resp)
+}
+
 #[handler]
 pub async fn import(
     ctx: PageCtx,
@@ -287,9 +323,10 @@ pub async fn import(
         Ok(parsed) => parsed,
         Err(err) => return Ok(refuse(err.to_string())),
     };
-    let (created, updated) = db::upsert_many(&state.db, user.id, &parsed.rows)
-        .await
-        .map_err(AppError::from)?;
+    let (created, updated) = match db::upsert_many(&state.db, user.id, &parsed.rows).await {
+        Ok(counts) => counts,
+        Err(stopped) => return import_stopped(&ctx, stopped),
+    };
     tracing::info!(
         created,
         updated,

@@ -200,6 +200,8 @@ pub struct DetailView<'a> {
     pub mailing: &'a Mailing,
     pub subject: &'a str,
     pub owner: &'a str,
+    /// The owner's account is deactivated: the mailing waits.
+    pub owner_paused: bool,
     pub recipients: usize,
     pub runs: &'a [Run],
     pub progress: Option<&'a Progress>,
@@ -245,6 +247,14 @@ pub fn detail(ctx: &PageCtx, view: &DetailView<'_>) -> Markup {
                     "This mailing is archived: it is out of the lists and is not sent; its runs, "
                     "delivery log and figures are kept."
                 }
+            }
+            @if view.owner_paused && open {
+                div.flash.error role="status" { p {
+                    strong { "Paused: " }
+                    "the owner's account (" (view.owner) ") is deactivated. Nothing is sent — no run "
+                    "starts and a running run sends nothing more; what is pending stays pending — "
+                    "until a superuser activates the account again."
+                } }
             }
             div.actions {
                 @if view.can_change && open && !archived {
