@@ -39,7 +39,11 @@ pub fn rate(sent: i64, errors: i64) -> Option<f64> {
 
 /// A mailing's status as stats and reports show it: an archived mailing keeps its figures
 /// there, marked `archived` (SPEC §12).
-const STATUS: &str = "CASE WHEN m.archived_at IS NULL THEN m.status ELSE 'archived' END";
+const STATUS: &str = concat!(
+    "CASE WHEN m.archived_at IS NULL THEN m.status ELSE '",
+    crate::domain::mailing::archived_word!(),
+    "' END"
+);
 
 /// `WHERE` of a query restricted to one owner or to none (`$1 = $1` keeps the bind).
 fn owner_where(owner: Option<i64>, column: &str) -> String {

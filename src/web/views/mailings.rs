@@ -16,8 +16,8 @@ use crate::web::views::layout::{
     query_string, version_field,
 };
 
-/// The `?status=` word of the archived list (not a status: an archived mailing keeps its own).
-pub const ARCHIVED: &str = "archived";
+/// The `?status=` word of the archived list.
+pub use crate::domain::mailing::ARCHIVED;
 
 fn badge(status: &str, label: &str) -> Markup {
     html! { span class={ "badge " (status) } { (label) } }
