@@ -9,7 +9,7 @@ use crate::delivery::engine::{self, SystemClock};
 use crate::domain::local_time::parse_local;
 use crate::domain::mailing::{from_ms, to_ms};
 use crate::domain::{FieldErrors, MailingStatus, Period, Scope, Trigger};
-use crate::objects::{ObjectError, changeable, expected_version, parse_id, visible};
+use crate::objects::{ObjectError, cap_version, changeable, expected_version, parse_id, visible};
 use crate::state::AppState;
 
 /// At most this many recipients are linked by "select all matching" (the import's limit).
@@ -42,7 +42,7 @@ impl MailingForm {
                 "period" => form.period = value.clone(),
                 "recipient_q" => form.recipient_q = value.chars().take(200).collect(),
                 "all_matching" => form.all_matching = !value.is_empty() && value != "0",
-                "version" => form.version = value.chars().take(20).collect(),
+                "version" => form.version = cap_version(value),
                 _ => {}
             }
         }

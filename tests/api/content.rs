@@ -581,6 +581,27 @@ async fn the_dashboard_skips_archived_mailings_and_refused_actions_say_why() {
 }
 
 #[tokio::test]
+async fn a_huge_version_field_is_cut_on_every_edit_form_and_never_echoed() {
+    let app = spawn_app().await;
+    let s = setup(&app, 1, "Versions", "Hi").await;
+    let id = mailing(&app, &s).await;
+    let huge = format!("7{}", "x".repeat(50_000));
+    for (edit, bad) in [
+        (format!("/clients/{}/edit", s.recipients[0]), vec![("email", "not an address")]),
+        (format!("/messages/{}/edit", s.message), vec![("subject", ""), ("body", "Hi")]),
+        (format!("/mailings/{id}/edit"), vec![("message_id", "x")]),
+    ] {
+        let mut fields = bad.clone();
+        fields.push(("version", huge.as_str()));
+        let resp = app.post_form(&edit, &fields).await;
+        assert_eq!(resp.status(), 422, "{edit}");
+        let html = resp.text().await.unwrap();
+        assert!(!html.contains(&"x".repeat(100)), "{edit} echoes the version");
+        assert!(html.len() < 40_000, "{edit}: {} bytes", html.len());
+    }
+}
+
+#[tokio::test]
 async fn deleting_a_recipient_keeps_past_deliveries_and_counts() {
     let app = spawn_app().await;
     let s = setup(&app, 2, "Kept", "Hi {{full_name}}").await;
