@@ -394,6 +394,9 @@ async fn send_mailing(settings: Settings, id: i64, dry_run: bool) -> anyhow::Res
                 StartRunError::Finished => {
                     anyhow::anyhow!("mailing {id} is finished; nothing more is sent for it")
                 }
+                StartRunError::Archived => {
+                    anyhow::anyhow!("mailing {id} is archived; restore it to send it")
+                }
                 StartRunError::AlreadyActive | StartRunError::NotClaimed => {
                     anyhow::anyhow!("mailing {id} already has an active run; wait for it to finish")
                 }

@@ -7,8 +7,9 @@ use crate::db::{messages as message_db, now_ms, users};
 use crate::delivery::StartRunError;
 use crate::delivery::engine::{self, SystemClock};
 use crate::domain::local_time::parse_local;
-use crate::domain::{FieldErrors, Period, Scope, Trigger};
-use crate::objects::{ObjectError, changeable, expected_version, parse_id, visible};
+use crate::domain::mailing::{from_ms, to_ms};
+use crate::domain::{FieldErrors, MailingStatus, Period, Scope, Trigger};
+use crate::objects::{ObjectError, cap_version, changeable, expected_version, parse_id, visible};
 use crate::state::AppState;
 
 /// At most this many recipients are linked by "select all matching" (the import's limit).
@@ -41,7 +42,7 @@ impl MailingForm {
                 "period" => form.period = value.clone(),
                 "recipient_q" => form.recipient_q = value.chars().take(200).collect(),
                 "all_matching" => form.all_matching = !value.is_empty() && value != "0",
-                "version" => form.version = value.chars().take(20).collect(),
+                "version" => form.version = cap_version(value),
                 _ => {}
             }
         }
@@ -194,6 +195,24 @@ pub async fn get_for_change(
     Ok(mailing)
 }
 
+/// A mailing the viewer may edit: never an archived one. Its past runs' reports show its
+/// message and schedule; editing it would rewrite that history (SPEC §12), so it is
+/// restored first.
+pub async fn get_for_edit(
+    state: &AppState,
+    scope: &Scope,
+    raw_id: &str,
+) -> Result<Mailing, ObjectError> {
+    let mailing = get_for_change(state, scope, raw_id).await?;
+    if mailing.archived_at.is_some() {
+        return Err(ObjectError::Refused(
+            "This mailing is archived: its history is kept as it ran. Restore it to edit it."
+                .into(),
+        ));
+    }
+    Ok(mailing)
+}
+
 /// The owner's zone: times of a mailing are entered in it.
 pub async fn owner_zone(state: &AppState, owner_id: i64) -> Result<String, ObjectError> {
     let owner = users::find_by_id(&state.db, owner_id).await?;
@@ -202,16 +221,34 @@ pub async fn owner_zone(state: &AppState, owner_id: i64) -> Result<String, Objec
         .unwrap_or_else(|| state.settings.time_zone.clone()))
 }
 
+fn zone_of(zone: &str) -> &'static time_tz::Tz {
+    crate::domain::time_zone(zone).unwrap_or(time_tz::timezones::db::UTC)
+}
+
+/// When a restored mailing runs next: its next occurrence after `now`. A run that fell due
+/// while it was archived is not sent on restore (nobody confirmed it); a finished mailing,
+/// or one with no occurrence left in its window, has none.
+pub fn next_run_after_restore(mailing: &Mailing, zone: &str, now: i64) -> Option<i64> {
+    if mailing.status == MailingStatus::Finished {
+        return None;
+    }
+    mailing
+        .period
+        .next_after(from_ms(mailing.start_at), from_ms(now), zone_of(zone))
+        .map(to_ms)
+        .filter(|&at| at < mailing.end_at)
+}
+
 pub async fn update(
     state: &AppState,
     scope: &Scope,
     raw_id: &str,
     form: &MailingForm,
 ) -> Result<i64, ObjectError> {
-    let mailing = get_for_change(state, scope, raw_id).await?;
+    let mailing = get_for_edit(state, scope, raw_id).await?;
     let zone = owner_zone(state, mailing.owner_id).await?;
     let new = parse(state, mailing.owner_id, &zone, form).await?;
-    let tz = crate::domain::time_zone(&zone).unwrap_or(time_tz::timezones::db::UTC);
+    let tz = zone_of(&zone);
     let expected = expected_version(&form.version);
     db::update_mailing(&state.db, mailing.id, expected, &new, tz, now_ms())
         .await
@@ -244,10 +281,17 @@ pub async fn restore(
     raw_id: &str,
 ) -> Result<Mailing, ObjectError> {
     let mailing = get_for_change(state, scope, raw_id).await?;
-    if !db::restore(&state.db, mailing.id, mailing.owner_id, now_ms()).await? {
+    let now = now_ms();
+    let zone = owner_zone(state, mailing.owner_id).await?;
+    let next = next_run_after_restore(&mailing, &zone, now);
+    if !db::restore(&state.db, mailing.id, mailing.owner_id, next, now).await? {
         return Err(ObjectError::Refused("This mailing is not archived.".into()));
     }
     Ok(mailing)
+}
+
+fn archived_refusal() -> ObjectError {
+    ObjectError::Refused("This mailing is archived: restore it to send it.".into())
 }
 
 /// Starts a manual run (or a dry run) now; refused with a message while one is active or
@@ -261,9 +305,7 @@ pub async fn send_now(
 ) -> Result<i64, ObjectError> {
     let mailing = get_for_change(state, scope, raw_id).await?;
     if mailing.archived_at.is_some() {
-        return Err(ObjectError::Refused(
-            "This mailing is archived: restore it to send it.".into(),
-        ));
+        return Err(archived_refusal());
     }
     match engine::send_now(state, mailing.id, Trigger::Manual(who.to_string()), dry_run).await {
         Ok(started) => Ok(started.run_id),
@@ -273,6 +315,8 @@ pub async fn send_now(
         Err(StartRunError::Finished) => Err(ObjectError::Refused(
             "This mailing is finished: it cannot be sent again.".into(),
         )),
+        // Archived between the look above and the claim.
+        Err(StartRunError::Archived) => Err(archived_refusal()),
         Err(StartRunError::NotFound) => Err(ObjectError::NotFound),
         Err(StartRunError::NotClaimed) => Err(ObjectError::Refused(
             "The mailing was just started elsewhere; reload the page.".into(),

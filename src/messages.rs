@@ -4,7 +4,7 @@
 use crate::db::messages::{self as db, DeleteError, Message};
 use crate::domain::template::{self, Values};
 use crate::domain::{FieldErrors, Scope, one_line};
-use crate::objects::{ObjectError, changeable, expected_version, visible};
+use crate::objects::{ObjectError, changeable, expected_version, stale_unless_gone, visible};
 use crate::state::AppState;
 
 pub const MAX_SUBJECT: usize = 255;
@@ -18,6 +18,7 @@ pub struct MessageForm {
     pub body: String,
     pub body_html: String,
     /// The version the edit form was loaded with (hidden field).
+    #[serde(deserialize_with = "crate::objects::deserialize_version")]
     pub version: String,
 }
 
@@ -146,9 +147,7 @@ pub async fn update(
     )
     .await?;
     if !saved {
-        // Deleted in between is "not found", not a conflict.
-        get_for_change(state, scope, id).await?;
-        return Err(ObjectError::Stale);
+        return Err(stale_unless_gone(get_for_change(state, scope, id)).await);
     }
     Ok(())
 }

@@ -52,6 +52,32 @@ pub fn parse_id(raw: &str) -> Result<i64, ObjectError> {
         .ok_or(ObjectError::NotFound)
 }
 
+/// The longest `version` field kept: a version is a counter (at most 19 digits); anything
+/// longer is garbage that must not be echoed back into the 409 page it causes.
+pub const MAX_VERSION: usize = 20;
+
+/// The `version` field as forms keep it: cut to [`MAX_VERSION`] characters.
+pub fn cap_version(raw: &str) -> String {
+    raw.chars().take(MAX_VERSION).collect()
+}
+
+/// `#[serde(deserialize_with)]` for the `version` field of an edit form: [`cap_version`].
+pub fn deserialize_version<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let raw = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+    Ok(cap_version(&raw))
+}
+
+/// A save refused as stale: if the object was deleted in between (`still_there` fails),
+/// that is what the user is told ("not found"), not a conflict.
+pub async fn stale_unless_gone<T>(
+    still_there: impl std::future::Future<Output = Result<T, ObjectError>>,
+) -> ObjectError {
+    match still_there.await {
+        Ok(_) => ObjectError::Stale,
+        Err(err) => err,
+    }
+}
+
 /// The version an edit form was loaded with (its hidden `version` field). Absent: the client
 /// did not ask for the check (a script), the save applies as before. Not a version number:
 /// it matches no version, so the save is refused as stale rather than applied blindly.

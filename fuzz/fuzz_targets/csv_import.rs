@@ -63,6 +63,7 @@ fn check_uploaded_bytes(data: &[u8]) {
             created_at: 0,
             owner_email: String::new(),
             unsubscribed: 0,
+            version: 0,
         })
         .collect();
     let exported = csv_io::export(&listed).expect("export");

@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 
 use super::Db;
+use super::mailings::{NOT_ARCHIVED, RUNNING};
 use crate::domain::Scope;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -13,8 +14,8 @@ pub struct Counters {
 }
 
 /// Mailings, running mailings and distinct recipient addresses the viewer may see. An
-/// archived mailing is never sent, so it does not count as running (it still counts as a
-/// mailing: its history stays).
+/// archived mailing counts in neither: `/mailings/` hides it and it is never sent (its
+/// history stays in stats and reports).
 pub async fn counters(db: &Db, scope: &Scope) -> anyhow::Result<Counters> {
     let (mailings_where, recipients) = match scope.owner_filter() {
         // An owner's addresses are unique (`UNIQUE (owner_id, email)`): counting rows is
@@ -34,9 +35,8 @@ pub async fn counters(db: &Db, scope: &Scope) -> anyhow::Result<Counters> {
     let owner = scope.owner_filter().unwrap_or(0);
     let sql = format!(
         "SELECT \
-           (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings {mailings_where}), \
-           (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings {mailings_where} AND status = 'running' \
-              AND archived_at IS NULL), \
+           (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings {mailings_where} AND {NOT_ARCHIVED}), \
+           (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings {mailings_where} AND {RUNNING}), \
            ({recipients})"
     );
     let (mailings, running, recipients): (i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql))

@@ -69,6 +69,30 @@ impl TryFrom<MailingRow> for Mailing {
     }
 }
 
+/// An archived mailing is not running and not listed: it is never sent and counts only in
+/// the history (stats and reports). The one spelling of that rule (`archived_at` is a column
+/// of `mailings` alone, so it needs no alias); a macro so `concat!` can build on it.
+macro_rules! not_archived {
+    () => {
+        "archived_at IS NULL"
+    };
+}
+pub(crate) use not_archived;
+
+/// A running mailing, as the dashboard and reports count it: never an archived one.
+macro_rules! running {
+    () => {
+        concat!(
+            "status = 'running' AND ",
+            $crate::db::mailings::not_archived!()
+        )
+    };
+}
+pub(crate) use running;
+
+pub const NOT_ARCHIVED: &str = not_archived!();
+pub const RUNNING: &str = running!();
+
 const COLUMNS: &str = "id, owner_id, message_id, start_at, end_at, period, status, \
     next_run_at, last_sent_at, created_at, updated_at, archived_at, version";
 
@@ -281,7 +305,10 @@ pub async fn open_windows(db: &Db, now: i64) -> anyhow::Result<Vec<i64>> {
     set_status_where(
         db,
         "running",
-        "status = 'created' AND start_at <= $2 AND end_at > $2 AND archived_at IS NULL",
+        concat!(
+            "status = 'created' AND start_at <= $2 AND end_at > $2 AND ",
+            not_archived!()
+        ),
         false,
         now,
     )
@@ -363,14 +390,15 @@ pub async fn due(db: &Db, now: i64, limit: i64) -> anyhow::Result<Vec<DueMailing
         next_run_at: i64,
         time_zone: Option<String>,
     }
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<Row> = sqlx::query_as(concat!(
         "SELECT m.id, m.owner_id, m.start_at, m.end_at, m.period, m.next_run_at, u.time_zone \
          FROM mailings m JOIN users u ON u.id = m.owner_id \
          WHERE m.status <> 'finished' AND m.start_at <= $1 AND m.end_at > $1 \
-           AND m.next_run_at <= $1 AND m.archived_at IS NULL AND u.is_active = 1 \
-           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.mailing_id = m.id AND r.status = 'running') \
+           AND m.next_run_at <= $1 AND u.is_active = 1 AND ",
+        not_archived!(),
+        " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.mailing_id = m.id AND r.status = 'running') \
          ORDER BY m.next_run_at, m.id LIMIT $2",
-    )
+    ))
     .bind(now)
     .bind(limit)
     .fetch_all(&db.pool)
@@ -602,16 +630,25 @@ pub async fn remove(db: &Db, id: i64, owner_id: i64, now: i64) -> Result<Removed
     Ok(removed)
 }
 
-/// Brings an archived mailing back into the lists (and the scheduler, if its window is open);
-/// `false` when it was not archived.
-pub async fn restore(db: &Db, id: i64, owner_id: i64, now: i64) -> anyhow::Result<bool> {
+/// Brings an archived mailing back into the lists (and the scheduler, if its window is open)
+/// with `next_run_at` as its next run (a finished one keeps none); `false` when it was not
+/// archived.
+pub async fn restore(
+    db: &Db,
+    id: i64,
+    owner_id: i64,
+    next_run_at: Option<i64>,
+    now: i64,
+) -> anyhow::Result<bool> {
     let mut tx = db.begin_write().await?;
     let done = sqlx::query(
-        "UPDATE mailings SET archived_at = NULL, updated_at = $2 \
+        "UPDATE mailings SET archived_at = NULL, updated_at = $2, \
+           next_run_at = CASE WHEN status = 'finished' THEN NULL ELSE $3 END \
          WHERE id = $1 AND archived_at IS NOT NULL",
     )
     .bind(id)
     .bind(now)
+    .bind(next_run_at)
     .execute(&mut *tx)
     .await
     .context("cannot restore mailing")?;

@@ -108,6 +108,9 @@ pub enum StartRunError {
     Finished,
     #[error("a run is already active")]
     AlreadyActive,
+    /// Archived (deleted after it ran) between the caller's look and the claim: never sent.
+    #[error("the mailing is archived")]
+    Archived,
     /// The scheduler's claim was taken by another instance (or the schedule changed).
     #[error("the run was already claimed")]
     NotClaimed,
@@ -131,14 +134,16 @@ pub async fn start(db: &Db, new: &NewRun, now: i64) -> Result<StartedRun, StartR
         Some(c) => (1i64, c.expected_next_run_at, c.next_run_at),
         None => (0, 0, None),
     };
-    let owner: Option<i64> = sqlx::query_scalar(
+    let owner: Option<i64> = sqlx::query_scalar(concat!(
         "UPDATE mailings SET \
            status = CASE WHEN $2 = 1 THEN status ELSE 'running' END, \
            next_run_at = CASE WHEN $3 = 1 THEN $5 ELSE next_run_at END, \
            updated_at = $6 \
-         WHERE id = $1 AND status <> 'finished' AND ($3 = 0 OR next_run_at = $4) \
-         RETURNING owner_id",
-    )
+         WHERE id = $1 AND status <> 'finished' AND ($3 = 0 OR next_run_at = $4) AND ",
+        // Archived since the caller looked: never claimed (nobody asked for this send).
+        super::mailings::not_archived!(),
+        " RETURNING owner_id",
+    ))
     .bind(new.mailing_id)
     .bind(i64::from(new.dry_run))
     .bind(claiming)
@@ -149,15 +154,16 @@ pub async fn start(db: &Db, new: &NewRun, now: i64) -> Result<StartedRun, StartR
     .await
     .context("cannot claim mailing")?;
     let Some(owner_id) = owner else {
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM mailings WHERE id = $1")
+        let status: Option<(String, Option<i64>)> =
+            sqlx::query_as("SELECT status, archived_at FROM mailings WHERE id = $1")
                 .bind(new.mailing_id)
                 .fetch_optional(&mut *tx)
                 .await
                 .context("cannot load mailing")?;
-        return Err(match status.as_deref() {
+        return Err(match status {
             None => StartRunError::NotFound,
-            Some("finished") => StartRunError::Finished,
+            Some((status, _)) if status == "finished" => StartRunError::Finished,
+            Some((_, Some(_))) => StartRunError::Archived,
             Some(_) => StartRunError::NotClaimed,
         });
     };

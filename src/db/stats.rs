@@ -39,7 +39,11 @@ pub fn rate(sent: i64, errors: i64) -> Option<f64> {
 
 /// A mailing's status as stats and reports show it: an archived mailing keeps its figures
 /// there, marked `archived` (SPEC §12).
-const STATUS: &str = "CASE WHEN m.archived_at IS NULL THEN m.status ELSE 'archived' END";
+const STATUS: &str = concat!(
+    "CASE WHEN m.archived_at IS NULL THEN m.status ELSE '",
+    crate::domain::mailing::archived_word!(),
+    "' END"
+);
 
 /// `WHERE` of a query restricted to one owner or to none (`$1 = $1` keeps the bind).
 fn owner_where(owner: Option<i64>, column: &str) -> String {
@@ -126,11 +130,12 @@ pub struct PeriodFigures {
 
 #[tracing::instrument(skip_all, fields(owner_id, from, to))]
 pub async fn period(db: &Db, owner_id: i64, from: i64, to: i64) -> anyhow::Result<PeriodFigures> {
-    let (total, running, finished, recipients): (i64, i64, i64, i64) = sqlx::query_as(
+    let (total, running, finished, recipients): (i64, i64, i64, i64) = sqlx::query_as(concat!(
         "SELECT \
            (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings WHERE owner_id = $1), \
-           (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings WHERE owner_id = $1 \
-              AND status = 'running' AND archived_at IS NULL), \
+           (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings WHERE owner_id = $1 AND ",
+        super::mailings::running!(),
+        "), \
            (SELECT CAST(COUNT(*) AS BIGINT) FROM mailings WHERE owner_id = $1 \
               AND status = 'finished'), \
            (SELECT CAST(COUNT(DISTINCT lower(r.email)) AS BIGINT) \
@@ -138,7 +143,7 @@ pub async fn period(db: &Db, owner_id: i64, from: i64, to: i64) -> anyhow::Resul
               JOIN mailing_recipients mr ON mr.mailing_id = m.id \
               JOIN recipients r ON r.id = mr.recipient_id \
               WHERE m.owner_id = $1)",
-    )
+    ))
     .bind(owner_id)
     .fetch_one(&db.pool)
     .await

@@ -129,7 +129,7 @@ pub async fn tick_with(
             Err(StartRunError::NotClaimed | StartRunError::AlreadyActive) => {
                 tracing::debug!(mailing_id = due.id, "due run started elsewhere");
             }
-            Err(StartRunError::Finished | StartRunError::NotFound) => {}
+            Err(StartRunError::Finished | StartRunError::Archived | StartRunError::NotFound) => {}
             // One mailing's failure must not keep the others (or the sending) from going on.
             Err(StartRunError::Unexpected(err)) => tracing::error!(
                 target: SCHEDULER_TARGET,

@@ -7,6 +7,18 @@ use std::fmt;
 use time::{Date, Duration, Month, OffsetDateTime, PrimitiveDateTime};
 use time_tz::{OffsetResult, PrimitiveDateTimeExt, Tz};
 
+/// The word for an archived mailing (deleted after it ran, SPEC §12): not a status — an
+/// archived mailing keeps its own — but what `?status=` filters on and what stats and
+/// reports show in its status column. A macro so SQL built with `concat!` shares it.
+macro_rules! archived_word {
+    () => {
+        "archived"
+    };
+}
+pub(crate) use archived_word;
+
+pub const ARCHIVED: &str = archived_word!();
+
 /// Unix milliseconds, the form every timestamp is stored in.
 pub fn to_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64

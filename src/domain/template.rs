@@ -44,47 +44,62 @@ enum Piece<'a> {
     Placeholder { raw: &'a str, name: &'a str },
 }
 
-/// Splits a template into text and placeholders; `Err` at the first `{{` without `}}`.
-fn pieces(template: &str) -> Result<Vec<Piece<'_>>, TemplateError> {
-    let mut out = Vec::new();
+/// Splits a template into text and placeholders. A `{{` that is never closed (or is
+/// closed only by a later placeholder's `}}`) stays text, so the placeholders around it
+/// still parse; `unclosed` says whether there was one.
+struct Parsed<'a> {
+    pieces: Vec<Piece<'a>>,
+    unclosed: bool,
+}
+
+fn pieces(template: &str) -> Parsed<'_> {
+    let mut pieces = Vec::new();
+    let mut unclosed = false;
     let mut rest = template;
-    while let Some(open) = rest.find("{{") {
+    while let Some(mut open) = rest.find("{{") {
         let Some(close) = rest[open + 2..].find("}}") else {
-            return Err(TemplateError::Unclosed);
+            unclosed = true;
+            break;
         };
         let end = open + 2 + close + 2;
-        out.push(Piece::Text(&rest[..open]));
-        out.push(Piece::Placeholder {
+        // `{{ a {{email}}`: the innermost `{{` opens the placeholder; the first is text.
+        if let Some(inner) = rest[open + 2..end - 2].rfind("{{") {
+            unclosed = true;
+            open = open + 2 + inner;
+        }
+        pieces.push(Piece::Text(&rest[..open]));
+        pieces.push(Piece::Placeholder {
             raw: &rest[open..end],
             name: rest[open + 2..end - 2].trim(),
         });
         rest = &rest[end..];
     }
-    out.push(Piece::Text(rest));
-    Ok(out)
+    pieces.push(Piece::Text(rest));
+    Parsed { pieces, unclosed }
 }
 
 /// `Ok` when every placeholder of `template` is one we fill and every `{{` is closed.
 pub fn check(template: &str) -> Result<(), TemplateError> {
-    for piece in pieces(template)? {
+    let parsed = pieces(template);
+    for piece in parsed.pieces {
         if let Piece::Placeholder { name, .. } = piece
             && !NAMES.contains(&name)
         {
             return Err(TemplateError::Unknown(name.to_string()));
         }
     }
+    if parsed.unclosed {
+        return Err(TemplateError::Unclosed);
+    }
     Ok(())
 }
 
-/// `template` with each placeholder replaced by `escape(value)`. A template that does not
-/// parse (saved before [`check`] existed) is returned as it is, and unknown names stay raw:
-/// filling never invents content.
+/// `template` with each placeholder replaced by `escape(value)`. What does not parse (a `{{`
+/// never closed, in a message saved before [`check`] existed) stays as text while the rest
+/// is filled, and unknown names stay raw: filling never invents content.
 fn fill(template: &str, values: Values<'_>, escape: impl Fn(&str) -> String) -> String {
-    let Ok(pieces) = pieces(template) else {
-        return template.to_string();
-    };
     let mut out = String::with_capacity(template.len());
-    for piece in pieces {
+    for piece in pieces(template).pieces {
         match piece {
             Piece::Text(text) => out.push_str(text),
             Piece::Placeholder { raw, name } => match values.get(name) {
@@ -144,6 +159,23 @@ mod tests {
         assert_eq!(fill_text("no placeholder", ANN), "no placeholder");
         assert_eq!(fill_text("{{other}} stays", ANN), "{{other}} stays");
         assert_eq!(fill_text("{{ unclosed", ANN), "{{ unclosed");
+    }
+
+    #[test]
+    fn an_unclosed_brace_of_an_old_message_leaves_the_rest_filled() {
+        assert_eq!(
+            fill_text("Hi {{full_name}}, write to {{ email }} {{ unclosed", ANN),
+            "Hi Ann <b>&</b>, write to a@x.io {{ unclosed"
+        );
+        assert_eq!(
+            fill_text("Hi {{ oops, {{email}} and {{full_name}}", ANN),
+            "Hi {{ oops, a@x.io and Ann <b>&</b>"
+        );
+        assert_eq!(
+            fill_html("<p>{{full_name}} {{</p>", ANN),
+            "<p>Ann &lt;b&gt;&amp;&lt;/b&gt; {{</p>"
+        );
+        assert_eq!(check("Hi {{ oops, {{email}}"), Err(TemplateError::Unclosed));
     }
 
     #[test]

@@ -5,7 +5,7 @@ pub mod csv_io;
 
 use crate::db::recipients::{self as db, ListedRecipient, WriteError};
 use crate::domain::{Email, FieldErrors, Scope, one_line};
-use crate::objects::{ObjectError, changeable, expected_version, visible};
+use crate::objects::{ObjectError, changeable, expected_version, stale_unless_gone, visible};
 use crate::state::AppState;
 
 pub const MAX_NAME: usize = 200;
@@ -19,6 +19,7 @@ pub struct RecipientForm {
     pub full_name: String,
     pub comment: String,
     /// The version the edit form was loaded with (hidden field).
+    #[serde(deserialize_with = "crate::objects::deserialize_version")]
     pub version: String,
 }
 
@@ -150,8 +151,7 @@ pub async fn update(
     .await
     .map_err(write_error);
     if let Err(ObjectError::Stale) = saved {
-        // Deleted in between is "not found", not a conflict.
-        get_for_change(state, scope, id).await?;
+        return Err(stale_unless_gone(get_for_change(state, scope, id)).await);
     }
     saved
 }

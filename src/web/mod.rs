@@ -96,6 +96,7 @@ fn routes() -> Vec<RouteRow> {
         row("/mailings/:id/edit", POST, mailings::edit),
         row("/mailings/:id/delete", GET, mailings::delete_page),
         row("/mailings/:id/delete", POST, mailings::delete),
+        row("/mailings/:id/restore", GET, mailings::restore_page),
         row("/mailings/:id/restore", POST, mailings::restore),
         row("/mailings/:id/send", GET, mailings::send_page),
         row("/mailings/:id/send", POST, mailings::send),

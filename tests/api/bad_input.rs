@@ -101,6 +101,7 @@ const FIELDS: &[(&str, &str, &[&str])] = &[
     ("POST", "/mailings/:id/edit", MAILING_FIELDS),
     ("GET", "/mailings/:id/delete", &[]),
     ("POST", "/mailings/:id/delete", &[]),
+    ("GET", "/mailings/:id/restore", &[]),
     ("POST", "/mailings/:id/restore", &[]),
     ("GET", "/mailings/:id/send", &[]),
     ("POST", "/mailings/:id/send", &["dry_run"]),

@@ -299,14 +299,18 @@ fn figure(html: &str, id: &str) -> String {
 #[tokio::test]
 async fn deleting_a_mailing_that_ran_archives_it_with_its_history_and_restore_brings_it_back() {
     let app = spawn_app().await;
-    let s = setup(&app, 3, "Archived news", "Hi {{full_name}}").await;
+    // The subject must not contain "Archived": the status cell is what is asserted on.
+    let s = setup(&app, 3, "Quarterly news", "Hi {{full_name}}").await;
     let id = mailing(&app, &s).await;
     let resp = app.post_form(&format!("/mailings/{id}/send"), &[]).await;
     assert_eq!(resp.status(), 303);
     wait_until_finished(&app, id).await;
     assert_eq!(app.outbox.messages().len(), 3);
     let (stats_before, report_before, csv_before) = figures(&app).await;
-    assert!(stats_before.contains("Archived news"));
+    assert!(stats_before.contains("Quarterly news"));
+    assert!(
+        !stats_before.contains("<td>Archived</td>") && !report_before.contains("<td>Archived</td>")
+    );
 
     let (_, confirm) = page(&app, &format!("/mailings/{id}/delete")).await;
     assert!(confirm.contains("Archive this mailing?") && confirm.contains("1 run(s)"));
@@ -358,8 +362,15 @@ async fn deleting_a_mailing_that_ran_archives_it_with_its_history_and_restore_br
         );
     }
     assert_eq!(figure(&stats_after, "total-sent"), "3");
-    assert!(stats_after.contains("Archived news") && stats_after.contains("Archived"));
-    assert!(report_after.contains("Archived"));
+    assert!(stats_after.contains("Quarterly news"));
+    assert!(
+        stats_after.contains("<td>Archived</td>"),
+        "the status cell: {stats_after}"
+    );
+    assert!(
+        report_after.contains("<td>Archived</td>"),
+        "the status cell: {report_after}"
+    );
     let numbers = |csv: &str| -> Vec<String> {
         csv.lines()
             .skip(1)
@@ -406,6 +417,208 @@ async fn deleting_a_mailing_that_ran_archives_it_with_its_history_and_restore_br
             .unwrap()
             .is_none()
     );
+}
+
+/// A mailing of the setup that ran once (manually) and was then deleted, i.e. archived.
+async fn archived_mailing(app: &TestApp, s: &Setup) -> i64 {
+    let id = mailing(app, s).await;
+    let resp = app.post_form(&format!("/mailings/{id}/send"), &[]).await;
+    assert_eq!(resp.status(), 303);
+    wait_until_finished(app, id).await;
+    let resp = app.post_form(&format!("/mailings/{id}/delete"), &[]).await;
+    assert_eq!(resp.status(), 303);
+    id
+}
+
+#[tokio::test]
+async fn a_run_is_never_claimed_on_a_mailing_archived_after_the_look() {
+    use autosend::db::runs::{self, Claim, NewRun, StartRunError};
+    let app = spawn_app().await;
+    let s = setup(&app, 2, "Claim news", "Hi").await;
+    let id = archived_mailing(&app, &s).await;
+    let m = autosend::db::mailings::get(&app.state.db, id)
+        .await
+        .unwrap()
+        .unwrap();
+    let now = autosend::domain::mailing::to_ms(time::OffsetDateTime::now_utc());
+    // The scheduler's claim (it read the mailing as due just before the archive) and a
+    // manual start (checked just before) both meet the claim UPDATE: it must refuse.
+    for claim in [
+        Some(Claim {
+            expected_next_run_at: m.next_run_at.unwrap_or(0),
+            next_run_at: None,
+        }),
+        None,
+    ] {
+        let new = NewRun {
+            mailing_id: id,
+            trigger: autosend::domain::Trigger::Scheduler,
+            dry_run: false,
+            claim,
+        };
+        let started = runs::start(&app.state.db, &new, now).await;
+        assert!(
+            matches!(started, Err(StartRunError::Archived)),
+            "{started:?}"
+        );
+    }
+    let resp = app.post_form(&format!("/mailings/{id}/send"), &[]).await;
+    assert_eq!(resp.status(), 409);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("This mailing is archived")
+    );
+    assert_eq!(app.outbox.messages().len(), 2, "only the first run's mail");
+}
+
+#[tokio::test]
+async fn restoring_a_mailing_asks_first_and_sends_nothing_until_its_next_occurrence() {
+    let app = spawn_app().await;
+    let s = setup(&app, 2, "Restore news", "Hi").await;
+    let id = archived_mailing(&app, &s).await;
+    // Time passed while it was archived: its window opened and the scheduled run went by.
+    let day = 86_400_000;
+    let now = autosend::domain::mailing::to_ms(time::OffsetDateTime::now_utc());
+    sqlx::query(
+        "UPDATE mailings SET start_at = $2, next_run_at = $2, status = 'running' WHERE id = $1",
+    )
+    .bind(id)
+    .bind(now - 3 * day - 60_000)
+    .execute(&app.state.db.pool)
+    .await
+    .unwrap();
+
+    let (status, confirm) = page(&app, &format!("/mailings/{id}/restore")).await;
+    assert_eq!(status, 200);
+    assert!(confirm.contains("Restore this mailing?"), "{confirm}");
+    assert!(confirm.contains("next scheduled run"), "{confirm}");
+    let (_, detail) = page(&app, &format!("/mailings/{id}")).await;
+    assert!(
+        detail.contains(&format!(r#"hx-post="/mailings/{id}/restore""#))
+            && detail.contains("hx-confirm"),
+        "{detail}"
+    );
+
+    let resp = app.post_form(&format!("/mailings/{id}/restore"), &[]).await;
+    assert_eq!(resp.status(), 303);
+    let m = autosend::db::mailings::get(&app.state.db, id)
+        .await
+        .unwrap()
+        .unwrap();
+    let next = m.next_run_at.expect("a daily mailing has a next run");
+    assert!(next > now, "the missed run is not due: {next} <= {now}");
+    assert!(next <= now + day + 60_000);
+    let tick = autosend::delivery::scheduler::tick(&app.state, &autosend::delivery::SystemClock)
+        .await
+        .unwrap();
+    assert!(tick.started.is_empty(), "{tick:?}");
+    assert_eq!(
+        app.outbox.messages().len(),
+        2,
+        "nothing sent by the restore"
+    );
+}
+
+#[tokio::test]
+async fn an_archived_mailing_is_not_edited_and_its_report_keeps_its_subject() {
+    let app = spawn_app().await;
+    let s = setup(&app, 2, "Spring offer", "Hi").await;
+    let id = archived_mailing(&app, &s).await;
+    let (_, detail) = page(&app, &format!("/mailings/{id}")).await;
+    assert!(
+        !detail.contains(&format!("/mailings/{id}/edit")),
+        "no Edit button: {detail}"
+    );
+    let (status, body) = page(&app, &format!("/mailings/{id}/edit")).await;
+    assert_eq!(status, 409);
+    assert!(body.contains("Restore it to edit it"), "{body}");
+    let other = autosend::db::messages::insert(&app.state.db, s.owner, "Winter offer", "Hi", None)
+        .await
+        .unwrap()
+        .to_string();
+    let ids: Vec<String> = s.recipients.iter().map(i64::to_string).collect();
+    let mut form = vec![
+        ("message_id", other.as_str()),
+        ("start_at", "2030-01-01T09:00"),
+        ("end_at", "2030-02-01T09:00"),
+        ("period", "daily"),
+    ];
+    for r in &ids {
+        form.push(("recipient_ids", r));
+    }
+    let resp = app.post_form(&format!("/mailings/{id}/edit"), &form).await;
+    assert_eq!(resp.status(), 409);
+    assert!(resp.text().await.unwrap().contains("Restore it to edit it"));
+    let (stats, report, _) = figures(&app).await;
+    assert!(stats.contains("Spring offer") && !stats.contains("Winter offer"));
+    assert!(report.contains("Spring offer") && !report.contains("Winter offer"));
+}
+
+#[tokio::test]
+async fn the_dashboard_skips_archived_mailings_and_refused_actions_say_why() {
+    let app = spawn_app().await;
+    let s = setup(&app, 2, "Dash news", "Hi").await;
+    let id = archived_mailing(&app, &s).await;
+    let live = mailing(&app, &s).await;
+    let (_, home) = page(&app, "/").await;
+    assert_eq!(figure(&home, "count-mailings"), "1", "{home}");
+
+    let (status, send) = page(&app, &format!("/mailings/{id}/send")).await;
+    assert_eq!(status, 200);
+    assert!(
+        send.contains("cannot be sent now") && send.contains("archived"),
+        "{send}"
+    );
+    assert!(
+        !send.contains(&format!(r#"action="/mailings/{id}/send""#)),
+        "{send}"
+    );
+    let (_, delete) = page(&app, &format!("/mailings/{id}/delete")).await;
+    assert!(delete.contains("cannot be deleted now") && delete.contains("archived already"));
+    assert!(!delete.contains(&format!(r#"action="/mailings/{id}/delete""#)));
+
+    // A finished mailing cannot be sent again; its delete (archive) is still offered.
+    let resp = app
+        .post_form(&format!("/mailings/{live}/disable"), &[])
+        .await;
+    assert_eq!(resp.status(), 303);
+    let (_, send) = page(&app, &format!("/mailings/{live}/send")).await;
+    assert!(send.contains("It is finished"), "{send}");
+    assert!(!send.contains(&format!(r#"action="/mailings/{live}/send""#)));
+    let (_, delete) = page(&app, &format!("/mailings/{live}/delete")).await;
+    assert!(delete.contains(&format!(r#"action="/mailings/{live}/delete""#)));
+}
+
+#[tokio::test]
+async fn a_huge_version_field_is_cut_on_every_edit_form_and_never_echoed() {
+    let app = spawn_app().await;
+    let s = setup(&app, 1, "Versions", "Hi").await;
+    let id = mailing(&app, &s).await;
+    let huge = format!("7{}", "x".repeat(50_000));
+    for (edit, bad) in [
+        (
+            format!("/clients/{}/edit", s.recipients[0]),
+            vec![("email", "not an address")],
+        ),
+        (
+            format!("/messages/{}/edit", s.message),
+            vec![("subject", ""), ("body", "Hi")],
+        ),
+        (format!("/mailings/{id}/edit"), vec![("message_id", "x")]),
+    ] {
+        let mut fields = bad.clone();
+        fields.push(("version", huge.as_str()));
+        let resp = app.post_form(&edit, &fields).await;
+        assert_eq!(resp.status(), 422, "{edit}");
+        let html = resp.text().await.unwrap();
+        assert!(
+            !html.contains(&"x".repeat(100)),
+            "{edit} echoes the version"
+        );
+        assert!(html.len() < 40_000, "{edit}: {} bytes", html.len());
+    }
 }
 
 #[tokio::test]

@@ -235,7 +235,7 @@ use Expect::{Done, Hidden, Login, ReadOnly, Shown};
 struct Row {
     method: Method,
     /// `{r}` recipient, `{m}` message, `{g}` mailing, `{n}` a message no mailing uses,
-    /// `{o}` the owner's user id.
+    /// `{o}` the owner's user id, `{a}` the mailing after it was archived.
     path: &'static str,
     form: &'static [(&'static str, &'static str)],
     expect: [Expect; 6],
@@ -311,6 +311,9 @@ fn matrix() -> Vec<Row> {
         get("/mailings/{g}/logs", see),
         post("/mailings/{g}/edit", MAILING_FORM, change),
         post("/mailings/{g}/delete", &[], change),
+        // `{a}`: the mailing, archived first (only an archived mailing is restored).
+        get("/mailings/{a}/restore", edit_page),
+        post("/mailings/{a}/restore", &[], change),
         post("/mailings/{g}/send", &[("dry_run", "1")], change),
         post("/mailings/{g}/disable", &[], finish),
         get("/mailings/reports/?user={o}", see),
@@ -368,7 +371,15 @@ async fn the_access_matrix_of_every_object_route() {
                     .replace("{n}", &ids.spare_message.to_string())
                     .replace("{o}", &owner.to_string())
             };
-            let path = fill(row.path);
+            let path = fill(row.path).replace("{a}", &ids.mailing.to_string());
+            if row.path.contains("{a}") {
+                sqlx::query("UPDATE mailings SET archived_at = $2 WHERE id = $1")
+                    .bind(ids.mailing)
+                    .bind(autosend::db::now_ms())
+                    .execute(&world.app.state.db.pool)
+                    .await
+                    .unwrap();
+            }
             let before = object_state(&world, ids).await;
             let browser = &browsers[i];
             let resp = if row.method == Method::GET {

@@ -9,7 +9,7 @@ use crate::db::mailings::{self as db, Mailing, Removed};
 use crate::db::recipients::{self as recipient_db, ListQuery};
 use crate::db::{deliveries, messages as message_db, now_ms, runs, users};
 use crate::delivery;
-use crate::domain::{DeliveryStatus, FieldErrors, MailingStatus, PageRequest};
+use crate::domain::{DeliveryStatus, FieldErrors, MailingStatus, PageRequest, RunStatus};
 use crate::mailings::{self, MailingForm};
 use crate::objects::ObjectError;
 use crate::state::AppState;
@@ -251,7 +251,7 @@ pub async fn edit_page(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> poem::Result<Response> {
-    let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
+    let mailing = mailings::get_for_edit(state, &user.scope(), &id).await?;
     let form = match picker_form(req) {
         Some(form) => form,
         None => {
@@ -368,19 +368,6 @@ async fn subject_of(state: &AppState, mailing: &Mailing) -> poem::Result<String>
         .unwrap_or_default())
 }
 
-/// What a confirmation page of `mailing` says about it.
-async fn confirm_facts(state: &AppState, mailing: &Mailing) -> poem::Result<(String, usize, i64)> {
-    let subject = subject_of(state, mailing).await?;
-    let recipients = db::recipient_ids(&state.db, mailing.id)
-        .await
-        .map_err(AppError::from)?
-        .len();
-    let (_, runs) = runs::list_for_mailing(&state.db, mailing.id, 1, 0)
-        .await
-        .map_err(AppError::from)?;
-    Ok((subject, recipients, runs))
-}
-
 /// The confirmation page of `render`, for a mailing the viewer may act on.
 async fn confirm(
     ctx: &PageCtx,
@@ -389,12 +376,25 @@ async fn confirm(
     title: &str,
     render: fn(&PageCtx, &views::ConfirmView<'_>) -> maud::Markup,
 ) -> poem::Result<Response> {
-    let (subject, recipients, runs) = confirm_facts(state, mailing).await?;
+    let subject = subject_of(state, mailing).await?;
+    let recipients = db::recipient_ids(&state.db, mailing.id)
+        .await
+        .map_err(AppError::from)?
+        .len();
+    let (latest, runs) = runs::list_for_mailing(&state.db, mailing.id, 1, 0)
+        .await
+        .map_err(AppError::from)?;
+    let zone = mailings::owner_zone(state, mailing.owner_id).await?;
     let view = views::ConfirmView {
         mailing,
         subject: &subject,
         recipients,
         runs,
+        active_run: latest
+            .first()
+            .is_some_and(|r| r.status == RunStatus::Running),
+        next_run_after_restore: mailings::next_run_after_restore(mailing, &zone, now_ms()),
+        zone: &zone,
     };
     Ok(ctx.render(title, render(ctx, &view)))
 }
@@ -427,6 +427,24 @@ pub async fn delete(
         ),
     };
     Ok(after_action(req, "/mailings/", "mailing-deleted", message))
+}
+
+#[handler]
+pub async fn restore_page(
+    ctx: PageCtx,
+    Data(state): Data<&AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
+    confirm(
+        &ctx,
+        state,
+        &mailing,
+        "Restore mailing",
+        views::restore_page,
+    )
+    .await
 }
 
 #[handler]

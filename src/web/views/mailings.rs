@@ -16,8 +16,8 @@ use crate::web::views::layout::{
     query_string, version_field,
 };
 
-/// The `?status=` word of the archived list (not a status: an archived mailing keeps its own).
-pub const ARCHIVED: &str = "archived";
+/// The `?status=` word of the archived list.
+pub use crate::domain::mailing::ARCHIVED;
 
 fn badge(status: &str, label: &str) -> Markup {
     html! { span class={ "badge " (status) } { (label) } }
@@ -222,6 +222,18 @@ fn delete_question(id: i64, has_runs: bool) -> String {
     }
 }
 
+/// What "Restore" will do: back in the lists and the schedule, a missed run not sent.
+fn restore_question(id: i64, open: bool) -> String {
+    if open {
+        format!(
+            "Restore mailing #{id}? It goes back into the lists and is sent again at its next \
+             scheduled run (a run missed while it was archived is not sent)."
+        )
+    } else {
+        format!("Restore mailing #{id}? It goes back into the lists; it is finished and not sent.")
+    }
+}
+
 pub fn detail(ctx: &PageCtx, view: &DetailView<'_>) -> Markup {
     let m = view.mailing;
     let open = m.status != MailingStatus::Finished;
@@ -271,12 +283,11 @@ pub fn detail(ctx: &PageCtx, view: &DetailView<'_>) -> Markup {
                         "Finish this mailing now and cancel what is still pending?", "danger", Swap::Page))
                 }
                 @if view.can_change {
-                    a.button.secondary href={ "/mailings/" (m.id) "/edit" } { "Edit" }
+                    // An archived mailing is history: restored first, then edited.
+                    @if !archived { a.button.secondary href={ "/mailings/" (m.id) "/edit" } { "Edit" } }
                     @if archived {
-                        form.inline method="post" action={ "/mailings/" (m.id) "/restore" } {
-                            (csrf_field(ctx))
-                            button type="submit" { "Restore" }
-                        }
+                        (confirm_button(&format!("/mailings/{}/restore", m.id), "Restore",
+                            &restore_question(m.id, open), "", Swap::Page))
                     } @else {
                         (confirm_button(&format!("/mailings/{}/delete", m.id), "Delete",
                             &delete_question(m.id, !view.runs.is_empty()), "danger", Swap::Page))
@@ -397,15 +408,77 @@ pub struct ConfirmView<'a> {
     pub subject: &'a str,
     pub recipients: usize,
     pub runs: i64,
+    /// A run of it is sending now.
+    pub active_run: bool,
+    /// Its next run if it is restored now.
+    pub next_run_after_restore: Option<i64>,
+    pub zone: &'a str,
+}
+
+/// Why a mailing's send or delete would be refused now, if it would: the page says so
+/// instead of offering a button that fails.
+fn refusal(view: &ConfirmView<'_>, sending: bool) -> Option<Markup> {
+    let m = view.mailing;
+    let archived = m.archived_at.is_some();
+    let why = if archived {
+        if sending {
+            "It is archived: restore it first to send it."
+        } else {
+            "It is archived already."
+        }
+    } else if view.active_run {
+        "A run of it is sending now: wait for it to finish, or disable the mailing first."
+    } else if sending && m.status == MailingStatus::Finished {
+        "It is finished: it cannot be sent again."
+    } else {
+        return None;
+    };
+    Some(html! {
+        p { "Mailing #" (m.id) " (" (view.subject) ") cannot be "
+            (if sending { "sent" } else { "deleted" }) " now. " (why) }
+    })
+}
+
+/// "Restore": back in the lists and the schedule; what fell due meanwhile is not sent.
+pub fn restore_page(ctx: &PageCtx, view: &ConfirmView<'_>) -> Markup {
+    let m = view.mailing;
+    let (what, button) = if m.archived_at.is_none() {
+        (
+            html! { p { "Mailing #" (m.id) " (" (view.subject) ") is not archived: there is nothing to restore." } },
+            None,
+        )
+    } else {
+        (
+            html! {
+                p { "Mailing #" (m.id) " (" (view.subject) ") goes back into the mailing lists. " }
+                @match view.next_run_after_restore {
+                    Some(at) => p { "Its next scheduled run is " strong { (datetime(at, view.zone)) } " (" (view.zone) "), to its "
+                        (view.recipients) " recipient(s). A run that fell due while it was archived is not sent." },
+                    None => p { "It has no next scheduled run: nothing is sent unless you send it yourself." },
+                }
+            },
+            Some("Restore"),
+        )
+    };
+    confirm_page(
+        ctx,
+        "Restore this mailing?",
+        what,
+        &format!("/mailings/{}/restore", m.id),
+        button,
+        &format!("/mailings/{}", m.id),
+    )
 }
 
 /// "Delete": archived when it has runs, else deleted.
 pub fn delete_page(ctx: &PageCtx, view: &ConfirmView<'_>) -> Markup {
     let m = view.mailing;
-    let (title, button, what) = if view.runs > 0 {
+    let (title, button, what) = if let Some(why) = refusal(view, false) {
+        ("This mailing cannot be deleted now", None, why)
+    } else if view.runs > 0 {
         (
             "Archive this mailing?",
-            "Archive",
+            Some("Archive"),
             html! {
                 p { "Mailing #" (m.id) " (" (view.subject) ") has " (view.runs) " run(s). "
                     "Deleting it archives it: it leaves the mailing lists and is never sent again, "
@@ -416,7 +489,7 @@ pub fn delete_page(ctx: &PageCtx, view: &ConfirmView<'_>) -> Markup {
     } else {
         (
             "Delete this mailing?",
-            "Delete",
+            Some("Delete"),
             html! {
                 p { "Mailing #" (m.id) " (" (view.subject) ") has never run: it is deleted with its list of "
                     (view.recipients) " recipient(s). The message and the recipients themselves stay." }
@@ -428,7 +501,7 @@ pub fn delete_page(ctx: &PageCtx, view: &ConfirmView<'_>) -> Markup {
         title,
         what,
         &format!("/mailings/{}/delete", m.id),
-        Some(button),
+        button,
         &format!("/mailings/{}", m.id),
     )
 }
@@ -436,15 +509,23 @@ pub fn delete_page(ctx: &PageCtx, view: &ConfirmView<'_>) -> Markup {
 /// "Send now": mails every recipient of the mailing.
 pub fn send_page(ctx: &PageCtx, view: &ConfirmView<'_>) -> Markup {
     let m = view.mailing;
+    let (title, what, button) = match refusal(view, true) {
+        Some(why) => ("This mailing cannot be sent now", why, None),
+        None => (
+            "Send this mailing now?",
+            html! {
+                p { "Mailing #" (m.id) " (" (view.subject) ") is sent now to its "
+                    (view.recipients) " recipient(s) (unsubscribed addresses are skipped)." }
+            },
+            Some("Send now"),
+        ),
+    };
     confirm_page(
         ctx,
-        "Send this mailing now?",
-        html! {
-            p { "Mailing #" (m.id) " (" (view.subject) ") is sent now to its "
-                (view.recipients) " recipient(s) (unsubscribed addresses are skipped)." }
-        },
+        title,
+        what,
         &format!("/mailings/{}/send", m.id),
-        Some("Send now"),
+        button,
         &format!("/mailings/{}", m.id),
     )
 }

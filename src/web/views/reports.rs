@@ -4,6 +4,7 @@
 use maud::{Markup, html};
 
 use crate::db::stats::{DayTotals, MailingStats, rate};
+use crate::domain::mailing::ARCHIVED;
 use crate::domain::{FieldErrors, MailingStatus, PageRequest};
 use crate::reports::{Report, Stats, StatsSort, day_date, format_date};
 use crate::web::views::layout::{Input, datetime, field, form_error, pager, query_string};
@@ -24,7 +25,7 @@ fn percent(value: Option<f64>) -> String {
 fn status_label(word: &str) -> &str {
     match word {
         // Deleted after it ran: its figures stay (SPEC §12).
-        "archived" => "Archived",
+        ARCHIVED => "Archived",
         _ => MailingStatus::parse(word).map_or(word, |s| s.label()),
     }
 }
