@@ -44,8 +44,15 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 /// writers: single statements, and other processes (a separate `scheduler`).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// How long `/healthz` waits for its heartbeat write.
+/// How long `/healthz` waits for its heartbeat write once it has the write turn: a write
+/// that takes longer is stuck (a lock held by another process, a hung disk).
 const HEALTH_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long `/healthz` waits in the queue for this process's write turn: chained import
+/// chunks or a big run start are ordinary load, and a liveness probe answered 503 behind
+/// them would restart a healthy instance mid-import. The busy timeout is the longest any
+/// write is meant to wait for a writer before it.
+const HEALTH_TURN_TIMEOUT: Duration = BUSY_TIMEOUT;
 
 /// Rows written per transaction by bulk writes (imports, seeding): short enough that no
 /// transaction holds SQLite's single write lock for long.
@@ -358,14 +365,27 @@ impl Db {
         if let Err(err) = self.ping().await {
             return (Health::Unreachable, Some(err));
         }
+        // Queued like every writer of this process, so ordinary load is not mistaken for a
+        // fault; only the write itself, once it is this probe's turn, must be quick.
+        let turn = match tokio::time::timeout(HEALTH_TURN_TIMEOUT, self.write_turn()).await {
+            Ok(turn) => turn,
+            Err(_) => {
+                let err = anyhow::anyhow!(
+                    "no write turn for the health heartbeat within {} s",
+                    HEALTH_TURN_TIMEOUT.as_secs()
+                );
+                return (Health::Unwritable, Some(err));
+            }
+        };
         let write = sqlx::query(
             "INSERT INTO health_heartbeat (id, beat_at) VALUES (1, $1) \
              ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
         )
         .bind(now_ms())
         .execute(&self.pool);
-        // A probe answers in bounded time: a write stuck behind a lock is a failure too.
-        match tokio::time::timeout(HEALTH_WRITE_TIMEOUT, write).await {
+        let written = tokio::time::timeout(HEALTH_WRITE_TIMEOUT, write).await;
+        drop(turn);
+        match written {
             Ok(Ok(_)) => (Health::Ok, None),
             Ok(Err(err)) => (
                 Health::Unwritable,
