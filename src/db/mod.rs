@@ -312,7 +312,7 @@ impl Db {
             DatabaseBackend::Sqlite => &SQLITE_MIGRATIONS,
             DatabaseBackend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        let before = self.applied_versions().await;
+        let before = self.applied_versions().await?;
         migrator
             .run(&self.pool)
             .await
@@ -327,12 +327,31 @@ impl Db {
             .collect())
     }
 
-    /// Versions in sqlx's bookkeeping table; none when it does not exist yet.
-    async fn applied_versions(&self) -> Vec<i64> {
+    /// Versions in sqlx's bookkeeping table; none when it does not exist yet. Only a missing
+    /// table means none: a read that fails is an error, not "nothing applied" (which made
+    /// `migrate` list every migration as just applied).
+    async fn applied_versions(&self) -> anyhow::Result<Vec<i64>> {
+        let exists = match self.backend {
+            DatabaseBackend::Sqlite => {
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM sqlite_master \
+                 WHERE type = 'table' AND name = '_sqlx_migrations'"
+            }
+            DatabaseBackend::Postgres => {
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+            }
+        };
+        let tables: i64 = sqlx::query_scalar(exists)
+            .fetch_one(&self.pool)
+            .await
+            .context("cannot look for the migrations table")?;
+        if tables == 0 {
+            return Ok(Vec::new());
+        }
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
             .fetch_all(&self.pool)
             .await
-            .unwrap_or_default()
+            .context("cannot read the applied migrations")
     }
 
     /// A cheap round trip (`check`, which runs before any migration, and `/healthz`).
