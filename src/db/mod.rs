@@ -119,7 +119,8 @@ pub enum Missing {
 }
 
 /// The file beside a SQLite database that says it held data: written after its first
-/// migration, it outlives the database file when that is deleted or its volume is missing.
+/// migration, it outlives the database file when that alone is deleted. A volume that is not
+/// mounted takes the marker with it, so that case looks like a first start (README).
 pub fn marker_path(database: &Path) -> PathBuf {
     let mut name = database.as_os_str().to_owned();
     name.push(".marker");
@@ -452,9 +453,9 @@ fn prepare_sqlite_file(path: &Path, missing: Missing) -> anyhow::Result<()> {
     if !path.exists() && marker.exists() {
         match missing {
             Missing::Refuse => anyhow::bail!(
-                "the database file {} is missing, but {} says it held data (deleted, or its \
-                 volume is not mounted?). Restore it from a backup, or run `autosend migrate` \
-                 to start over with an empty database.",
+                "the database file {} is missing, but {} beside it says it held data (the \
+                 file was deleted, moved or left out of a restore). Restore it from a backup, \
+                 or run `autosend migrate` to start over with an empty database.",
                 path.display(),
                 marker.display()
             ),
