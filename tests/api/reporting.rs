@@ -836,7 +836,7 @@ async fn a_storm_of_broken_links_is_capped_and_writes_bounded_rows() {
             .iter()
             .filter(|m| m.subject.contains("Broken link on"))
             .count();
-        let summarised: usize = mails.iter().filter_map(|m| counted(m)).sum();
+        let summarised: usize = mails.iter().filter_map(counted).sum();
         if single + summarised >= 200 || std::time::Instant::now() > deadline {
             break mails;
         }
