@@ -195,9 +195,6 @@ pub async fn add_suppressed(db: &Db, fingerprint: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Takes the right to report the broken link (`path`, `referer`) now, when it was never
-/// reported or last reported at least `period_ms` ago. One upsert: atomic on both backends.
-#[tracing::instrument(skip_all, fields(path = %path))]
 /// Whether (path, referer) was e-mailed within `period_ms` (a read: repeats of a known link
 /// neither write a row nor spend the per-minute cap).
 pub async fn broken_link_reported(
@@ -219,6 +216,9 @@ pub async fn broken_link_reported(
     Ok(found.is_some())
 }
 
+/// Takes the right to report the broken link (`path`, `referer`) now, when it was never
+/// reported or last reported at least `period_ms` ago. One upsert: atomic on both backends.
+#[tracing::instrument(skip_all, fields(path = %path))]
 pub async fn claim_broken_link(
     db: &Db,
     path: &str,

@@ -215,7 +215,13 @@ pub async fn update_mailing(
     .context("cannot update mailing")?;
     if done.rows_affected() != 1 {
         // Either the message is not the owner's, or a save landed since `current` was read.
-        let version = get(db, id).await?.map(|m| m.version);
+        // Read inside the transaction: on SQLite a read through the pool meanwhile is a
+        // second connection beside this writer's, and the answer must be this snapshot's.
+        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM mailings WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("cannot read the mailing's version")?;
         return Err(if version == Some(current.version) {
             MailingError::ForeignMessage
         } else {

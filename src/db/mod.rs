@@ -44,8 +44,15 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 /// writers: single statements, and other processes (a separate `scheduler`).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// How long `/healthz` waits for its heartbeat write.
+/// How long `/healthz` waits for its heartbeat write once it has the write turn: a write
+/// that takes longer is stuck (a lock held by another process, a hung disk).
 const HEALTH_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long `/healthz` waits in the queue for this process's write turn: chained import
+/// chunks or a big run start are ordinary load, and a liveness probe answered 503 behind
+/// them would restart a healthy instance mid-import. The busy timeout is the longest any
+/// write is meant to wait for a writer before it.
+const HEALTH_TURN_TIMEOUT: Duration = BUSY_TIMEOUT;
 
 /// Rows written per transaction by bulk writes (imports, seeding): short enough that no
 /// transaction holds SQLite's single write lock for long.
@@ -112,7 +119,8 @@ pub enum Missing {
 }
 
 /// The file beside a SQLite database that says it held data: written after its first
-/// migration, it outlives the database file when that is deleted or its volume is missing.
+/// migration, it outlives the database file when that alone is deleted. A volume that is not
+/// mounted takes the marker with it, so that case looks like a first start (README).
 pub fn marker_path(database: &Path) -> PathBuf {
     let mut name = database.as_os_str().to_owned();
     name.push(".marker");
@@ -305,7 +313,7 @@ impl Db {
             DatabaseBackend::Sqlite => &SQLITE_MIGRATIONS,
             DatabaseBackend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        let before = self.applied_versions().await;
+        let before = self.applied_versions().await?;
         migrator
             .run(&self.pool)
             .await
@@ -320,12 +328,31 @@ impl Db {
             .collect())
     }
 
-    /// Versions in sqlx's bookkeeping table; none when it does not exist yet.
-    async fn applied_versions(&self) -> Vec<i64> {
+    /// Versions in sqlx's bookkeeping table; none when it does not exist yet. Only a missing
+    /// table means none: a read that fails is an error, not "nothing applied" (which made
+    /// `migrate` list every migration as just applied).
+    async fn applied_versions(&self) -> anyhow::Result<Vec<i64>> {
+        let exists = match self.backend {
+            DatabaseBackend::Sqlite => {
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM sqlite_master \
+                 WHERE type = 'table' AND name = '_sqlx_migrations'"
+            }
+            DatabaseBackend::Postgres => {
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+            }
+        };
+        let tables: i64 = sqlx::query_scalar(exists)
+            .fetch_one(&self.pool)
+            .await
+            .context("cannot look for the migrations table")?;
+        if tables == 0 {
+            return Ok(Vec::new());
+        }
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
             .fetch_all(&self.pool)
             .await
-            .unwrap_or_default()
+            .context("cannot read the applied migrations")
     }
 
     /// A cheap round trip (`check`, which runs before any migration, and `/healthz`).
@@ -358,14 +385,27 @@ impl Db {
         if let Err(err) = self.ping().await {
             return (Health::Unreachable, Some(err));
         }
+        // Queued like every writer of this process, so ordinary load is not mistaken for a
+        // fault; only the write itself, once it is this probe's turn, must be quick.
+        let turn = match tokio::time::timeout(HEALTH_TURN_TIMEOUT, self.write_turn()).await {
+            Ok(turn) => turn,
+            Err(_) => {
+                let err = anyhow::anyhow!(
+                    "no write turn for the health heartbeat within {} s",
+                    HEALTH_TURN_TIMEOUT.as_secs()
+                );
+                return (Health::Unwritable, Some(err));
+            }
+        };
         let write = sqlx::query(
             "INSERT INTO health_heartbeat (id, beat_at) VALUES (1, $1) \
              ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
         )
         .bind(now_ms())
         .execute(&self.pool);
-        // A probe answers in bounded time: a write stuck behind a lock is a failure too.
-        match tokio::time::timeout(HEALTH_WRITE_TIMEOUT, write).await {
+        let written = tokio::time::timeout(HEALTH_WRITE_TIMEOUT, write).await;
+        drop(turn);
+        match written {
             Ok(Ok(_)) => (Health::Ok, None),
             Ok(Err(err)) => (
                 Health::Unwritable,
@@ -413,9 +453,9 @@ fn prepare_sqlite_file(path: &Path, missing: Missing) -> anyhow::Result<()> {
     if !path.exists() && marker.exists() {
         match missing {
             Missing::Refuse => anyhow::bail!(
-                "the database file {} is missing, but {} says it held data (deleted, or its \
-                 volume is not mounted?). Restore it from a backup, or run `autosend migrate` \
-                 to start over with an empty database.",
+                "the database file {} is missing, but {} beside it says it held data (the \
+                 file was deleted, moved or left out of a restore). Restore it from a backup, \
+                 or run `autosend migrate` to start over with an empty database.",
                 path.display(),
                 marker.display()
             ),

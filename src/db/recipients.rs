@@ -284,19 +284,24 @@ pub struct ImportStopped {
     pub error: anyhow::Error,
 }
 
-/// Creates or updates (by e-mail) every row for one owner, [`WRITE_CHUNK_ROWS`] rows per
-/// transaction: one transaction for a whole file held SQLite's only write lock for seconds,
-/// and every other user's save in that time failed with "database is locked". Each chunk
-/// lands whole or not at all; when one fails, the error says how far the import got.
-/// Returns (created, updated).
+/// Creates or updates (by e-mail) every row for one owner. On SQLite [`WRITE_CHUNK_ROWS`]
+/// rows per transaction: one transaction for a whole file held SQLite's only write lock for
+/// seconds, and every other user's save in that time failed with "database is locked". Each
+/// chunk lands whole or not at all; when one fails, the error says how far the import got.
+/// PostgreSQL locks rows, not the database, so there the whole file stays one transaction
+/// and an import lands whole or not at all. Returns (created, updated).
 pub async fn upsert_many(
     db: &Db,
     owner_id: i64,
     rows: &[ImportRow],
 ) -> Result<(u64, u64), ImportStopped> {
+    let chunk_rows = match db.backend {
+        DatabaseBackend::Sqlite => WRITE_CHUNK_ROWS,
+        DatabaseBackend::Postgres => rows.len().max(1),
+    };
     let mut created = 0;
     let mut updated = 0;
-    for (i, chunk) in rows.chunks(WRITE_CHUNK_ROWS).enumerate() {
+    for (i, chunk) in rows.chunks(chunk_rows).enumerate() {
         match upsert_chunk(db, owner_id, chunk).await {
             Ok((c, u)) => {
                 created += c;
@@ -304,7 +309,7 @@ pub async fn upsert_many(
             }
             Err(error) => {
                 return Err(ImportStopped {
-                    landed: i * WRITE_CHUNK_ROWS,
+                    landed: i * chunk_rows,
                     total: rows.len(),
                     created,
                     updated,

@@ -111,3 +111,22 @@ async fn healthz_is_503_while_the_database_takes_no_writes() {
     let resp = app.get("/healthz").await;
     assert_eq!(resp.status(), 200);
 }
+
+/// Ordinary load is not a fault: a write of this process (an import chunk, a run's start)
+/// holding the write lock longer than the probe's write bound makes `/healthz` wait its turn
+/// and answer 200, where a liveness probe answered 503 and restarted a healthy instance.
+#[tokio::test]
+async fn healthz_waits_its_write_turn_behind_a_long_write() {
+    let app = spawn_app().await;
+    let tx = app.state.db.begin_write().await.unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
+        tx.commit().await.unwrap();
+    });
+    let resp = app.get("/healthz").await;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["database"], "ok");
+    release.await.unwrap();
+}

@@ -260,19 +260,33 @@ pub async fn import_page(ctx: PageCtx, AuthUser(_user): AuthUser) -> Response {
     ctx.render("Import recipients", views::import(&ctx, None))
 }
 
-/// An import the database stopped part-way (busy past the timeout, disk full): the user
-/// learns how far it got and that the same file finishes it. Anything else is a bug: 500,
-/// reported with how far it got.
+/// An import the database stopped part-way: the user learns how far it got and that the
+/// same file finishes it, 503 with `Retry-After`. Busy past the timeout or disk full is
+/// passing trouble (a warning); anything else is a bug the operator must see (an error with
+/// how far it got), but on SQLite the chunks before it are saved all the same, so a bare 500
+/// would hide from the user that part of the file is in.
 fn import_stopped(ctx: &PageCtx, stopped: db::ImportStopped) -> poem::Result<Response> {
-    if !crate::db::is_transient_chain(&stopped.error) {
-        return Err(AppError::from(anyhow::Error::new(stopped)).into());
+    let transient = crate::db::is_transient_chain(&stopped.error);
+    if transient {
+        tracing::warn!(
+            landed = stopped.landed,
+            total = stopped.total,
+            error = %format!("{:#}", stopped.error),
+            "recipients import stopped"
+        );
+    } else {
+        tracing::error!(
+            landed = stopped.landed,
+            total = stopped.total,
+            error = %format!("{:#}", stopped.error),
+            "recipients import stopped by a database error"
+        );
     }
-    tracing::warn!(
-        landed = stopped.landed,
-        total = stopped.total,
-        error = %format!("{:#}", stopped.error),
-        "recipients import stopped"
-    );
+    let cause = if transient {
+        "the database is busy or out of space"
+    } else {
+        "the database refused a write (the error is logged for the operator)"
+    };
     let saved = match stopped.landed {
         0 => "Nothing was saved".to_string(),
         n => format!(
@@ -281,9 +295,9 @@ fn import_stopped(ctx: &PageCtx, stopped: db::ImportStopped) -> poem::Result<Res
         ),
     };
     let message = format!(
-        "The import stopped after {} of {} rows: the database is busy or out of space. {saved}; \
-         upload the same file again in a moment to import the rest (rows already saved are \
-         updated, not added twice).",
+        "The import stopped after {} of {} rows: {cause}. {saved}; upload the same file \
+         again in a moment to import the rest (rows already saved are updated, not added \
+         twice).",
         stopped.landed, stopped.total
     );
     let mut resp = ctx.render_status(
