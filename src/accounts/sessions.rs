@@ -3,8 +3,8 @@
 //!
 //! Stored keys are SHA-256 digests of the cookie's session id, so a leaked table or Redis dump
 //! holds no usable cookie. A Redis outage reads as "no session" (pages keep working, the user
-//! appears logged out); a database that cannot be read, and a write that cannot be stored,
-//! answer 503 instead of pretending.
+//! appears logged out; a merely busy Redis is tried harder first); a database that cannot be
+//! read, and a write that cannot be stored, answer 503 instead of pretending.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -70,7 +70,9 @@ impl SessionStorage for SessionStore {
                     ));
                 }
             },
-            SessionStore::Redis(cache) => cache.get(&format!("session:{key}")).await,
+            // Tried harder than a cached figure: a miss here is a logout (SPEC §11 still holds:
+            // a Redis that is down reads as no session, and pages keep answering).
+            SessionStore::Redis(cache) => cache.get_essential(&format!("session:{key}")).await,
         };
         Ok(stored.and_then(|json| serde_json::from_str(&json).ok()))
     }
