@@ -394,6 +394,24 @@ pub async fn next_attempt_at(db: &Db, run_id: Option<i64>) -> anyhow::Result<Opt
     Ok(next.flatten())
 }
 
+/// When rows of running runs next become claimable after `now`: the earliest `lease_until`
+/// of rows leased by a sender (a killed one's come back then) or `next_attempt_at` of pending
+/// rows waiting for a retry. The scheduler wakes then rather than a whole interval later.
+pub async fn next_claimable_at(db: &Db, now: i64) -> anyhow::Result<Option<i64>> {
+    const AT: &str = "CASE WHEN d.status = 'sending' AND d.lease_until IS NOT NULL \
+        THEN d.lease_until ELSE d.next_attempt_at END";
+    let sql = format!(
+        "SELECT MIN({AT}) FROM deliveries d JOIN runs r ON r.id = d.run_id \
+         WHERE r.status = 'running' AND d.status IN ('pending', 'sending') AND {AT} > $1"
+    );
+    let next: Option<Option<i64>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .fetch_optional(&db.pool)
+        .await
+        .context("cannot find when deliveries are next claimable")?;
+    Ok(next.flatten())
+}
+
 pub async fn get(db: &Db, id: i64) -> anyhow::Result<Option<Delivery>> {
     let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE id = $1");
     let row = sqlx::query_as::<_, DeliveryRow>(sqlx::AssertSqlSafe(sql))

@@ -679,6 +679,12 @@ async fn an_expired_lease_is_reclaimed_after_a_crash_and_nobody_is_skipped() {
     assert_eq!(outcome.resumed, vec![run]);
     assert_eq!(outcome.sent.sent, 4);
     assert_eq!(w.run(run).await.status, RunStatus::Running);
+    // The loop wakes when that lease ends, not a whole SCHEDULER_INTERVAL_SECS later.
+    assert_eq!(outcome.wake_at, Some(T0 - 1_000 + lease));
+    assert_eq!(
+        scheduler::sleep_after_tick(T0, outcome.wake_at, Duration::from_secs(60)),
+        Duration::from_millis((lease - 1_000) as u64)
+    );
 
     let outcome = w.tick_at(T0 - 1_000 + lease).await;
     assert_eq!(outcome.sent.sent, 2, "reclaimed when the lease ran out");
