@@ -274,6 +274,11 @@ pub async fn send_now(
             "This mailing is finished: it cannot be sent again.".into(),
         )),
         Err(StartRunError::NotFound) => Err(ObjectError::NotFound),
+        Err(StartRunError::OwnerInactive) => Err(ObjectError::Refused(
+            "This mailing is paused: its owner's account is deactivated. It can be sent once a \
+             superuser activates the account again."
+                .into(),
+        )),
         Err(StartRunError::NotClaimed) => Err(ObjectError::Refused(
             "The mailing was just started elsewhere; reload the page.".into(),
         )),

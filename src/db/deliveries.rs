@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use anyhow::Context as _;
 use sqlx::FromRow;
 
+use super::mailings::PAUSED_MAILING_IDS;
 use super::{Db, versions};
 use crate::config::DatabaseBackend;
 use crate::domain::DeliveryStatus;
@@ -110,27 +111,25 @@ pub struct ClaimRequest<'a> {
 pub async fn claim(db: &Db, req: ClaimRequest<'_>) -> anyhow::Result<Vec<Claimed>> {
     const CLAIMABLE: &str = "status IN ('pending', 'sending') AND next_attempt_at <= $3 \
         AND (lease_until IS NULL OR lease_until <= $3)";
-    // A deactivated owner's mailings pause (issue 12): their rows stay pending, untouched,
-    // until the owner is active again. The subquery is uncorrelated (run once per claim) and
-    // small: the mailings of deactivated owners.
-    const PICK: &str = "SELECT id FROM deliveries WHERE status IN ('pending', 'sending') \
+    // A deactivated owner's mailings pause: their rows stay pending, untouched.
+    let pick = format!(
+        "SELECT id FROM deliveries WHERE status IN ('pending', 'sending') \
         AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
-        AND ($5 = 0 OR run_id = $5) \
-        AND mailing_id NOT IN (SELECT m.id FROM mailings m JOIN users u ON u.id = m.owner_id \
-          WHERE u.is_active = 0) \
-        ORDER BY next_attempt_at, id LIMIT $4";
+        AND ($5 = 0 OR run_id = $5) AND mailing_id NOT IN ({PAUSED_MAILING_IDS}) \
+        ORDER BY next_attempt_at, id LIMIT $4"
+    );
     const SET: &str = "SET status = 'sending', attempts = attempts + 1, lease_until = $1, \
         leased_by = $2, updated_at = $3";
     let sql = match db.backend {
         // A materialised CTE runs the locking pick exactly once; as an `IN (subquery)` the
         // planner may re-run it per row and claim more than LIMIT.
         DatabaseBackend::Postgres => format!(
-            "WITH picked AS MATERIALIZED ({PICK} FOR UPDATE SKIP LOCKED) \
+            "WITH picked AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED) \
              UPDATE deliveries d {SET} FROM picked WHERE d.id = picked.id \
              RETURNING d.id, d.run_id, d.mailing_id, d.email, d.full_name, d.attempts"
         ),
         DatabaseBackend::Sqlite => format!(
-            "UPDATE deliveries {SET} WHERE id IN ({PICK}) AND {CLAIMABLE} \
+            "UPDATE deliveries {SET} WHERE id IN ({pick}) AND {CLAIMABLE} \
              RETURNING id, run_id, mailing_id, email, full_name, attempts"
         ),
     };
@@ -402,7 +401,8 @@ pub async fn next_claimable_at(db: &Db, now: i64) -> anyhow::Result<Option<i64>>
         THEN d.lease_until ELSE d.next_attempt_at END";
     let sql = format!(
         "SELECT MIN({AT}) FROM deliveries d JOIN runs r ON r.id = d.run_id \
-         WHERE r.status = 'running' AND d.status IN ('pending', 'sending') AND {AT} > $1"
+         WHERE r.status = 'running' AND d.status IN ('pending', 'sending') AND {AT} > $1 \
+           AND d.mailing_id NOT IN ({PAUSED_MAILING_IDS})"
     );
     let next: Option<Option<i64>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(now)

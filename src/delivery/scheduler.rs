@@ -132,7 +132,10 @@ pub async fn tick_with(
             Err(StartRunError::NotClaimed | StartRunError::AlreadyActive) => {
                 tracing::debug!(mailing_id = due.id, "due run started elsewhere");
             }
-            Err(StartRunError::Finished | StartRunError::NotFound) => {}
+            // A paused owner's mailing is not due; this is the race with a deactivation.
+            Err(
+                StartRunError::Finished | StartRunError::NotFound | StartRunError::OwnerInactive,
+            ) => {}
             // One mailing's failure must not keep the others (or the sending) from going on.
             Err(StartRunError::Unexpected(err)) => tracing::error!(
                 target: SCHEDULER_TARGET,

@@ -1405,7 +1405,31 @@ async fn a_deactivated_owners_mailings_wait_until_the_owner_is_active_again() {
             .unwrap();
         assert!(page.contains("Paused:"), "{page}");
         assert!(page.contains("deactivated"));
+        assert!(
+            !page.contains("Send now") && !page.contains("Dry run"),
+            "no button that would start a run: {page}"
+        );
     }
+    // Starting a run by hand is refused with the reason, and starts nothing that would then
+    // sit `running` and block later sends.
+    for fields in [&[][..], &[("dry_run", "1")][..]] {
+        let resp = w
+            .app
+            .post_form(&format!("/mailings/{due}/send"), fields)
+            .await;
+        assert_eq!(resp.status(), 409);
+        let body = resp.text().await.unwrap();
+        assert!(body.contains("paused"), "{body}");
+        assert!(body.contains("deactivated"), "{body}");
+    }
+    assert!(
+        matches!(
+            engine::start_run(&w.app.state, &w.clock, due, Trigger::Cli, false).await,
+            Err(StartRunError::OwnerInactive)
+        ),
+        "the CLI's start is refused too"
+    );
+    assert!(w.runs(due).await.is_empty(), "no run starts");
 
     set_owner_active(&w, true).await;
     let tick = w.tick_at(T0 + MINUTE).await;
@@ -1425,6 +1449,7 @@ async fn a_deactivated_owners_mailings_wait_until_the_owner_is_active_again() {
         .await
         .unwrap();
     assert!(!page.contains("Paused:"));
+    assert!(page.contains("Send now") && page.contains("Dry run"));
 }
 
 #[tokio::test]
