@@ -140,11 +140,15 @@ pub async fn claim(db: &Db, req: ClaimRequest<'_>) -> anyhow::Result<Vec<Claimed
         .bind(req.limit)
         .bind(req.run_id.unwrap_or(0));
     let mut rows = match db.backend {
-        // SQLite: one statement, committed on its own.
-        DatabaseBackend::Sqlite => query
-            .fetch_all(&db.pool)
-            .await
-            .context("cannot claim deliveries")?,
+        // SQLite: one statement, committed on its own, in this process's write turn so a
+        // claim is not starved by queued transactions.
+        DatabaseBackend::Sqlite => {
+            let _turn = db.write_turn().await;
+            query
+                .fetch_all(&db.pool)
+                .await
+                .context("cannot claim deliveries")?
+        }
         DatabaseBackend::Postgres => {
             // A claim need not wait for its WAL flush: lost in a database crash, it leaves
             // the rows pending, as before the claim. Nothing is sent on its strength alone
@@ -172,8 +176,14 @@ pub async fn claim(db: &Db, req: ClaimRequest<'_>) -> anyhow::Result<Vec<Claimed
 /// Extends the leases `holder` (a drive: every worker's id starts with it) holds on `ids` to
 /// `lease_until`: the heartbeat of a live sender. Rows finished, given back or taken over by
 /// another sender meanwhile are left alone. The ids are integers, written into the statement.
-pub async fn renew(db: &Db, ids: &[i64], holder: &str, lease_until: i64) -> anyhow::Result<u64> {
-    let mut renewed = 0;
+/// Returns the ids renewed: any other is no longer the holder's to send.
+pub async fn renew(
+    db: &Db,
+    ids: &[i64],
+    holder: &str,
+    lease_until: i64,
+) -> anyhow::Result<Vec<i64>> {
+    let mut renewed = Vec::with_capacity(ids.len());
     // A few hundred ids per statement keep it well under either backend's limits.
     for chunk in ids.chunks(500) {
         let list = chunk
@@ -183,15 +193,16 @@ pub async fn renew(db: &Db, ids: &[i64], holder: &str, lease_until: i64) -> anyh
             .join(",");
         let sql = format!(
             "UPDATE deliveries SET lease_until = $1 \
-             WHERE id IN ({list}) AND status = 'sending' AND leased_by LIKE $2"
+             WHERE id IN ({list}) AND status = 'sending' AND leased_by LIKE $2 RETURNING id"
         );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let _turn = db.write_turn().await;
+        let done: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(lease_until)
             .bind(format!("{holder}%"))
-            .execute(&db.pool)
+            .fetch_all(&db.pool)
             .await
             .context("cannot renew delivery leases")?;
-        renewed += done.rows_affected();
+        renewed.extend(done);
     }
     Ok(renewed)
 }
@@ -342,6 +353,7 @@ pub async fn retry_later(
     next_attempt_at: i64,
     now: i64,
 ) -> anyhow::Result<bool> {
+    let _turn = db.write_turn().await;
     let done = sqlx::query(
         "UPDATE deliveries SET status = 'pending', detail = $3, next_attempt_at = $4, \
            lease_until = NULL, leased_by = NULL, updated_at = $5 \
@@ -362,6 +374,7 @@ pub async fn retry_later(
 /// attempt the claim counted is taken back.
 pub async fn release(db: &Db, ids: &[i64], worker: &str, now: i64) -> anyhow::Result<u64> {
     let mut released = 0;
+    let _turn = db.write_turn().await;
     for id in ids {
         let done = sqlx::query(
             "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, \

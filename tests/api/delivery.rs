@@ -703,6 +703,53 @@ async fn an_expired_lease_is_reclaimed_after_a_crash_and_nobody_is_skipped() {
 }
 
 #[tokio::test]
+async fn a_renewal_says_which_leases_it_kept_so_a_lost_row_is_not_sent_twice() {
+    let w = world().await;
+    let ids = w
+        .recipients(&["a@example.com", "b@example.com", "c@example.com"])
+        .await;
+    let id = w.mailing(&ids, T0, T0 + DAY, Period::Once).await;
+    w.clock.set(T0 - MINUTE);
+    let run = w.start(id, false).await.unwrap();
+    let db = &w.app.state.db;
+    let claim = |worker, now, limit| {
+        deliveries::claim(
+            db,
+            ClaimRequest {
+                worker,
+                now,
+                lease_until: now + 30_000,
+                limit,
+                run_id: Some(run),
+            },
+        )
+    };
+    // A sender claims two rows and then stalls past its lease (no heartbeat got through).
+    let stalled: Vec<i64> = claim("stalled/drive/0", T0, 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(stalled.len(), 2);
+    // Another sender takes what has run out, and the rest.
+    let other = claim("other/drive/0", T0 + 31_000, 16).await.unwrap();
+    assert_eq!(other.len(), 3);
+    // The stalled sender's renewal now keeps nothing: it must not send those rows.
+    let kept = deliveries::renew(db, &stalled, "stalled/drive/", T0 + 62_000)
+        .await
+        .unwrap();
+    assert!(kept.is_empty(), "{kept:?}");
+    // The live holder's renewal keeps each of its rows, by id.
+    let mine: Vec<i64> = other.iter().map(|c| c.id).collect();
+    let kept = deliveries::renew(db, &mine, "other/drive/", T0 + 62_000)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 3);
+    assert!(mine.iter().all(|id| kept.contains(id)));
+}
+
+#[tokio::test]
 async fn totals_daily_stats_and_data_versions_follow_the_deliveries() {
     let w = world().await;
     let ids = w.recipients(&["a@example.com", "b@example.com"]).await;
