@@ -512,29 +512,82 @@ impl Driver<'_> {
                 batch.iter().map(|c| c.id),
                 now + self.lease.as_millis() as i64,
             );
-            let unsubscribed = self.unsubscribed(&batch).await?;
-            for (i, claimed) in batch.iter().enumerate() {
-                if self.stopped() {
-                    // Given back untried, attempt count as before the claim: another sender
-                    // (or this one after a restart) takes them at once, not after the lease.
-                    self.interrupted.store(true, Ordering::Relaxed);
-                    let rest: Vec<i64> = batch[i..].iter().map(|c| c.id).collect();
-                    let released =
-                        deliveries::release(&self.state.db, &rest, worker, self.clock.now_ms())
-                            .await?;
-                    self.let_go(&rest);
-                    tracing::info!(released, "stopping: claimed deliveries given back unsent");
-                    return Ok(());
+            // The row being handled, so a failure gives back the ones after it.
+            let mut current = None;
+            match self
+                .send_batch(worker, recorder, &batch, &mut current)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(err) => {
+                    // A failure after the claim (unsubscribe lookup, retry_later, record)
+                    // must not leave the rest of the batch held — renewed by the heartbeat
+                    // for as long as the drive lives, never sent. The failed row itself is
+                    // only let go: it may have been sent, so it waits out its lease.
+                    let rest = match current {
+                        Some(i) => {
+                            self.let_go(&[batch[i].id]);
+                            &batch[i + 1..]
+                        }
+                        None => &batch[..],
+                    };
+                    self.give_back(worker, rest, "after a failure").await;
+                    return Err(err);
                 }
-                if !self.holds(claimed.id) {
-                    self.lost(claimed);
-                    continue;
-                }
-                let skip = unsubscribed.contains(&(claimed.run_id, claimed.email.clone()));
-                let delivered = self.deliver(worker, recorder, claimed, skip).await;
-                self.let_go(&[claimed.id]);
-                delivered?;
             }
+        }
+    }
+
+    /// Sends a claimed batch in order; `Ok(false)` when the drive stops (the rest given back).
+    async fn send_batch(
+        &self,
+        worker: &str,
+        recorder: &Recorder,
+        batch: &[Claimed],
+        current: &mut Option<usize>,
+    ) -> anyhow::Result<bool> {
+        let unsubscribed = self.unsubscribed(batch).await?;
+        for (i, claimed) in batch.iter().enumerate() {
+            if self.stopped() {
+                // Given back untried, attempt count as before the claim: another sender
+                // (or this one after a restart) takes them at once, not after the lease.
+                self.interrupted.store(true, Ordering::Relaxed);
+                self.give_back(worker, &batch[i..], "stopping").await;
+                return Ok(false);
+            }
+            if !self.holds(claimed.id) {
+                self.lost(claimed);
+                continue;
+            }
+            let skip = unsubscribed.contains(&(claimed.run_id, claimed.email.clone()));
+            *current = Some(i);
+            let delivered = self.deliver(worker, recorder, claimed, skip).await;
+            self.let_go(&[claimed.id]);
+            delivered?;
+        }
+        Ok(true)
+    }
+
+    /// Gives claimed rows back untried (pending at once, the attempt taken back) and stops
+    /// renewing them. A failed release is logged: the rows then come back when their lease
+    /// ends, as after a crash.
+    async fn give_back(&self, worker: &str, rows: &[Claimed], why: &str) {
+        if rows.is_empty() {
+            return;
+        }
+        let ids: Vec<i64> = rows.iter().map(|c| c.id).collect();
+        self.let_go(&ids);
+        match deliveries::release(&self.state.db, &ids, worker, self.clock.now_ms()).await {
+            Ok(released) => {
+                tracing::info!(released, why, "claimed deliveries given back unsent");
+            }
+            Err(err) => tracing::warn!(
+                error = %format!("{err:#}"),
+                held = ids.len(),
+                why,
+                "cannot give back claimed deliveries; they return when their lease ends"
+            ),
         }
     }
 
