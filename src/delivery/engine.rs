@@ -767,7 +767,14 @@ impl Driver<'_> {
         let sent = {
             let _slot = gate.slots.acquire().await?;
             gate.limiter.until_ready().await;
-            // The wait for a slot and the rate can be long: the lease may be gone by now.
+            // The wait for a slot and the rate can be long: the instance may be stopping by
+            // now (the row goes back unsent), or the lease may be gone.
+            if self.stopped() {
+                self.interrupted.store(true, Ordering::Relaxed);
+                self.give_back(worker, std::slice::from_ref(claimed), "stopping")
+                    .await;
+                return Ok(None);
+            }
             if !self.holds(claimed.id) {
                 self.lost(claimed);
                 return Ok(None);
