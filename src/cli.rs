@@ -400,6 +400,10 @@ async fn send_mailing(settings: Settings, id: i64, dry_run: bool) -> anyhow::Res
                 StartRunError::AlreadyActive | StartRunError::NotClaimed => {
                     anyhow::anyhow!("mailing {id} already has an active run; wait for it to finish")
                 }
+                StartRunError::OwnerInactive => anyhow::anyhow!(
+                    "mailing {id} is paused: its owner's account is deactivated; activate the \
+                     account to send it"
+                ),
                 StartRunError::Unexpected(err) => err,
             });
         }

@@ -185,8 +185,8 @@ pub struct Settings {
     /// First wait before retrying a temporary failure (`SEND_RETRY_BASE_SECS`); doubles per
     /// attempt. Short in fault tests, a minute in production.
     pub send_retry_base_secs: u64,
-    /// How long a claim holds its deliveries (`SEND_LEASE_SECS`); `0`: derived from the SMTP
-    /// timeout and the rate (see `delivery::engine::lease_duration`).
+    /// How long a claim holds its deliveries between heartbeats (`SEND_LEASE_SECS`); `0`: the
+    /// 30 s default (see `delivery::engine::lease_duration`).
     pub send_lease_secs: u64,
     pub cache_ttl_secs: u64,
     pub time_zone: String,
@@ -344,7 +344,6 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
-    /// A variable's trimmed value; empty counts as unset.
     /// `SMTP_HELO_NAME`, else the default (see [`SmtpSettings::helo_name`]). A strict relay
     /// refuses a bare `vm` or `localhost` (504 5.5.2 "need fully-qualified hostname").
     fn helo_name(&mut self, base_url: &Url) -> Option<String> {
@@ -371,6 +370,7 @@ impl Parser<'_> {
             .filter(|h| is_domain_name(h))
     }
 
+    /// A variable's trimmed value; empty counts as unset.
     fn raw(&self, name: &str) -> Option<&str> {
         self.vars
             .get(name)

@@ -318,6 +318,11 @@ pub async fn send_now(
         // Archived between the look above and the claim.
         Err(StartRunError::Archived) => Err(archived_refusal()),
         Err(StartRunError::NotFound) => Err(ObjectError::NotFound),
+        Err(StartRunError::OwnerInactive) => Err(ObjectError::Refused(
+            "This mailing is paused: its owner's account is deactivated. It can be sent once a \
+             superuser activates the account again."
+                .into(),
+        )),
         Err(StartRunError::NotClaimed) => Err(ObjectError::Refused(
             "The mailing was just started elsewhere; reload the page.".into(),
         )),

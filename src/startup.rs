@@ -1,7 +1,7 @@
 //! Building and running the application (zero2prod's `Application`).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
@@ -17,6 +17,11 @@ use crate::web;
 const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(20);
 /// How long queued error reports may take to be sent after the server stopped.
 const REPORT_FLUSH: Duration = Duration::from_secs(5);
+/// The whole graceful stop, from the signal: request drain, the scheduler and sends
+/// finishing, the report flush share it. Well inside `TimeoutStopSec=45` of
+/// `deploy/autosend.service`, leaving room to close SMTP sessions and the database (each
+/// step bounded on its own it was 20 + 20 + 20 + 5 = 65 s, and systemd killed it).
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
 
 pub struct Application {
     acceptor: TcpAcceptor,
@@ -64,11 +69,15 @@ impl Application {
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop_tx = Arc::new(stop_tx);
+        // When the stop began; every later step takes what is left of STOP_DEADLINE.
+        let stop_began: Arc<std::sync::OnceLock<Instant>> = Arc::default();
         let signal = {
             let stop_tx = Arc::clone(&stop_tx);
             let state = self.state.clone();
+            let stop_began = Arc::clone(&stop_began);
             async move {
                 shutdown.await;
+                let _ = stop_began.set(Instant::now());
                 // Sending stops claiming at once, while the web server drains its requests.
                 state.send_gate.stop();
                 let _ = stop_tx.send(true);
@@ -95,13 +104,21 @@ impl Application {
             }
         };
         tokio::pin!(server, scheduler);
+        // Left of the stop deadline, keeping the report flush's share for last. A server that
+        // stopped on its own (an error) starts the clock then.
+        let left = |reserve: Duration| {
+            let began = *stop_began.get_or_init(Instant::now);
+            (began + STOP_DEADLINE)
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(reserve)
+        };
         let result = tokio::select! {
             result = &mut server => {
                 tracing::info!("web server stopped");
                 // The server may also stop on its own (an error): the scheduler goes with it.
                 let _ = stop_tx.send(true);
                 if scheduler_enabled
-                    && tokio::time::timeout(GRACEFUL_SHUTDOWN, &mut scheduler).await.is_err()
+                    && tokio::time::timeout(left(REPORT_FLUSH), &mut scheduler).await.is_err()
                 {
                     tracing::warn!("scheduler did not stop in time; its leases will expire");
                 }
@@ -117,12 +134,14 @@ impl Application {
         // Manual sends run beside the scheduler: they too give back what they have not sent
         // and finish what is in flight before the database closes.
         self.state.send_gate.stop();
-        if !self.state.send_gate.wait_idle(GRACEFUL_SHUTDOWN).await {
+        if !self.state.send_gate.wait_idle(left(REPORT_FLUSH)).await {
             tracing::warn!("sends did not stop in time; their leases will expire");
         }
         let _ = housekeeping.await;
         // Reports of the last requests go out before the database they are counted in closes.
-        self.state.finish_reporting(REPORT_FLUSH).await;
+        self.state
+            .finish_reporting(left(Duration::ZERO).min(REPORT_FLUSH))
+            .await;
         self.state.mailer.close().await;
         self.state.db.close().await;
         result

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use anyhow::Context as _;
 use sqlx::FromRow;
 
+use super::mailings::PAUSED_MAILING_IDS;
 use super::{Db, versions};
 use crate::config::DatabaseBackend;
 use crate::domain::DeliveryStatus;
@@ -110,27 +111,25 @@ pub struct ClaimRequest<'a> {
 pub async fn claim(db: &Db, req: ClaimRequest<'_>) -> anyhow::Result<Vec<Claimed>> {
     const CLAIMABLE: &str = "status IN ('pending', 'sending') AND next_attempt_at <= $3 \
         AND (lease_until IS NULL OR lease_until <= $3)";
-    // A deactivated owner's mailings pause (issue 12): their rows stay pending, untouched,
-    // until the owner is active again. The subquery is uncorrelated (run once per claim) and
-    // small: the mailings of deactivated owners.
-    const PICK: &str = "SELECT id FROM deliveries WHERE status IN ('pending', 'sending') \
+    // A deactivated owner's mailings pause: their rows stay pending, untouched.
+    let pick = format!(
+        "SELECT id FROM deliveries WHERE status IN ('pending', 'sending') \
         AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
-        AND ($5 = 0 OR run_id = $5) \
-        AND mailing_id NOT IN (SELECT m.id FROM mailings m JOIN users u ON u.id = m.owner_id \
-          WHERE u.is_active = 0) \
-        ORDER BY next_attempt_at, id LIMIT $4";
+        AND ($5 = 0 OR run_id = $5) AND mailing_id NOT IN ({PAUSED_MAILING_IDS}) \
+        ORDER BY next_attempt_at, id LIMIT $4"
+    );
     const SET: &str = "SET status = 'sending', attempts = attempts + 1, lease_until = $1, \
         leased_by = $2, updated_at = $3";
     let sql = match db.backend {
         // A materialised CTE runs the locking pick exactly once; as an `IN (subquery)` the
         // planner may re-run it per row and claim more than LIMIT.
         DatabaseBackend::Postgres => format!(
-            "WITH picked AS MATERIALIZED ({PICK} FOR UPDATE SKIP LOCKED) \
+            "WITH picked AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED) \
              UPDATE deliveries d {SET} FROM picked WHERE d.id = picked.id \
              RETURNING d.id, d.run_id, d.mailing_id, d.email, d.full_name, d.attempts"
         ),
         DatabaseBackend::Sqlite => format!(
-            "UPDATE deliveries {SET} WHERE id IN ({PICK}) AND {CLAIMABLE} \
+            "UPDATE deliveries {SET} WHERE id IN ({pick}) AND {CLAIMABLE} \
              RETURNING id, run_id, mailing_id, email, full_name, attempts"
         ),
     };
@@ -141,11 +140,15 @@ pub async fn claim(db: &Db, req: ClaimRequest<'_>) -> anyhow::Result<Vec<Claimed
         .bind(req.limit)
         .bind(req.run_id.unwrap_or(0));
     let mut rows = match db.backend {
-        // SQLite: one statement, committed on its own.
-        DatabaseBackend::Sqlite => query
-            .fetch_all(&db.pool)
-            .await
-            .context("cannot claim deliveries")?,
+        // SQLite: one statement, committed on its own, in this process's write turn so a
+        // claim is not starved by queued transactions.
+        DatabaseBackend::Sqlite => {
+            let _turn = db.write_turn().await;
+            query
+                .fetch_all(&db.pool)
+                .await
+                .context("cannot claim deliveries")?
+        }
         DatabaseBackend::Postgres => {
             // A claim need not wait for its WAL flush: lost in a database crash, it leaves
             // the rows pending, as before the claim. Nothing is sent on its strength alone
@@ -173,8 +176,14 @@ pub async fn claim(db: &Db, req: ClaimRequest<'_>) -> anyhow::Result<Vec<Claimed
 /// Extends the leases `holder` (a drive: every worker's id starts with it) holds on `ids` to
 /// `lease_until`: the heartbeat of a live sender. Rows finished, given back or taken over by
 /// another sender meanwhile are left alone. The ids are integers, written into the statement.
-pub async fn renew(db: &Db, ids: &[i64], holder: &str, lease_until: i64) -> anyhow::Result<u64> {
-    let mut renewed = 0;
+/// Returns the ids renewed: any other is no longer the holder's to send.
+pub async fn renew(
+    db: &Db,
+    ids: &[i64],
+    holder: &str,
+    lease_until: i64,
+) -> anyhow::Result<Vec<i64>> {
+    let mut renewed = Vec::with_capacity(ids.len());
     // A few hundred ids per statement keep it well under either backend's limits.
     for chunk in ids.chunks(500) {
         let list = chunk
@@ -184,15 +193,16 @@ pub async fn renew(db: &Db, ids: &[i64], holder: &str, lease_until: i64) -> anyh
             .join(",");
         let sql = format!(
             "UPDATE deliveries SET lease_until = $1 \
-             WHERE id IN ({list}) AND status = 'sending' AND leased_by LIKE $2"
+             WHERE id IN ({list}) AND status = 'sending' AND leased_by LIKE $2 RETURNING id"
         );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let _turn = db.write_turn().await;
+        let done: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(lease_until)
             .bind(format!("{holder}%"))
-            .execute(&db.pool)
+            .fetch_all(&db.pool)
             .await
             .context("cannot renew delivery leases")?;
-        renewed += done.rows_affected();
+        renewed.extend(done);
     }
     Ok(renewed)
 }
@@ -343,6 +353,7 @@ pub async fn retry_later(
     next_attempt_at: i64,
     now: i64,
 ) -> anyhow::Result<bool> {
+    let _turn = db.write_turn().await;
     let done = sqlx::query(
         "UPDATE deliveries SET status = 'pending', detail = $3, next_attempt_at = $4, \
            lease_until = NULL, leased_by = NULL, updated_at = $5 \
@@ -363,6 +374,7 @@ pub async fn retry_later(
 /// attempt the claim counted is taken back.
 pub async fn release(db: &Db, ids: &[i64], worker: &str, now: i64) -> anyhow::Result<u64> {
     let mut released = 0;
+    let _turn = db.write_turn().await;
     for id in ids {
         let done = sqlx::query(
             "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, \
@@ -391,6 +403,25 @@ pub async fn next_attempt_at(db: &Db, run_id: Option<i64>) -> anyhow::Result<Opt
     .fetch_optional(&db.pool)
     .await
     .context("cannot find the next attempt")?;
+    Ok(next.flatten())
+}
+
+/// When rows of running runs next become claimable after `now`: the earliest `lease_until`
+/// of rows leased by a sender (a killed one's come back then) or `next_attempt_at` of pending
+/// rows waiting for a retry. The scheduler wakes then rather than a whole interval later.
+pub async fn next_claimable_at(db: &Db, now: i64) -> anyhow::Result<Option<i64>> {
+    const AT: &str = "CASE WHEN d.status = 'sending' AND d.lease_until IS NOT NULL \
+        THEN d.lease_until ELSE d.next_attempt_at END";
+    let sql = format!(
+        "SELECT MIN({AT}) FROM deliveries d JOIN runs r ON r.id = d.run_id \
+         WHERE r.status = 'running' AND d.status IN ('pending', 'sending') AND {AT} > $1 \
+           AND d.mailing_id NOT IN ({PAUSED_MAILING_IDS})"
+    );
+    let next: Option<Option<i64>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .fetch_optional(&db.pool)
+        .await
+        .context("cannot find when deliveries are next claimable")?;
     Ok(next.flatten())
 }
 

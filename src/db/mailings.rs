@@ -381,6 +381,14 @@ pub struct DueMailing {
     pub owner_time_zone: Option<String>,
 }
 
+/// The ids of mailings paused because their owner is deactivated (issue 12): the one home
+/// of that rule. They do not become due ([`due`]), no run of them starts
+/// ([`crate::db::runs::start`]) and their runs' rows are not claimed
+/// ([`crate::db::deliveries::claim`]) until the owner is active again; what is pending stays
+/// pending. Uncorrelated, so it runs once per statement, over the few deactivated owners.
+pub const PAUSED_MAILING_IDS: &str = "SELECT pm.id FROM mailings pm \
+    JOIN users pu ON pu.id = pm.owner_id WHERE pu.is_active = 0";
+
 /// Due mailings (SPEC §7: not finished, `start_at ≤ now < end_at`, `next_run_at ≤ now`)
 /// without an active run — one still going delays the next rather than losing it — oldest
 /// due first. A deactivated owner's mailings are not due: they wait, still due, until the
@@ -396,20 +404,21 @@ pub async fn due(db: &Db, now: i64, limit: i64) -> anyhow::Result<Vec<DueMailing
         next_run_at: i64,
         time_zone: Option<String>,
     }
-    let rows: Vec<Row> = sqlx::query_as(concat!(
+    let sql = format!(
         "SELECT m.id, m.owner_id, m.start_at, m.end_at, m.period, m.next_run_at, u.time_zone \
          FROM mailings m JOIN users u ON u.id = m.owner_id \
          WHERE m.status <> 'finished' AND m.start_at <= $1 AND m.end_at > $1 \
-           AND m.next_run_at <= $1 AND u.is_active = 1 AND ",
-        not_archived!(),
-        " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.mailing_id = m.id AND r.status = 'running') \
-         ORDER BY m.next_run_at, m.id LIMIT $2",
-    ))
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&db.pool)
-    .await
-    .context("cannot find due mailings")?;
+           AND m.next_run_at <= $1 AND m.{NOT_ARCHIVED} \
+           AND m.id NOT IN ({PAUSED_MAILING_IDS}) \
+           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.mailing_id = m.id AND r.status = 'running') \
+         ORDER BY m.next_run_at, m.id LIMIT $2"
+    );
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&db.pool)
+        .await
+        .context("cannot find due mailings")?;
     rows.into_iter()
         .map(|r| {
             Ok(DueMailing {

@@ -7,6 +7,7 @@
 use anyhow::Context as _;
 use sqlx::{AnyConnection, FromRow};
 
+use super::mailings::{NOT_ARCHIVED, PAUSED_MAILING_IDS};
 use super::{Db, versions};
 use crate::config::DatabaseBackend;
 use crate::domain::mailing::epoch_day;
@@ -114,6 +115,9 @@ pub enum StartRunError {
     /// The scheduler's claim was taken by another instance (or the schedule changed).
     #[error("the run was already claimed")]
     NotClaimed,
+    /// The mailing's owner is deactivated: its mailings are paused until reactivated.
+    #[error("the mailing's owner is deactivated")]
+    OwnerInactive,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -134,36 +138,42 @@ pub async fn start(db: &Db, new: &NewRun, now: i64) -> Result<StartedRun, StartR
         Some(c) => (1i64, c.expected_next_run_at, c.next_run_at),
         None => (0, 0, None),
     };
-    let owner: Option<i64> = sqlx::query_scalar(concat!(
+    let sql = format!(
         "UPDATE mailings SET \
            status = CASE WHEN $2 = 1 THEN status ELSE 'running' END, \
            next_run_at = CASE WHEN $3 = 1 THEN $5 ELSE next_run_at END, \
            updated_at = $6 \
-         WHERE id = $1 AND status <> 'finished' AND ($3 = 0 OR next_run_at = $4) AND ",
-        // Archived since the caller looked: never claimed (nobody asked for this send).
-        super::mailings::not_archived!(),
-        " RETURNING owner_id",
-    ))
-    .bind(new.mailing_id)
-    .bind(i64::from(new.dry_run))
-    .bind(claiming)
-    .bind(expected)
-    .bind(next)
-    .bind(now)
-    .fetch_optional(&mut *tx)
-    .await
-    .context("cannot claim mailing")?;
+         WHERE id = $1 AND status <> 'finished' AND ($3 = 0 OR next_run_at = $4) \
+           AND id NOT IN ({PAUSED_MAILING_IDS}) \
+           AND {NOT_ARCHIVED} \
+         RETURNING owner_id"
+    );
+    let owner: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(new.mailing_id)
+        .bind(i64::from(new.dry_run))
+        .bind(claiming)
+        .bind(expected)
+        .bind(next)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .context("cannot claim mailing")?;
     let Some(owner_id) = owner else {
-        let status: Option<(String, Option<i64>)> =
-            sqlx::query_as("SELECT status, archived_at FROM mailings WHERE id = $1")
-                .bind(new.mailing_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .context("cannot load mailing")?;
-        return Err(match status {
+        let sql = format!(
+            "SELECT status, CAST(CASE WHEN id IN ({PAUSED_MAILING_IDS}) THEN 1 ELSE 0 END AS BIGINT), \
+               archived_at FROM mailings WHERE id = $1"
+        );
+        let found: Option<(String, i64, Option<i64>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(new.mailing_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("cannot load mailing")?;
+        return Err(match found {
             None => StartRunError::NotFound,
-            Some((status, _)) if status == "finished" => StartRunError::Finished,
-            Some((_, Some(_))) => StartRunError::Archived,
+            // Archived since the caller looked: never claimed (nobody asked for this send).
+            Some((status, _, _)) if status == "finished" => StartRunError::Finished,
+            Some((_, _, Some(_))) => StartRunError::Archived,
+            Some((_, 1, _)) => StartRunError::OwnerInactive,
             Some(_) => StartRunError::NotClaimed,
         });
     };

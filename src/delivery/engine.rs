@@ -4,7 +4,7 @@
 //! can pick up any run and a killed process loses nothing: its leases run out and the rows
 //! are claimed again. Time comes from a [`Clock`] so tests can move it.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -337,8 +337,9 @@ struct Driver<'a> {
     contexts: Mutex<HashMap<i64, Option<Arc<SendContext>>>>,
     counters: Counters,
     interrupted: std::sync::atomic::AtomicBool,
-    /// Rows the workers have claimed and not yet finished: what the heartbeat renews.
-    held: std::sync::Mutex<BTreeSet<i64>>,
+    /// Rows the workers have claimed and not yet finished — what the heartbeat renews — each
+    /// with the lease this drive last set on it (claim or successful renewal), Unix ms.
+    held: std::sync::Mutex<BTreeMap<i64, i64>>,
 }
 
 /// Sends due deliveries with `SEND_CONCURRENCY` workers until none is claimable (the rest
@@ -357,7 +358,7 @@ pub async fn drive(
         contexts: Mutex::new(HashMap::new()),
         counters: Counters::default(),
         interrupted: false.into(),
-        held: std::sync::Mutex::new(BTreeSet::new()),
+        held: std::sync::Mutex::new(BTreeMap::new()),
     };
     let drive_id = uuid::Uuid::new_v4().simple().to_string();
     let holder = format!("{}/{}/", state.send_gate.instance_id, &drive_id[..8]);
@@ -415,26 +416,67 @@ impl Driver<'_> {
             let ids: Vec<i64> = self
                 .held
                 .lock()
-                .map(|held| held.iter().copied().collect())
+                .map(|held| held.keys().copied().collect())
                 .unwrap_or_default();
             if ids.is_empty() {
                 continue;
             }
             let until = self.clock.now_ms() + self.lease.as_millis() as i64;
-            if let Err(err) = deliveries::renew(&self.state.db, &ids, holder, until).await {
-                tracing::warn!(
+            match deliveries::renew(&self.state.db, &ids, holder, until).await {
+                Ok(renewed) => self.renewed(&ids, &renewed, until),
+                // The rows keep the lease they had: once it is nearly over, workers stop
+                // sending them (see `holds`).
+                Err(err) => tracing::warn!(
                     error = %format!("{err:#}"),
                     held = ids.len(),
                     "cannot renew the leases of claimed deliveries; retrying at the next beat"
-                );
+                ),
             }
         }
     }
 
-    fn hold(&self, ids: impl IntoIterator<Item = i64>) {
+    fn hold(&self, ids: impl IntoIterator<Item = i64>, lease_until: i64) {
         if let Ok(mut held) = self.held.lock() {
-            held.extend(ids);
+            held.extend(ids.into_iter().map(|id| (id, lease_until)));
         }
+    }
+
+    /// After a renewal of `asked`: the `renewed` rows hold until `until`; the others were
+    /// finished, given back or taken over by another sender (their lease had run out), and
+    /// are no longer this drive's to send.
+    fn renewed(&self, asked: &[i64], renewed: &[i64], until: i64) {
+        let renewed: HashSet<i64> = renewed.iter().copied().collect();
+        let Ok(mut held) = self.held.lock() else {
+            return;
+        };
+        let mut lost = 0;
+        for id in asked {
+            if renewed.contains(id) {
+                if let Some(lease) = held.get_mut(id) {
+                    *lease = until;
+                }
+            } else if held.remove(id).is_some() {
+                lost += 1;
+            }
+        }
+        if lost > 0 {
+            tracing::warn!(
+                lost,
+                "leases lost: those deliveries are left to their new holder"
+            );
+        }
+    }
+
+    /// Whether this drive may still send `id`: it holds the row and its lease lasts beyond a
+    /// margin (one heartbeat) — a send begun on a lease about to end could go out twice when
+    /// another sender takes the row meanwhile.
+    fn holds(&self, id: i64) -> bool {
+        let margin = heartbeat_every(self.lease).as_millis() as i64;
+        let now = self.clock.now_ms();
+        self.held
+            .lock()
+            .map(|held| held.get(&id).is_some_and(|until| until - margin > now))
+            .unwrap_or(false)
     }
 
     fn let_go(&self, ids: &[i64]) {
@@ -466,26 +508,86 @@ impl Driver<'_> {
             if batch.is_empty() {
                 return Ok(());
             }
-            self.hold(batch.iter().map(|c| c.id));
-            let unsubscribed = self.unsubscribed(&batch).await?;
-            for (i, claimed) in batch.iter().enumerate() {
-                if self.stopped() {
-                    // Given back untried, attempt count as before the claim: another sender
-                    // (or this one after a restart) takes them at once, not after the lease.
-                    self.interrupted.store(true, Ordering::Relaxed);
-                    let rest: Vec<i64> = batch[i..].iter().map(|c| c.id).collect();
-                    let released =
-                        deliveries::release(&self.state.db, &rest, worker, self.clock.now_ms())
-                            .await?;
-                    self.let_go(&rest);
-                    tracing::info!(released, "stopping: claimed deliveries given back unsent");
-                    return Ok(());
+            self.hold(
+                batch.iter().map(|c| c.id),
+                now + self.lease.as_millis() as i64,
+            );
+            // The row being handled, so a failure gives back the ones after it.
+            let mut current = None;
+            match self
+                .send_batch(worker, recorder, &batch, &mut current)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(err) => {
+                    // A failure after the claim (unsubscribe lookup, retry_later, record)
+                    // must not leave the rest of the batch held — renewed by the heartbeat
+                    // for as long as the drive lives, never sent. The failed row itself is
+                    // only let go: it may have been sent, so it waits out its lease.
+                    let rest = match current {
+                        Some(i) => {
+                            self.let_go(&[batch[i].id]);
+                            &batch[i + 1..]
+                        }
+                        None => &batch[..],
+                    };
+                    self.give_back(worker, rest, "after a failure").await;
+                    return Err(err);
                 }
-                let skip = unsubscribed.contains(&(claimed.run_id, claimed.email.clone()));
-                let delivered = self.deliver(worker, recorder, claimed, skip).await;
-                self.let_go(&[claimed.id]);
-                delivered?;
             }
+        }
+    }
+
+    /// Sends a claimed batch in order; `Ok(false)` when the drive stops (the rest given back).
+    async fn send_batch(
+        &self,
+        worker: &str,
+        recorder: &Recorder,
+        batch: &[Claimed],
+        current: &mut Option<usize>,
+    ) -> anyhow::Result<bool> {
+        let unsubscribed = self.unsubscribed(batch).await?;
+        for (i, claimed) in batch.iter().enumerate() {
+            if self.stopped() {
+                // Given back untried, attempt count as before the claim: another sender
+                // (or this one after a restart) takes them at once, not after the lease.
+                self.interrupted.store(true, Ordering::Relaxed);
+                self.give_back(worker, &batch[i..], "stopping").await;
+                return Ok(false);
+            }
+            if !self.holds(claimed.id) {
+                self.lost(claimed);
+                continue;
+            }
+            let skip = unsubscribed.contains(&(claimed.run_id, claimed.email.clone()));
+            *current = Some(i);
+            let delivered = self.deliver(worker, recorder, claimed, skip).await;
+            self.let_go(&[claimed.id]);
+            delivered?;
+        }
+        Ok(true)
+    }
+
+    /// Gives claimed rows back untried (pending at once, the attempt taken back) and stops
+    /// renewing them. A failed release is logged: the rows then come back when their lease
+    /// ends, as after a crash.
+    async fn give_back(&self, worker: &str, rows: &[Claimed], why: &str) {
+        if rows.is_empty() {
+            return;
+        }
+        let ids: Vec<i64> = rows.iter().map(|c| c.id).collect();
+        self.let_go(&ids);
+        match deliveries::release(&self.state.db, &ids, worker, self.clock.now_ms()).await {
+            Ok(released) => {
+                tracing::info!(released, why, "claimed deliveries given back unsent");
+            }
+            Err(err) => tracing::warn!(
+                error = %format!("{err:#}"),
+                held = ids.len(),
+                why,
+                "cannot give back claimed deliveries; they return when their lease ends"
+            ),
         }
     }
 
@@ -577,6 +679,18 @@ impl Driver<'_> {
         Ok(())
     }
 
+    /// A claimed row this drive no longer holds: not sent, left to whoever holds it now.
+    fn lost(&self, claimed: &Claimed) {
+        tracing::warn!(
+            delivery_id = claimed.id,
+            run_id = claimed.run_id,
+            "lease lost before sending; the delivery is left to its new holder"
+        );
+        // Not renewed any more: if nobody took it yet, it is claimable when its lease ends.
+        self.let_go(&[claimed.id]);
+        self.counters.lost.fetch_add(1, Ordering::Relaxed);
+    }
+
     async fn deliver(
         &self,
         worker: &str,
@@ -653,6 +767,18 @@ impl Driver<'_> {
         let sent = {
             let _slot = gate.slots.acquire().await?;
             gate.limiter.until_ready().await;
+            // The wait for a slot and the rate can be long: the instance may be stopping by
+            // now (the row goes back unsent), or the lease may be gone.
+            if self.stopped() {
+                self.interrupted.store(true, Ordering::Relaxed);
+                self.give_back(worker, std::slice::from_ref(claimed), "stopping")
+                    .await;
+                return Ok(None);
+            }
+            if !self.holds(claimed.id) {
+                self.lost(claimed);
+                return Ok(None);
+            }
             self.state.mailer.send(message).await
         };
         match sent {

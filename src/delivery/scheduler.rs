@@ -41,6 +41,9 @@ pub struct TickOutcome {
     pub sent: DriveOutcome,
     /// The budget ran out (or shutdown began) with work left: tick again at once.
     pub more_work: bool,
+    /// When rows of running runs next become claimable (a dead sender's lease ends, a retry
+    /// falls due), Unix ms; the loop wakes then if it is sooner than the next interval.
+    pub wake_at: Option<i64>,
 }
 
 /// A tick with the default budget and no shutdown signal (tests, `send-due`).
@@ -129,7 +132,13 @@ pub async fn tick_with(
             Err(StartRunError::NotClaimed | StartRunError::AlreadyActive) => {
                 tracing::debug!(mailing_id = due.id, "due run started elsewhere");
             }
-            Err(StartRunError::Finished | StartRunError::Archived | StartRunError::NotFound) => {}
+            // A paused owner's mailing is not due; this is the race with a deactivation.
+            Err(
+                StartRunError::Finished
+                | StartRunError::Archived
+                | StartRunError::NotFound
+                | StartRunError::OwnerInactive,
+            ) => {}
             // One mailing's failure must not keep the others (or the sending) from going on.
             Err(StartRunError::Unexpected(err)) => tracing::error!(
                 target: SCHEDULER_TARGET,
@@ -146,6 +155,7 @@ pub async fn tick_with(
     };
     outcome.sent = engine::drive(state, clock, &limits).await?;
     outcome.more_work = outcome.sent.interrupted;
+    outcome.wake_at = crate::db::deliveries::next_claimable_at(db, clock.now_ms()).await?;
     let now_running = runs::running_ids(db).await?;
     outcome.finished.extend(
         outcome
@@ -157,6 +167,18 @@ pub async fn tick_with(
             .collect::<Vec<_>>(),
     );
     Ok(outcome)
+}
+
+/// How long the loop sleeps after a tick at `now`: until `wake_at` when that comes before the
+/// next interval, so a killed sender's rows go out when its lease ends (≤ 30 s after a
+/// restart) instead of an interval later; never less than a second, so rows that stay
+/// unclaimable (a paused owner) cannot make it spin.
+pub fn sleep_after_tick(now: i64, wake_at: Option<i64>, interval: Duration) -> Duration {
+    let Some(at) = wake_at else {
+        return interval;
+    };
+    let until = Duration::from_millis(at.saturating_sub(now).max(0) as u64);
+    until.clamp(Duration::from_secs(1).min(interval), interval)
 }
 
 /// The scheduler loop: a tick every `SCHEDULER_INTERVAL_SECS` until `stop` turns `true`.
@@ -195,6 +217,13 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                 log_tick(&outcome, started.elapsed());
                 if outcome.more_work && !*stop.borrow() {
                     interval.reset_immediately();
+                } else {
+                    let period = Duration::from_secs(interval_secs);
+                    let sleep = sleep_after_tick(clock.now_ms(), outcome.wake_at, period);
+                    // Only ever sooner than the tick the interval would give anyway.
+                    if Instant::now() + sleep < started + period {
+                        interval.reset_after(sleep);
+                    }
                 }
             }
             Ok(Err(err)) => {
@@ -262,4 +291,29 @@ pub async fn tick_once(state: &AppState) -> anyhow::Result<TickOutcome> {
     let outcome = tick(state, &SystemClock).await?;
     log_tick(&outcome, started.elapsed());
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loop_wakes_when_rows_come_back_but_never_spins_or_oversleeps() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(sleep_after_tick(1_000, None, minute), minute);
+        // A dead sender's lease ends in 25 s: wake then, not at +60 s.
+        assert_eq!(
+            sleep_after_tick(1_000, Some(26_000), minute),
+            Duration::from_secs(25)
+        );
+        assert_eq!(sleep_after_tick(1_000, Some(500_000), minute), minute);
+        assert_eq!(
+            sleep_after_tick(1_000, Some(1_001), minute),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            sleep_after_tick(1_000, Some(0), Duration::from_millis(500)),
+            Duration::from_millis(500)
+        );
+    }
 }

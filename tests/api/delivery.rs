@@ -679,6 +679,12 @@ async fn an_expired_lease_is_reclaimed_after_a_crash_and_nobody_is_skipped() {
     assert_eq!(outcome.resumed, vec![run]);
     assert_eq!(outcome.sent.sent, 4);
     assert_eq!(w.run(run).await.status, RunStatus::Running);
+    // The loop wakes when that lease ends, not a whole SCHEDULER_INTERVAL_SECS later.
+    assert_eq!(outcome.wake_at, Some(T0 - 1_000 + lease));
+    assert_eq!(
+        scheduler::sleep_after_tick(T0, outcome.wake_at, Duration::from_secs(60)),
+        Duration::from_millis((lease - 1_000) as u64)
+    );
 
     let outcome = w.tick_at(T0 - 1_000 + lease).await;
     assert_eq!(outcome.sent.sent, 2, "reclaimed when the lease ran out");
@@ -694,6 +700,53 @@ async fn an_expired_lease_is_reclaimed_after_a_crash_and_nobody_is_skipped() {
         };
         assert_eq!(d.attempts, expected, "{}", d.email);
     }
+}
+
+#[tokio::test]
+async fn a_renewal_says_which_leases_it_kept_so_a_lost_row_is_not_sent_twice() {
+    let w = world().await;
+    let ids = w
+        .recipients(&["a@example.com", "b@example.com", "c@example.com"])
+        .await;
+    let id = w.mailing(&ids, T0, T0 + DAY, Period::Once).await;
+    w.clock.set(T0 - MINUTE);
+    let run = w.start(id, false).await.unwrap();
+    let db = &w.app.state.db;
+    let claim = |worker, now, limit| {
+        deliveries::claim(
+            db,
+            ClaimRequest {
+                worker,
+                now,
+                lease_until: now + 30_000,
+                limit,
+                run_id: Some(run),
+            },
+        )
+    };
+    // A sender claims two rows and then stalls past its lease (no heartbeat got through).
+    let stalled: Vec<i64> = claim("stalled/drive/0", T0, 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(stalled.len(), 2);
+    // Another sender takes what has run out, and the rest.
+    let other = claim("other/drive/0", T0 + 31_000, 16).await.unwrap();
+    assert_eq!(other.len(), 3);
+    // The stalled sender's renewal now keeps nothing: it must not send those rows.
+    let kept = deliveries::renew(db, &stalled, "stalled/drive/", T0 + 62_000)
+        .await
+        .unwrap();
+    assert!(kept.is_empty(), "{kept:?}");
+    // The live holder's renewal keeps each of its rows, by id.
+    let mine: Vec<i64> = other.iter().map(|c| c.id).collect();
+    let kept = deliveries::renew(db, &mine, "other/drive/", T0 + 62_000)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 3);
+    assert!(mine.iter().all(|id| kept.contains(id)));
 }
 
 #[tokio::test]
@@ -1399,7 +1452,31 @@ async fn a_deactivated_owners_mailings_wait_until_the_owner_is_active_again() {
             .unwrap();
         assert!(page.contains("Paused:"), "{page}");
         assert!(page.contains("deactivated"));
+        assert!(
+            !page.contains("Send now") && !page.contains("Dry run"),
+            "no button that would start a run: {page}"
+        );
     }
+    // Starting a run by hand is refused with the reason, and starts nothing that would then
+    // sit `running` and block later sends.
+    for fields in [&[][..], &[("dry_run", "1")][..]] {
+        let resp = w
+            .app
+            .post_form(&format!("/mailings/{due}/send"), fields)
+            .await;
+        assert_eq!(resp.status(), 409);
+        let body = resp.text().await.unwrap();
+        assert!(body.contains("paused"), "{body}");
+        assert!(body.contains("deactivated"), "{body}");
+    }
+    assert!(
+        matches!(
+            engine::start_run(&w.app.state, &w.clock, due, Trigger::Cli, false).await,
+            Err(StartRunError::OwnerInactive)
+        ),
+        "the CLI's start is refused too"
+    );
+    assert!(w.runs(due).await.is_empty(), "no run starts");
 
     set_owner_active(&w, true).await;
     let tick = w.tick_at(T0 + MINUTE).await;
@@ -1419,6 +1496,7 @@ async fn a_deactivated_owners_mailings_wait_until_the_owner_is_active_again() {
         .await
         .unwrap();
     assert!(!page.contains("Paused:"));
+    assert!(page.contains("Send now") && page.contains("Dry run"));
 }
 
 #[tokio::test]

@@ -269,7 +269,8 @@ pub fn detail(ctx: &PageCtx, view: &DetailView<'_>) -> Markup {
                 } }
             }
             div.actions {
-                @if view.can_change && open && !archived {
+                // A paused mailing cannot start a run: no button that would only be refused.
+                @if view.can_change && open && !archived && !view.owner_paused {
                     (confirm_button(&format!("/mailings/{}/send", m.id), "Send now",
                         &format!("Send mailing #{} now to its {} recipient(s)?", m.id, view.recipients), "", Swap::Page))
                     form.inline method="post" action={ "/mailings/" (m.id) "/send" } {
