@@ -15,7 +15,7 @@ use crate::config::Secret;
 
 /// Longest wait for one Redis command; past it the cache counts as down for that call.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
-/// The time [`Cache::get_essential`] may spend on a read whose miss would log a user out.
+/// The time [`Cache::get_essential`] and [`Cache::set_essential`] may spend on a session.
 const ESSENTIAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Upper bound of the in-process cache, in bytes of keys and values. Bounded by size, not by
 /// entries: a year-long report of 200 mailings is ~60 KB of HTML, and 10 000 entries of those
@@ -134,8 +134,24 @@ impl Cache {
         self.set_checked(key, value, ttl).await;
     }
 
-    /// Like [`Cache::set`], but says whether the value was stored (sessions must know).
+    /// Like [`Cache::set`], but says whether the value was stored.
     pub async fn set_checked(&self, key: &str, value: &str, ttl: Duration) -> bool {
+        self.set_within(REDIS_TIMEOUT, key, value, ttl).await
+    }
+
+    /// [`Cache::set_checked`] for a value whose loss costs more than a recomputation (a
+    /// session): tried like [`Cache::get_essential`].
+    pub async fn set_essential(&self, key: &str, value: &str, ttl: Duration) -> bool {
+        self.essentially(|deadline| async move {
+            self.set_within(deadline, key, value, ttl)
+                .await
+                .then_some(())
+        })
+        .await
+        .is_some()
+    }
+
+    async fn set_within(&self, deadline: Duration, key: &str, value: &str, ttl: Duration) -> bool {
         if ttl.is_zero() {
             return false;
         }
@@ -152,7 +168,7 @@ impl Cache {
             }
             Backend::Redis(pool) => {
                 let key = format!("{}{key}", self.prefix);
-                self.redis_call("SET", async {
+                self.redis_call_within(deadline, "SET", async {
                     let mut conn = pool.get().await.map_err(|e| e.to_string())?;
                     conn.set_ex::<_, _, ()>(&key, value, ttl.as_secs().max(1))
                         .await
@@ -199,22 +215,35 @@ impl Cache {
     }
 
     /// Reads a key whose miss costs more than a recomputation (a session: a miss is a
-    /// logout). A busy Redis gets up to three tries within [`ESSENTIAL_TIMEOUT`] instead of
-    /// one of [`REDIS_TIMEOUT`]: under load one 500 ms try logged users out in the middle of a
-    /// save (2 of 18 822 saves during a big import). A Redis that is down still fails within
-    /// the pool's own 500 ms per try, so pages keep answering quickly (SPEC §11).
+    /// logout), tried as [`Cache::essentially`] says.
     pub async fn get_essential(&self, key: &str) -> Option<String> {
-        let Backend::Redis(_) = &self.backend else {
-            return self.get(key).await;
+        self.essentially(|deadline| self.try_get_within(key, deadline))
+            .await
+            .flatten()
+    }
+
+    /// Runs `attempt` (given its deadline) until it succeeds: up to three tries within
+    /// [`ESSENTIAL_TIMEOUT`] instead of the cache's one of [`REDIS_TIMEOUT`]. Under load one
+    /// 500 ms try logged users out in the middle of a save (2 of 18 822 saves during a big
+    /// import) or refused the save with 503. A Redis that is down still fails within the
+    /// pool's own 500 ms per try, so pages keep answering (SPEC §11). In process: one try.
+    async fn essentially<T, F, Fut>(&self, attempt: F) -> Option<T>
+    where
+        F: Fn(Duration) -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let tries = match self.backend {
+            Backend::Memory(_) => 1,
+            Backend::Redis(_) => 3,
         };
         let began = tokio::time::Instant::now();
-        for _ in 0..3 {
+        for _ in 0..tries {
             let left = ESSENTIAL_TIMEOUT.saturating_sub(began.elapsed());
             if left.is_zero() {
                 break;
             }
-            if let Some(found) = self.try_get_within(key, left.min(REDIS_TIMEOUT * 2)).await {
-                return found;
+            if let Some(done) = attempt(left.min(REDIS_TIMEOUT * 2)).await {
+                return Some(done);
             }
         }
         None

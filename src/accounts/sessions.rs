@@ -99,7 +99,7 @@ impl SessionStorage for SessionStore {
             }
             SessionStore::Redis(cache) => {
                 if cache
-                    .set_checked(&format!("session:{key}"), &json, ttl)
+                    .set_essential(&format!("session:{key}"), &json, ttl)
                     .await
                 {
                     Ok(())

@@ -629,7 +629,7 @@ async fn bulk_inserts_work_on_both_backends() {
 /// Issue 12 item 12: a big import holds SQLite's one write lock; other users' saves made
 /// meanwhile must wait their turn (or at worst be told to retry), never answer 500.
 #[tokio::test]
-async fn saves_during_a_big_import_never_answer_5xx() {
+async fn saves_during_a_big_import_never_answer_500() {
     let app = spawn_app().await;
     app.create_user("ann@example.com", ACTIVE).await;
     app.login_as("ann@example.com").await;
@@ -674,6 +674,8 @@ async fn saves_during_a_big_import_never_answer_5xx() {
                         eprintln!("save {email} answered 303 to {to:?}");
                         399
                     }
+                    // "503 + Retry-After at worst": a 503 without it is as broken as a 500.
+                    _ if resp.status() == 503 && resp.headers().get("retry-after").is_none() => 599,
                     _ => resp.status().as_u16(),
                 };
                 statuses.push(status);
@@ -690,21 +692,41 @@ async fn saves_during_a_big_import_never_answer_5xx() {
     for saver in savers {
         statuses.extend(saver.await.unwrap());
     }
-    let failed: Vec<u16> = statuses.iter().copied().filter(|s| *s >= 500).collect();
+    let failed: Vec<u16> = statuses
+        .iter()
+        .copied()
+        .filter(|s| *s >= 500 && *s != 503)
+        .collect();
+    let told_to_retry = statuses.iter().filter(|s| **s == 503).count();
     let saved = statuses.iter().filter(|s| **s == 303).count();
     eprintln!(
-        "import {import_status}; {} saves meanwhile: {saved} saved, {} 5xx {failed:?}",
+        "import {import_status}; {} saves meanwhile: {saved} saved, {told_to_retry} told to retry \
+         (503 + Retry-After), {} other 5xx {failed:?}",
         statuses.len(),
         failed.len()
     );
     assert!(failed.is_empty(), "saves answered {failed:?}");
+    // Issue 12: "503 + Retry-After at worst, never 500". Before the fix 31 of 59 saves failed;
+    // on a loaded machine a rare pool or Redis timeout may still ask one save in thousands to
+    // retry, which the user sees as a page saying so, with nothing lost.
+    assert!(
+        told_to_retry * 1000 <= statuses.len(),
+        "{told_to_retry} of {} saves were told to retry",
+        statuses.len()
+    );
     assert!(
         !statuses.contains(&399),
         "saves were sent elsewhere (see above)"
     );
     assert_eq!(import_status, 200, "{page}");
     assert_eq!(figure(&page, "created"), IMPORT_ROWS as i64, "{page}");
-    assert_eq!(count(&app).await, IMPORT_ROWS as i64 + saved as i64);
+    // A save told to retry may have landed before its answer failed (the flash could not be
+    // stored in the session): between the saves that said so and those plus the retries.
+    let stored = count(&app).await - IMPORT_ROWS as i64;
+    assert!(
+        (saved as i64..=(saved + told_to_retry) as i64).contains(&stored),
+        "{stored} saves stored, {saved} answered saved, {told_to_retry} told to retry"
+    );
 }
 
 const IMPORT_ROWS: usize = 100_000;
