@@ -345,7 +345,7 @@ async fn a_compressed_request_body_is_refused_not_decoded() {
     let app = spawn_app().await;
     app.create_user("ann@example.com", ACTIVE).await;
     app.login_as("ann@example.com").await;
-    let html = app.get("/clients/import").await.text().await.unwrap();
+    let html = app.get_html("/clients/import").await;
     let token = crate::helpers::meta_csrf(&html).unwrap();
     let body = format!(
         "--XB\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n\
@@ -370,7 +370,7 @@ async fn a_compressed_request_body_is_refused_not_decoded() {
             .unwrap()
             .contains("Compressed request bodies")
     );
-    let list = app.get("/clients/").await.text().await.unwrap();
+    let list = app.get_html("/clients/").await;
     assert!(!list.contains("bomb@example.com"), "nothing was imported");
 }
 

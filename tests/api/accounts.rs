@@ -66,7 +66,7 @@ async fn signup_activation_and_login() {
     let resp = app.login("NEW.USER@example.com", PASSWORD).await;
     assert_eq!(resp.status(), 303, "e-mail is case-insensitive");
     assert_eq!(location(&resp), "/");
-    let home = app.get("/").await.text().await.unwrap();
+    let home = app.get_html("/").await;
     assert!(
         home.contains("new.user@example.com"),
         "navigation shows who is logged in"
@@ -393,7 +393,7 @@ async fn password_reset_flow() {
         .await;
     assert_eq!(done.status(), 303);
     assert_eq!(location(&done), "/users/login");
-    let login_page = app.get("/users/login").await.text().await.unwrap();
+    let login_page = app.get_html("/users/login").await;
     assert!(
         login_page.contains("Your password was changed"),
         "the flash shows once"
@@ -563,7 +563,7 @@ async fn profile_edit_validates_and_saves() {
         )
         .await;
     assert_eq!(resp.status(), 303);
-    let profile = app.get("/users/profile").await.text().await.unwrap();
+    let profile = app.get_html("/users/profile").await;
     for shown in [
         "Ann Lee",
         "+64 21 555 0100",

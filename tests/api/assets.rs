@@ -21,7 +21,7 @@ async fn vendored_htmx_is_served_immutable() {
 #[tokio::test]
 async fn pages_link_fingerprinted_assets_that_are_cached_for_a_year() {
     let app = spawn_app().await;
-    let html = app.get("/").await.text().await.unwrap();
+    let html = app.get_html("/").await;
     let start = html.find("/assets/app.css?v=").expect("stylesheet link");
     let end = html[start..].find('"').unwrap() + start;
     let css_url = &html[start..end];

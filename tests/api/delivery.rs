@@ -1370,7 +1370,7 @@ async fn unsubscribe_links_do_not_show_the_address_and_old_links_still_work() {
             }
         }
         let path = url::Url::parse(&link).unwrap().path().to_string();
-        let page = w.app.get(&path).await.text().await.unwrap();
+        let page = w.app.get_html(&path).await;
         assert!(
             page.contains(email.as_str()),
             "the page (not the URL) names it"
@@ -1443,13 +1443,7 @@ async fn a_deactivated_owners_mailings_wait_until_the_owner_is_active_again() {
         "the running run's rows stay pending, not cancelled"
     );
     for id in [due, going] {
-        let page = w
-            .app
-            .get(&format!("/mailings/{id}"))
-            .await
-            .text()
-            .await
-            .unwrap();
+        let page = w.app.get_html(&format!("/mailings/{id}")).await;
         assert!(page.contains("Paused:"), "{page}");
         assert!(page.contains("deactivated"));
         assert!(
@@ -1488,13 +1482,7 @@ async fn a_deactivated_owners_mailings_wait_until_the_owner_is_active_again() {
     assert_eq!(tick.sent.sent, 4, "{tick:?}");
     assert_eq!(w.app.outbox.messages().len(), 4);
     assert_eq!(w.run(started.run_id).await.status, RunStatus::Success);
-    let page = w
-        .app
-        .get(&format!("/mailings/{due}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = w.app.get_html(&format!("/mailings/{due}")).await;
     assert!(!page.contains("Paused:"));
     assert!(page.contains("Send now") && page.contains("Dry run"));
 }

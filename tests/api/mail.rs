@@ -252,7 +252,7 @@ async fn quoted_local_parts_and_address_literals_are_refused_at_input() {
             .await;
         assert_eq!(resp.status(), 422, "{bad}");
     }
-    let list = app.get("/clients/").await.text().await.unwrap();
+    let list = app.get_html("/clients/").await;
     assert!(!list.contains("anna"), "nothing was saved");
 }
 

@@ -84,7 +84,7 @@ async fn a_mailing_is_created_in_the_users_time_zone_and_shown() {
         .await
         .unwrap();
     app.login_as("ann@example.com").await;
-    let form = app.get("/mailings/new").await.text().await.unwrap();
+    let form = app.get_html("/mailings/new").await;
     assert!(
         form.contains("Hi {{full_name}}") && form.contains("Ann One"),
         "messages and recipients offered"
@@ -108,24 +108,14 @@ async fn a_mailing_is_created_in_the_users_time_zone_and_shown() {
             .len(),
         3
     );
-    let page = app
-        .get(&format!("/mailings/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_html(&format!("/mailings/{id}")).await;
     assert!(
         page.contains("2030-01-01 09:00") && page.contains("Created"),
         "shown back in the user's zone"
     );
-    let list = app.get("/mailings/").await.text().await.unwrap();
+    let list = app.get_html("/mailings/").await;
     assert!(list.contains(&format!("/mailings/{id}")));
-    let filtered = app
-        .get("/mailings/?status=finished")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let filtered = app.get_html("/mailings/?status=finished").await;
     assert!(!filtered.contains(&format!("href=\"/mailings/{id}\"")));
 }
 
@@ -220,12 +210,7 @@ async fn select_all_matching_links_every_matching_recipient() {
         .unwrap();
     assert_eq!(linked.len(), 3, "the search covers e-mail too");
     // The picker reload answers the form with the narrowed candidates.
-    let picker = app
-        .get("/mailings/new?picker=1&recipient_q=bob")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let picker = app.get_html("/mailings/new?picker=1&recipient_q=bob").await;
     assert!(picker.contains("Bob Two") && !picker.contains("Cat Three"));
 }
 
@@ -260,30 +245,19 @@ async fn dry_run_send_now_progress_logs_and_disable() {
     );
     assert!(app.outbox.messages().is_empty(), "a dry run sends nothing");
     let logs = app
-        .get(&format!("/mailings/{id}/logs?status=dry_run"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .get_html(&format!("/mailings/{id}/logs?status=dry_run"))
+        .await;
     assert_eq!(logs.matches("badge dry_run").count(), 3, "{logs}");
 
     let resp = app.post_form(&format!("/mailings/{id}/send"), &[]).await;
     assert_eq!(resp.status(), 303);
     wait_until_finished(&app, id).await;
     assert_eq!(app.outbox.messages().len(), 3);
-    let page = app
-        .get(&format!("/mailings/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_html(&format!("/mailings/{id}")).await;
     assert!(page.contains("Run history") && page.contains("manual:ann@example.com"));
     let logs = app
-        .get(&format!("/mailings/{id}/logs?status=sent"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .get_html(&format!("/mailings/{id}/logs?status=sent"))
+        .await;
     assert_eq!(logs.matches("badge sent").count(), 3);
     // A `once` mailing that was delivered is finished: no more sends.
     let again = app.post_form(&format!("/mailings/{id}/send"), &[]).await;
@@ -323,12 +297,7 @@ async fn a_viewer_sees_a_mailing_without_its_buttons() {
     app.create_user("viewer@example.com", viewer).await;
     app.login_as("ann@example.com").await;
     let id = create(&app, &f).await;
-    let own = app
-        .get(&format!("/mailings/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let own = app.get_html(&format!("/mailings/{id}")).await;
     assert!(
         own.contains("Send now"),
         "the control: the owner has the buttons"

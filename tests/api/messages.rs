@@ -14,7 +14,7 @@ async fn messages_are_created_previewed_edited_and_deleted() {
     let app = spawn_app().await;
     app.create_user("ann@example.com", ACTIVE).await;
     app.login_as("ann@example.com").await;
-    let form = app.get("/messages/new").await.text().await.unwrap();
+    let form = app.get_html("/messages/new").await;
     assert!(
         form.contains("{{full_name}}") && form.contains("{{email}}"),
         "placeholders are explained"
@@ -40,12 +40,7 @@ async fn messages_are_created_previewed_edited_and_deleted() {
         format!("/messages/{id}").as_str()
     );
 
-    let page = app
-        .get(&format!("/messages/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_html(&format!("/messages/{id}")).await;
     assert!(
         page.contains("Hello Ann Example"),
         "subject previewed for the sample recipient"
@@ -75,7 +70,7 @@ async fn messages_are_created_previewed_edited_and_deleted() {
         .unwrap();
     assert_eq!(html, None, "an emptied HTML body is removed");
 
-    let list = app.get("/messages/").await.text().await.unwrap();
+    let list = app.get_html("/messages/").await;
     assert!(list.contains("Bye"));
     let resp = app.post_form(&format!("/messages/{id}/delete"), &[]).await;
     assert_eq!(resp.status(), 303);
@@ -135,12 +130,7 @@ async fn a_message_used_by_a_mailing_cannot_be_deleted() {
     .await
     .unwrap();
 
-    let page = app
-        .get(&format!("/messages/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_html(&format!("/messages/{id}")).await;
     assert!(
         page.contains(&format!("mailing #{mailing}")),
         "the page says which mailings use it"

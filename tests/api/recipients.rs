@@ -35,7 +35,7 @@ async fn owners_create_read_update_and_delete() {
     let resp = add(&app, " Bob@Example.com ", "Bob Stone", "met at the fair").await;
     assert_eq!(resp.status(), 303);
     assert_eq!(resp.headers()["location"], "/clients/");
-    let list = app.get("/clients/").await.text().await.unwrap();
+    let list = app.get_html("/clients/").await;
     assert!(list.contains("bob@example.com"), "stored normalised");
     assert!(list.contains("was added"), "flash");
     assert!(list.contains("hx-confirm"), "delete asks first");
@@ -45,12 +45,7 @@ async fn owners_create_read_update_and_delete() {
     assert_eq!(detail.status(), 200);
     assert!(detail.text().await.unwrap().contains("met at the fair"));
 
-    let edit = app
-        .get(&format!("/clients/{id}/edit"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let edit = app.get_html(&format!("/clients/{id}/edit")).await;
     assert!(edit.contains("value=\"Bob Stone\""));
     let resp = app
         .post_form(
@@ -64,16 +59,13 @@ async fn owners_create_read_update_and_delete() {
         .await;
     assert_eq!(resp.status(), 303);
     assert!(
-        app.get(&format!("/clients/{id}"))
+        app.get_html(&format!("/clients/{id}"))
             .await
-            .text()
-            .await
-            .unwrap()
             .contains("Robert Stone")
     );
 
     // htmx delete: an empty 200 that removes the row in place.
-    let html = app.get("/clients/").await.text().await.unwrap();
+    let html = app.get_html("/clients/").await;
     let token = crate::helpers::meta_csrf(&html).unwrap();
     let resp = app
         .client
@@ -174,7 +166,7 @@ async fn html_in_every_field_is_escaped_on_every_page() {
         format!("/clients/{id}/edit"),
         "/clients/?q=script".into(),
     ] {
-        let body = app.get(&path).await.text().await.unwrap();
+        let body = app.get_html(&path).await;
         assert!(!body.contains(evil), "{path} shows raw HTML");
         assert!(
             body.contains("&lt;script&gt;"),
@@ -267,29 +259,29 @@ async fn search_sort_pagination_and_htmx_fragments() {
         .await
         .unwrap();
     }
-    let page1 = app.get("/clients/").await.text().await.unwrap();
+    let page1 = app.get_html("/clients/").await;
     assert_eq!(page1.matches("<tr id=\"recipient-").count(), 25);
     assert!(page1.contains("Page 1 of 2"));
-    let page2 = app.get("/clients/?page=2").await.text().await.unwrap();
+    let page2 = app.get_html("/clients/?page=2").await;
     assert_eq!(page2.matches("<tr id=\"recipient-").count(), 5);
     let beyond = app.get("/clients/?page=99").await;
     assert_eq!(beyond.status(), 200);
 
-    let by_name = app.get("/clients/?sort=name").await.text().await.unwrap();
+    let by_name = app.get_html("/clients/?sort=name").await;
     let first = by_name.find("Name 00").unwrap();
     let second = by_name.find("Name 01").unwrap();
     assert!(first < second);
 
     // Search covers comments; `_` is literal, not a wildcard.
-    let found = app.get("/clients/?q=vip_").await.text().await.unwrap();
+    let found = app.get_html("/clients/?q=vip_").await;
     assert_eq!(found.matches("<tr id=\"recipient-").count(), 1);
     assert!(found.contains("user07@example.com"));
-    let none = app.get("/clients/?q=v_p").await.text().await.unwrap();
+    let none = app.get_html("/clients/?q=v_p").await;
     assert_eq!(none.matches("<tr id=\"recipient-").count(), 0);
     assert!(none.contains("No recipient matches"));
 
     // Active search: htmx targets #results and gets only that fragment.
-    let page = app.get("/clients/").await.text().await.unwrap();
+    let page = app.get_html("/clients/").await;
     assert!(page.contains("hx-push-url=\"true\"") && page.contains("hx-target=\"#results\""));
     let fragment = app
         .client
@@ -434,21 +426,18 @@ async fn unsubscribed_recipients_are_marked() {
         .execute(&app.state.db.pool)
         .await
         .unwrap();
-    let list = app.get("/clients/").await.text().await.unwrap();
+    let list = app.get_html("/clients/").await;
     assert_eq!(list.matches("badge unsubscribed").count(), 1);
     let id = id_of(&app, ann, "gone@example.com").await;
     assert!(
-        app.get(&format!("/clients/{id}"))
+        app.get_html(&format!("/clients/{id}"))
             .await
-            .text()
-            .await
-            .unwrap()
             .contains("unsubscribed")
     );
 }
 
 async fn upload(app: &TestApp, name: &str, bytes: Vec<u8>) -> reqwest::Response {
-    let html = app.get("/clients/import").await.text().await.unwrap();
+    let html = app.get_html("/clients/import").await;
     let token = crate::helpers::meta_csrf(&html).unwrap();
     let form = reqwest::multipart::Form::new()
         .text("csrf_token", token)
@@ -520,18 +509,10 @@ async fn csv_import_export_round_trip() {
         ),
         (0, 3, 0)
     );
-    assert_eq!(
-        app.get("/clients/export.csv").await.text().await.unwrap(),
-        csv
-    );
+    assert_eq!(app.get_html("/clients/export.csv").await, csv);
 
     // The export honours the search.
-    let filtered = app
-        .get("/clients/export.csv?q=lee")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let filtered = app.get_html("/clients/export.csv?q=lee").await;
     assert_eq!(filtered.lines().count(), 2);
 }
 
@@ -583,7 +564,7 @@ async fn bad_files_get_a_clear_message_and_change_nothing() {
         .unwrap();
     assert_eq!(resp.status(), 403);
     // A form without a file says so.
-    let html = app.get("/clients/import").await.text().await.unwrap();
+    let html = app.get_html("/clients/import").await;
     let token = crate::helpers::meta_csrf(&html).unwrap();
     let form = reqwest::multipart::Form::new().text("csrf_token", token);
     let resp = app

@@ -242,7 +242,7 @@ async fn admin_errors_lists_groups_and_a_resolved_group_alerts_again() {
         .await;
     assert_eq!(resp.status(), 303);
     assert_eq!(resp.headers()["location"], "/admin/errors");
-    let html = app.get("/admin/errors").await.text().await.unwrap();
+    let html = app.get_html("/admin/errors").await;
     assert!(html.contains("was resolved"), "flash: {html}");
     assert!(html.contains("Resolved "));
 

@@ -200,29 +200,29 @@ async fn the_etag_changes_and_the_figures_update_right_after_a_run() {
         assert_eq!(resp.status(), 200, "{path} changed after a run");
         assert_ne!(resp.headers()["etag"].to_str().unwrap(), etag, "{path}");
     }
-    let stats = app.get("/mailings/stats/").await.text().await.unwrap();
+    let stats = app.get_html("/mailings/stats/").await;
     assert_eq!(figure(&stats, "total-sent"), 3);
     assert_eq!(figure(&stats, "total-runs-ok"), 1);
     assert_eq!(column(&stats, "stats", "recipients"), vec![3]);
     assert!(stats.contains("100.0%"), "success rate");
-    let report = app.get("/mailings/reports/").await.text().await.unwrap();
+    let report = app.get_html("/mailings/reports/").await;
     assert_eq!(figure(&report, "report-sent"), 3);
     assert_eq!(figure(&report, "report-runs-ok"), 1);
     assert_eq!(figure(&report, "report-recipients"), 3);
 
     // A dry run counts its messages apart and is not a run in the figures.
     run(&app, id, true).await;
-    let stats = app.get("/mailings/stats/").await.text().await.unwrap();
+    let stats = app.get_html("/mailings/stats/").await;
     assert_eq!(figure(&stats, "total-dry-run"), 3);
     assert_eq!(figure(&stats, "total-runs-ok"), 1);
 
     // Recipient changes reach the dashboard at once too.
-    let dashboard = app.get("/").await.text().await.unwrap();
+    let dashboard = app.get_html("/").await;
     assert_eq!(figure(&dashboard, "count-recipients"), 3);
     recipients::insert(&app.state.db, owner, "d@example.com", "Dee", "")
         .await
         .unwrap();
-    let dashboard = app.get("/").await.text().await.unwrap();
+    let dashboard = app.get_html("/").await;
     assert_eq!(figure(&dashboard, "count-recipients"), 4);
 }
 
@@ -246,7 +246,7 @@ async fn the_chart_tables_and_csv_agree_with_the_deliveries() {
     let sent = count_deliveries(&app, owner, "sent").await;
     let errors = count_deliveries(&app, owner, "error").await;
     assert_eq!(sent, 2 + 3 + 3);
-    let html = app.get("/mailings/reports/").await.text().await.unwrap();
+    let html = app.get_html("/mailings/reports/").await;
     assert_eq!(figure(&html, "report-sent"), sent);
     assert_eq!(figure(&html, "report-errors"), errors);
     assert_eq!(figure(&html, "report-runs-ok"), 3);
@@ -301,11 +301,8 @@ async fn the_chart_tables_and_csv_agree_with_the_deliveries() {
         assert_eq!(rows, vec![(second, 6, 0), (first, 2, 2)], "{path}");
     }
     let days_csv = app
-        .get("/mailings/reports/?format=csv&rows=days")
-        .await
-        .text()
-        .await
-        .unwrap();
+        .get_html("/mailings/reports/?format=csv&rows=days")
+        .await;
     let day_rows: Vec<i64> = csv::Reader::from_reader(days_csv.as_bytes())
         .records()
         .map(|r| r.unwrap()[1].parse().unwrap())
@@ -325,11 +322,11 @@ async fn visibility_own_everyone_and_another_users_id() {
     run(&app, bob_mailing, false).await;
 
     app.login_as("ann@example.com").await;
-    let stats = app.get("/mailings/stats/").await.text().await.unwrap();
+    let stats = app.get_html("/mailings/stats/").await;
     assert_eq!(figure(&stats, "total-mailings"), 1);
     assert_eq!(figure(&stats, "total-sent"), 1);
     assert!(!stats.contains("bob@example.com"));
-    let own = app.get("/mailings/reports/").await.text().await.unwrap();
+    let own = app.get_html("/mailings/reports/").await;
     assert_eq!(figure(&own, "report-sent"), 1);
     let mine = app.get(&format!("/mailings/reports/?user={ann}")).await;
     assert_eq!(mine.status(), 200);
@@ -434,13 +431,8 @@ async fn stats_sort_by_the_columns_users_care_about() {
             .collect()
     };
     let app = &app;
-    let page = |q: &'static str| async move {
-        app.get(&format!("/mailings/stats/?{q}"))
-            .await
-            .text()
-            .await
-            .unwrap()
-    };
+    let page =
+        |q: &'static str| async move { app.get_html(&format!("/mailings/stats/?{q}")).await };
     assert_eq!(order(page("").await), vec![big, small, idle]);
     assert_eq!(
         order(page("sort=sent&dir=asc").await),
