@@ -156,8 +156,7 @@ impl TestApp {
             .await
     }
 
-    /// A recipient made through `POST /clients/` by `browser`'s user; its id, read from the
-    /// list searched by the address (newest first, so the one just added).
+    /// A recipient made through `POST /clients/` by `browser`'s user; its id.
     pub async fn add_recipient_as(
         &self,
         browser: &reqwest::Client,
@@ -172,6 +171,17 @@ impl TestApp {
         ];
         let resp = post_form_with(browser, self, "/clients/", &fields).await;
         Page::read(resp).await.assert_status(303);
+        self.recipient_id_as(browser, email).await
+    }
+
+    /// The id of the logged-in user's recipient `email`, as `/clients/?q=` lists it.
+    pub async fn recipient_id(&self, email: &str) -> i64 {
+        self.recipient_id_as(&self.client, email).await
+    }
+
+    /// The id of `email` in `browser`'s list searched by that address (newest first, so the
+    /// last one added where the search also matches longer addresses).
+    pub async fn recipient_id_as(&self, browser: &reqwest::Client, email: &str) -> i64 {
         let query: String = url::form_urlencoded::byte_serialize(email.as_bytes()).collect();
         let list = self
             .get_html_as(browser, &format!("/clients/?q={query}"))
@@ -179,7 +189,7 @@ impl TestApp {
         let marker = "<tr id=\"recipient-";
         let start = list
             .find(marker)
-            .unwrap_or_else(|| panic!("{email} is not listed"))
+            .unwrap_or_else(|| panic!("{email} is not listed:\n{list}"))
             + marker.len();
         let end = list[start..].find('"').unwrap() + start;
         list[start..end].parse().unwrap()
@@ -214,6 +224,42 @@ impl TestApp {
         let page = Page::read(resp).await;
         page.assert_status(303);
         id_in(page.location(), "/mailings/")
+    }
+
+    /// Polls `/mailings/{id}/progress` (200 while it runs) until the run ends (286); the
+    /// last fragment.
+    pub async fn wait_until_finished(&self, mailing: i64) -> String {
+        for _ in 0..400 {
+            let page = self
+                .get_page(&format!("/mailings/{mailing}/progress"))
+                .await;
+            if page.status == 286 {
+                return page.text;
+            }
+            page.assert_status(200);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the run of mailing {mailing} did not finish");
+    }
+
+    /// A mail provider's RFC 8058 one-click POST to `path`: no cookie, no CSRF token, just
+    /// the link.
+    pub async fn one_click(&self, path: &str) -> reqwest::Response {
+        client()
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `email` unsubscribes from `owner`'s mailings the way a recipient does: the one-click
+    /// POST of the link in their mail.
+    pub async fn unsubscribe(&self, owner: i64, email: &str) {
+        let token = autosend::delivery::unsubscribe::token(&self.state.signer, owner, email);
+        let resp = self.one_click(&format!("/u/{token}")).await;
+        assert!(resp.status().is_success(), "unsubscribe: {}", resp.status());
     }
 
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
