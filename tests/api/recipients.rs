@@ -1,6 +1,7 @@
 //! `/clients/…` over HTTP: CRUD, visibility, search, htmx fragments, CSV.
 
-use crate::helpers::{ACTIVE, MANAGER, TestApp, client, post_form_with, spawn_app};
+use crate::helpers::{ACTIVE, MANAGER, Page, TestApp, client, post_form_with, spawn_app};
+use crate::html::figure;
 
 async fn add(app: &TestApp, email: &str, name: &str, comment: &str) -> reqwest::Response {
     app.post_form(
@@ -10,26 +11,10 @@ async fn add(app: &TestApp, email: &str, name: &str, comment: &str) -> reqwest::
     .await
 }
 
-async fn id_of(app: &TestApp, owner: i64, email: &str) -> i64 {
-    sqlx::query_scalar::<_, i64>("SELECT id FROM recipients WHERE owner_id = $1 AND email = $2")
-        .bind(owner)
-        .bind(email)
-        .fetch_one(&app.state.db.pool)
-        .await
-        .unwrap()
-}
-
-async fn count(app: &TestApp) -> i64 {
-    sqlx::query_scalar::<_, i64>("SELECT CAST(COUNT(*) AS BIGINT) FROM recipients")
-        .fetch_one(&app.state.db.pool)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn owners_create_read_update_and_delete() {
     let app = spawn_app().await;
-    let ann = app.create_user("ann@example.com", ACTIVE).await;
+    app.create_user("ann@example.com", ACTIVE).await;
     app.login_as("ann@example.com").await;
 
     let resp = add(&app, " Bob@Example.com ", "Bob Stone", "met at the fair").await;
@@ -40,7 +25,7 @@ async fn owners_create_read_update_and_delete() {
     assert!(list.contains("was added"), "flash");
     assert!(list.contains("hx-confirm"), "delete asks first");
 
-    let id = id_of(&app, ann, "bob@example.com").await;
+    let id = app.recipient_id("bob@example.com").await;
     let detail = app.get(&format!("/clients/{id}")).await;
     assert_eq!(detail.status(), 200);
     assert!(detail.text().await.unwrap().contains("met at the fair"));
@@ -65,27 +50,17 @@ async fn owners_create_read_update_and_delete() {
     );
 
     // htmx delete: an empty 200 that removes the row in place.
-    let html = app.get_html("/clients/").await;
-    let token = crate::helpers::meta_csrf(&html).unwrap();
-    let resp = app
-        .client
-        .post(app.url(&format!("/clients/{id}/delete")))
-        .header("HX-Request", "true")
-        .header("X-CSRF-Token", token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert!(resp.text().await.unwrap().is_empty());
-    assert_eq!(count(&app).await, 0);
+    let resp = Page::read(app.htmx_post(&format!("/clients/{id}/delete")).await).await;
+    resp.assert_status(200);
+    assert!(resp.text.is_empty());
+    assert_eq!(app.count("recipients").await, 0);
     assert_eq!(app.get(&format!("/clients/{id}")).await.status(), 404);
 
     // Without JavaScript: the form posts and the list comes back.
-    add(&app, "cat@example.com", "Cat", "").await;
-    let id = id_of(&app, ann, "cat@example.com").await;
+    let id = app.add_recipient("cat@example.com", "Cat", "").await;
     let resp = app.post_form(&format!("/clients/{id}/delete"), &[]).await;
     assert_eq!(resp.status(), 303);
-    assert_eq!(count(&app).await, 0);
+    assert_eq!(app.count("recipients").await, 0);
 }
 
 #[tokio::test]
@@ -111,7 +86,7 @@ async fn invalid_input_is_422_with_the_values_and_changes_nothing() {
             "the typed e-mail is kept"
         );
     }
-    assert_eq!(count(&app).await, 0);
+    assert_eq!(app.count("recipients").await, 0);
 
     assert_eq!(add(&app, "bob@example.com", "Bob", "").await.status(), 303);
     let dup = add(&app, "BOB@example.com", "Bobby", "").await;
@@ -122,7 +97,7 @@ async fn invalid_input_is_422_with_the_values_and_changes_nothing() {
             .unwrap()
             .contains("already in your recipients")
     );
-    assert_eq!(count(&app).await, 1);
+    assert_eq!(app.count("recipients").await, 1);
 
     // Unique per owner, not across users.
     let other = client();
@@ -149,17 +124,17 @@ async fn invalid_input_is_422_with_the_values_and_changes_nothing() {
     )
     .await;
     assert_eq!(resp.status(), 303);
-    assert_eq!(count(&app).await, 2);
+    assert_eq!(app.count("recipients").await, 2);
 }
 
 #[tokio::test]
 async fn html_in_every_field_is_escaped_on_every_page() {
     let app = spawn_app().await;
-    let ann = app.create_user("ann@example.com", ACTIVE).await;
+    app.create_user("ann@example.com", ACTIVE).await;
     app.login_as("ann@example.com").await;
     let evil = "<script>alert(1)</script>";
     assert_eq!(add(&app, "x@example.com", evil, evil).await.status(), 303);
-    let id = id_of(&app, ann, "x@example.com").await;
+    let id = app.recipient_id("x@example.com").await;
     for path in [
         "/clients/".to_string(),
         format!("/clients/{id}"),
@@ -180,12 +155,11 @@ async fn html_in_every_field_is_escaped_on_every_page() {
 #[tokio::test]
 async fn who_sees_which_recipients() {
     let app = spawn_app().await;
-    let ann = app.create_user("ann@example.com", ACTIVE).await;
+    app.create_user("ann@example.com", ACTIVE).await;
     app.create_user("zed@example.com", ACTIVE).await;
     app.create_user("mgr@example.com", MANAGER).await;
     app.login_as("ann@example.com").await;
-    add(&app, "bob@example.com", "Bob", "").await;
-    let id = id_of(&app, ann, "bob@example.com").await;
+    let id = app.add_recipient("bob@example.com", "Bob", "").await;
 
     // Anonymous: the list and the export send to the login page too.
     let anon = client();
@@ -197,22 +171,22 @@ async fn who_sees_which_recipients() {
         );
     }
 
-    let text = |browser: &reqwest::Client, path: &str| {
-        let request = browser.get(app.url(path));
-        async move { request.send().await.unwrap().text().await.unwrap() }
-    };
     // Another user: not in the list, not in the CSV.
     let zed = app.browser_for("zed@example.com").await;
-    assert!(!text(&zed, "/clients/").await.contains("bob@example.com"));
     assert!(
-        !text(&zed, "/clients/export.csv")
+        !app.get_html_as(&zed, "/clients/")
+            .await
+            .contains("bob@example.com")
+    );
+    assert!(
+        !app.get_html_as(&zed, "/clients/export.csv")
             .await
             .contains("bob@example.com")
     );
 
     // A viewer with view_all_mailings: sees it, with its owner, read-only.
     let mgr = app.browser_for("mgr@example.com").await;
-    let list = text(&mgr, "/clients/").await;
+    let list = app.get_html_as(&mgr, "/clients/").await;
     assert!(
         list.contains("bob@example.com") && list.contains("ann@example.com"),
         "owner column"
@@ -222,12 +196,12 @@ async fn who_sees_which_recipients() {
         "no edit button on others' rows"
     );
     assert!(
-        text(&mgr, &format!("/clients/{id}"))
+        app.get_html_as(&mgr, &format!("/clients/{id}"))
             .await
             .contains("Read-only")
     );
     assert!(
-        text(&mgr, "/clients/export.csv")
+        app.get_html_as(&mgr, "/clients/export.csv")
             .await
             .contains("bob@example.com")
     );
@@ -340,7 +314,7 @@ async fn hits(app: &TestApp, search: &str) -> usize {
 #[tokio::test]
 async fn search_follows_every_change_and_ignores_case() {
     let app = spawn_app().await;
-    let ann = app.create_user("ann@example.com", ACTIVE).await;
+    app.create_user("ann@example.com", ACTIVE).await;
     let bob = app.create_user("bob@example.com", ACTIVE).await;
     autosend::db::recipients::insert(&app.state.db, bob, "x@example.com", "Ünal Öztürk", "")
         .await
@@ -375,7 +349,7 @@ async fn search_follows_every_change_and_ignores_case() {
     assert_eq!(hits(&app, "5%").await, 0, "% is literal");
     assert_eq!(hits(&app, "zzz").await, 0);
 
-    let id = id_of(&app, ann, "unal@example.com").await;
+    let id = app.recipient_id("unal@example.com").await;
     let resp = app
         .post_form(
             &format!("/clients/{id}/edit"),
@@ -419,16 +393,10 @@ async fn unsubscribed_recipients_are_marked() {
     app.login_as("ann@example.com").await;
     add(&app, "gone@example.com", "Gone Girl", "").await;
     add(&app, "here@example.com", "Here Boy", "").await;
-    sqlx::query("INSERT INTO unsubscribes (owner_id, email, created_at) VALUES ($1, $2, $3)")
-        .bind(ann)
-        .bind("gone@example.com")
-        .bind(autosend::db::now_ms())
-        .execute(&app.state.db.pool)
-        .await
-        .unwrap();
+    app.unsubscribe(ann, "gone@example.com").await;
     let list = app.get_html("/clients/").await;
     assert_eq!(list.matches("badge unsubscribed").count(), 1);
-    let id = id_of(&app, ann, "gone@example.com").await;
+    let id = app.recipient_id("gone@example.com").await;
     assert!(
         app.get_html(&format!("/clients/{id}"))
             .await
@@ -451,11 +419,6 @@ async fn upload(app: &TestApp, name: &str, bytes: Vec<u8>) -> reqwest::Response 
         .send()
         .await
         .unwrap()
-}
-
-fn figure(page: &str, id: &str) -> i64 {
-    let start = page.find(&format!("id=\"{id}\">")).unwrap() + id.len() + 6;
-    page[start..].split('<').next().unwrap().parse().unwrap()
 }
 
 #[tokio::test]
@@ -547,7 +510,7 @@ async fn bad_files_get_a_clear_message_and_change_nothing() {
             "{name}: {message}"
         );
     }
-    assert_eq!(count(&app).await, 0);
+    assert_eq!(app.count("recipients").await, 0);
 
     // The upload form needs its CSRF token like any other.
     let form = reqwest::multipart::Form::new().part(
@@ -575,7 +538,7 @@ async fn bad_files_get_a_clear_message_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 422);
-    assert_eq!(count(&app).await, 0);
+    assert_eq!(app.count("recipients").await, 0);
 }
 
 #[tokio::test]
@@ -604,7 +567,7 @@ async fn bulk_inserts_work_on_both_backends() {
     .await
     .unwrap();
     assert_eq!(ids.len(), 3);
-    assert_eq!(count(&app).await, 3);
+    assert_eq!(app.count("recipients").await, 3);
 }
 
 /// Issue 12 item 12: a big import holds SQLite's one write lock; other users' saves made
@@ -703,7 +666,7 @@ async fn saves_during_a_big_import_never_answer_500() {
     assert_eq!(figure(&page, "created"), IMPORT_ROWS as i64, "{page}");
     // A save told to retry may have landed before its answer failed (the flash could not be
     // stored in the session): between the saves that said so and those plus the retries.
-    let stored = count(&app).await - IMPORT_ROWS as i64;
+    let stored = app.count("recipients").await - IMPORT_ROWS as i64;
     assert!(
         (saved as i64..=(saved + told_to_retry) as i64).contains(&stored),
         "{stored} saves stored, {saved} answered saved, {told_to_retry} told to retry"
@@ -766,7 +729,7 @@ async fn an_import_a_database_error_stops_says_what_is_saved() {
         "{page}"
     );
     assert!(page.contains("upload the same file"), "{page}");
-    assert_eq!(count(&app).await, landed as i64);
+    assert_eq!(app.count("recipients").await, landed as i64);
 
     // With the fault gone, the same file finishes the import.
     let drop = match backend {
@@ -779,5 +742,5 @@ async fn an_import_a_database_error_stops_says_what_is_saved() {
         .unwrap();
     let resp = upload(&app, "big.csv", file.into_bytes()).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(count(&app).await, total as i64);
+    assert_eq!(app.count("recipients").await, total as i64);
 }
