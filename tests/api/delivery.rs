@@ -180,17 +180,6 @@ fn header(raw: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("{name} header in {raw}"))
 }
 
-/// A mail provider's RFC 8058 one-click POST: no cookie, no CSRF token, just the link.
-async fn one_click(app: &TestApp, path: &str) -> reqwest::Response {
-    crate::helpers::client()
-        .post(app.url(path))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap()
-}
-
 fn statuses(deliveries: &[Delivery]) -> Vec<(String, DeliveryStatus)> {
     deliveries
         .iter()
@@ -867,7 +856,7 @@ async fn the_unsubscribe_page_asks_on_get_and_unsubscribes_on_post() {
 
     let provider = crate::helpers::client();
     for _ in 0..2 {
-        let resp = one_click(&w.app, &path).await;
+        let resp = w.app.one_click(&path).await;
         assert_eq!(resp.status(), 200);
         assert!(resp.text().await.unwrap().contains("You are unsubscribed"));
     }
@@ -1376,7 +1365,7 @@ async fn unsubscribe_links_do_not_show_the_address_and_old_links_still_work() {
             "the page (not the URL) names it"
         );
         if email == "anna.karenina@example.com" {
-            let resp = one_click(&w.app, &path).await;
+            let resp = w.app.one_click(&path).await;
             assert_eq!(resp.status(), 200);
         }
     }
@@ -1393,7 +1382,7 @@ async fn unsubscribe_links_do_not_show_the_address_and_old_links_still_work() {
         w.owner,
         "levin@example.com",
     );
-    let resp = one_click(&w.app, &format!("/u/{old}")).await;
+    let resp = w.app.one_click(&format!("/u/{old}")).await;
     assert_eq!(resp.status(), 200);
     assert!(
         unsubscribes::is_unsubscribed(db, w.owner, "levin@example.com")
