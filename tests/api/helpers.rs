@@ -77,7 +77,26 @@ impl TestApp {
 
     /// The page at `path`: status, headers and text.
     pub async fn get_page(&self, path: &str) -> Page {
-        Page::read(self.get(path).await).await
+        self.get_page_as(&self.client, path).await
+    }
+
+    /// A GET with extra request headers (conditional requests, htmx).
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Page {
+        let mut request = self.client.get(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Page::read(request.send().await.expect("request failed")).await
+    }
+
+    /// The page at `path` as htmx asks for it (`HX-Request`): a fragment, not the layout.
+    pub async fn htmx_get(&self, path: &str) -> Page {
+        self.get_with(path, &[("HX-Request", "true")]).await
+    }
+
+    /// The page at `path` as another browser sees it.
+    pub async fn get_page_as(&self, browser: &reqwest::Client, path: &str) -> Page {
+        Page::read(self.get_as(browser, path).await).await
     }
 
     /// The text of the page at `path`, whatever its status (check that with `get_page`).
@@ -87,7 +106,7 @@ impl TestApp {
 
     /// The text of the page at `path` as another browser sees it.
     pub async fn get_html_as(&self, browser: &reqwest::Client, path: &str) -> String {
-        Page::read(self.get_as(browser, path).await).await.text
+        self.get_page_as(browser, path).await.text
     }
 
     /// A page's CSRF token, read from its `<meta name="csrf-token">` (also sets the cookie).

@@ -77,12 +77,19 @@ impl Page {
     }
 }
 
-/// The `Location` of a redirect response ("" when there is none).
+/// Sends `request` and reads the answer (for clients of a process, not of a `TestApp`).
+pub async fn fetch(request: reqwest::RequestBuilder) -> Page {
+    Page::read(request.send().await.expect("request failed")).await
+}
+
+/// The `Location` of a redirect response (a panic naming the status when there is none).
 pub fn location(resp: &reqwest::Response) -> String {
     resp.headers()
         .get("location")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
+        .unwrap_or_else(|| panic!("no Location ({})", resp.status()))
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 /// The id at the end of a redirect to an object's page (`/mailings/42` → 42).
