@@ -13,7 +13,7 @@ use autosend::delivery::engine::{self, DriveLimits};
 use autosend::delivery::{Clock, ManualClock, StartRunError, TickOutcome, scheduler};
 use autosend::domain::{DeliveryStatus, MailingStatus, Period, RunStatus, Trigger};
 
-use crate::helpers::{ACTIVE, SUPERUSER, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{ACTIVE, Page, SUPERUSER, TestApp, spawn_app, spawn_app_with};
 use crate::sink::{Sink, free_port, python_with_aiosmtpd};
 
 /// 2030-01-01T09:00:00Z: far from the real clock, so only the test's clock matters.
@@ -842,9 +842,9 @@ async fn the_unsubscribe_page_asks_on_get_and_unsubscribes_on_post() {
     let path = url::Url::parse(&link).unwrap().path().to_string();
     let db = &w.app.state.db;
 
-    let page = w.app.get(&path).await;
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
+    let page = w.app.get_page(&path).await;
+    assert_eq!(page.status, 200);
+    let html = page.text;
     assert!(html.contains("ann@example.com"), "{html}");
     assert!(html.contains(r#"method="post""#), "{html}");
     assert!(
@@ -856,9 +856,10 @@ async fn the_unsubscribe_page_asks_on_get_and_unsubscribes_on_post() {
 
     let provider = crate::helpers::client();
     for _ in 0..2 {
-        let resp = w.app.one_click(&path).await;
-        assert_eq!(resp.status(), 200);
-        assert!(resp.text().await.unwrap().contains("You are unsubscribed"));
+        Page::read(w.app.one_click(&path).await)
+            .await
+            .assert_status(200)
+            .assert_contains("You are unsubscribed");
     }
     assert!(
         unsubscribes::is_unsubscribed(db, w.owner, "ann@example.com")
@@ -869,12 +870,9 @@ async fn the_unsubscribe_page_asks_on_get_and_unsubscribes_on_post() {
     for bad in ["/u/garbage", "/u/YWJj.ZGVm"] {
         let resp = w.app.get(bad).await;
         assert_eq!(resp.status(), 400, "{bad}");
-        assert!(
-            resp.text()
-                .await
-                .unwrap()
-                .contains("Invalid unsubscribe link")
-        );
+        Page::read(resp)
+            .await
+            .assert_contains("Invalid unsubscribe link");
         let resp = provider.post(w.app.url(bad)).send().await.unwrap();
         assert_eq!(resp.status(), 400, "{bad}");
     }
@@ -1365,8 +1363,8 @@ async fn unsubscribe_links_do_not_show_the_address_and_old_links_still_work() {
             "the page (not the URL) names it"
         );
         if email == "anna.karenina@example.com" {
-            let resp = w.app.one_click(&path).await;
-            assert_eq!(resp.status(), 200);
+            let resp = Page::read(w.app.one_click(&path).await).await;
+            assert_eq!(resp.status, 200);
         }
     }
     let db = &w.app.state.db;
@@ -1382,8 +1380,8 @@ async fn unsubscribe_links_do_not_show_the_address_and_old_links_still_work() {
         w.owner,
         "levin@example.com",
     );
-    let resp = w.app.one_click(&format!("/u/{old}")).await;
-    assert_eq!(resp.status(), 200);
+    let resp = Page::read(w.app.one_click(&format!("/u/{old}")).await).await;
+    assert_eq!(resp.status, 200);
     assert!(
         unsubscribes::is_unsubscribed(db, w.owner, "levin@example.com")
             .await
