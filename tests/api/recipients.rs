@@ -26,14 +26,15 @@ async fn owners_create_read_update_and_delete() {
     assert!(list.contains("hx-confirm"), "delete asks first");
 
     let id = app.recipient_id("bob@example.com").await;
-    let detail = app.get(&format!("/clients/{id}")).await;
-    assert_eq!(detail.status(), 200);
-    assert!(detail.text().await.unwrap().contains("met at the fair"));
+    app.get_page(&format!("/clients/{id}"))
+        .await
+        .assert_status(200)
+        .assert_contains("met at the fair");
 
     let edit = app.get_html(&format!("/clients/{id}/edit")).await;
     assert!(edit.contains("value=\"Bob Stone\""));
     let resp = app
-        .post_form(
+        .post_page(
             &format!("/clients/{id}/edit"),
             &[
                 ("email", "bob@example.com"),
@@ -42,7 +43,7 @@ async fn owners_create_read_update_and_delete() {
             ],
         )
         .await;
-    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.status, 303);
     assert!(
         app.get_html(&format!("/clients/{id}"))
             .await
@@ -58,8 +59,8 @@ async fn owners_create_read_update_and_delete() {
 
     // Without JavaScript: the form posts and the list comes back.
     let id = app.add_recipient("cat@example.com", "Cat", "").await;
-    let resp = app.post_form(&format!("/clients/{id}/delete"), &[]).await;
-    assert_eq!(resp.status(), 303);
+    let resp = app.post_page(&format!("/clients/{id}/delete"), &[]).await;
+    assert_eq!(resp.status, 303);
     assert_eq!(app.count("recipients").await, 0);
 }
 
@@ -90,13 +91,10 @@ async fn invalid_input_is_422_with_the_values_and_changes_nothing() {
 
     assert_eq!(add(&app, "bob@example.com", "Bob", "").await.status(), 303);
     let dup = add(&app, "BOB@example.com", "Bobby", "").await;
-    assert_eq!(dup.status(), 422);
-    assert!(
-        dup.text()
-            .await
-            .unwrap()
-            .contains("already in your recipients")
-    );
+    Page::read(dup)
+        .await
+        .assert_status(422)
+        .assert_contains("already in your recipients");
     assert_eq!(app.count("recipients").await, 1);
 
     // Unique per owner, not across users.
@@ -164,11 +162,7 @@ async fn who_sees_which_recipients() {
     // Anonymous: the list and the export send to the login page too.
     let anon = client();
     for path in ["/clients/", "/clients/export.csv"] {
-        assert_eq!(
-            anon.get(app.url(path)).send().await.unwrap().status(),
-            303,
-            "{path}"
-        );
+        assert_eq!(app.get_as(&anon, path).await.status(), 303, "{path}");
     }
 
     // Another user: not in the list, not in the CSV.
@@ -238,8 +232,8 @@ async fn search_sort_pagination_and_htmx_fragments() {
     assert!(page1.contains("Page 1 of 2"));
     let page2 = app.get_html("/clients/?page=2").await;
     assert_eq!(page2.matches("<tr id=\"recipient-").count(), 5);
-    let beyond = app.get("/clients/?page=99").await;
-    assert_eq!(beyond.status(), 200);
+    let beyond = app.get_page("/clients/?page=99").await;
+    assert_eq!(beyond.status, 200);
 
     let by_name = app.get_html("/clients/?sort=name").await;
     let first = by_name.find("Name 00").unwrap();
@@ -276,16 +270,7 @@ async fn search_sort_pagination_and_htmx_fragments() {
     assert_eq!(fragment.matches("<tr id=\"recipient-").count(), 10);
     assert!(fragment.contains("q=user1"), "pager keeps the search");
     // Any other htmx request gets the page content without the layout.
-    let content = app
-        .client
-        .get(app.url("/clients/"))
-        .header("HX-Request", "true")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let content = app.htmx_get("/clients/").await.text;
     assert!(!content.contains("<html") && content.contains("<h1>Recipients</h1>"));
     // Absurd queries are answered, not failed.
     let huge = format!("/clients/?q={}&page=-5&sort=%00", "%25".repeat(5000));
@@ -298,13 +283,9 @@ async fn hits(app: &TestApp, search: &str) -> usize {
         "/clients/?q={}",
         percent_encoding::utf8_percent_encode(search, percent_encoding::NON_ALPHANUMERIC)
     );
-    let resp = app.get(&url).await;
-    assert_eq!(resp.status(), 200, "{url}");
-    resp.text()
-        .await
-        .unwrap()
-        .matches("<tr id=\"recipient-")
-        .count()
+    let resp = app.get_page(&url).await;
+    assert_eq!(resp.status, 200, "{url}");
+    resp.text.matches("<tr id=\"recipient-").count()
 }
 
 /// Searches of three characters or more go through the trigram index (SQLite's FTS5 table,
@@ -351,7 +332,7 @@ async fn search_follows_every_change_and_ignores_case() {
 
     let id = app.recipient_id("unal@example.com").await;
     let resp = app
-        .post_form(
+        .post_page(
             &format!("/clients/{id}/edit"),
             &[
                 ("email", "unal@example.com"),
@@ -360,7 +341,7 @@ async fn search_follows_every_change_and_ignores_case() {
             ],
         )
         .await;
-    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.status, 303);
     assert_eq!(
         hits(&app, "öztürk").await,
         0,
@@ -369,8 +350,8 @@ async fn search_follows_every_change_and_ignores_case() {
     assert_eq!(hits(&app, "somebody").await, 1);
     assert_eq!(hits(&app, "y*").await, 0, "the old comment too");
 
-    let resp = app.post_form(&format!("/clients/{id}/delete"), &[]).await;
-    assert_eq!(resp.status(), 303);
+    let resp = app.post_page(&format!("/clients/{id}/delete"), &[]).await;
+    assert_eq!(resp.status, 303);
     assert_eq!(hits(&app, "somebody").await, 0);
 
     let resp = upload(
@@ -405,8 +386,7 @@ async fn unsubscribed_recipients_are_marked() {
 }
 
 async fn upload(app: &TestApp, name: &str, bytes: Vec<u8>) -> reqwest::Response {
-    let html = app.get_html("/clients/import").await;
-    let token = crate::helpers::meta_csrf(&html).unwrap();
+    let token = app.csrf_token().await;
     let form = reqwest::multipart::Form::new()
         .text("csrf_token", token)
         .part(
@@ -527,8 +507,7 @@ async fn bad_files_get_a_clear_message_and_change_nothing() {
         .unwrap();
     assert_eq!(resp.status(), 403);
     // A form without a file says so.
-    let html = app.get_html("/clients/import").await;
-    let token = crate::helpers::meta_csrf(&html).unwrap();
+    let token = app.csrf_token().await;
     let form = reqwest::multipart::Form::new().text("csrf_token", token);
     let resp = app
         .client
@@ -592,8 +571,7 @@ async fn saves_during_a_big_import_never_answer_500() {
     let mut savers = Vec::new();
     for (n, browser) in others.into_iter().enumerate() {
         let done = done.clone();
-        let html = browser.get(app.url("/")).send().await.unwrap();
-        let token = crate::helpers::meta_csrf(&html.text().await.unwrap()).unwrap();
+        let token = app.csrf_token_as(&browser).await;
         let url = app.url("/clients/");
         savers.push(tokio::spawn(async move {
             let mut statuses = Vec::new();
