@@ -344,8 +344,8 @@ async fn deleting_a_mailing_that_ran_archives_it_with_its_history_and_restore_br
     // An archived mailing is never sent; its owner may restore it.
     let again = app.post_page(&format!("/mailings/{id}/send"), &[]).await;
     assert_eq!(again.status, 409);
-    let resp = app.post_form(&format!("/mailings/{id}/restore"), &[]).await;
-    assert_eq!(resp.status(), 303);
+    let resp = app.post_page(&format!("/mailings/{id}/restore"), &[]).await;
+    assert_eq!(resp.status, 303);
     let list = app.get_html("/mailings/").await;
     assert!(
         list.contains(&format!("/mailings/{id}\"")),
@@ -833,23 +833,13 @@ async fn formulas_come_out_neutralised_in_every_csv_and_an_export_imports_as_its
 
     // The export imports back as what was exported (nothing changes, nothing is rejected).
     let before = app.get_html("/clients/export.csv").await;
-    let token = app.csrf_token().await;
-    let part = reqwest::multipart::Part::bytes(before.clone().into_bytes())
-        .file_name("recipients.csv")
-        .mime_str("text/csv")
-        .unwrap();
-    let form = reqwest::multipart::Form::new()
-        .text("csrf_token", token)
-        .part("file", part);
-    let resp = app
-        .client
-        .post(app.url("/clients/import"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let result = resp.text().await.unwrap();
+    let resp = Page::read(
+        app.import_csv("recipients.csv", before.clone().into_bytes())
+            .await,
+    )
+    .await;
+    assert_eq!(resp.status, 200);
+    let result = resp.text;
     assert!(result.contains(r#"id="rejected">0<"#), "{result}");
     assert_eq!(app.get_html("/clients/export.csv").await, before);
     let stored = autosend::db::recipients::all(
