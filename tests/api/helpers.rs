@@ -169,6 +169,21 @@ impl TestApp {
         Page::read(self.post_form(path, fields).await).await
     }
 
+    /// Uploads `bytes` as the file `name` to `POST /clients/import`, as the import form does.
+    pub async fn import_csv(&self, name: &str, bytes: Vec<u8>) -> reqwest::Response {
+        let token = self.csrf_token().await;
+        let file = reqwest::multipart::Part::bytes(bytes).file_name(name.to_string());
+        let form = reqwest::multipart::Form::new()
+            .text("csrf_token", token)
+            .part("file", file);
+        self.client
+            .post(self.url("/clients/import"))
+            .multipart(form)
+            .send()
+            .await
+            .expect("request failed")
+    }
+
     /// A recipient made through `POST /clients/` by the logged-in user; its id.
     pub async fn add_recipient(&self, email: &str, full_name: &str, comment: &str) -> i64 {
         self.add_recipient_as(&self.client, email, full_name, comment)
