@@ -4,13 +4,9 @@ use crate::helpers::{Page, spawn_app, spawn_app_with};
 async fn a_sane_request_id_is_echoed() {
     let app = spawn_app().await;
     let resp = app
-        .client
-        .get(app.url("/"))
-        .header("X-Request-Id", "abc.DEF_123-xyz")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["x-request-id"], "abc.DEF_123-xyz");
+        .get_with("/", &[("X-Request-Id", "abc.DEF_123-xyz")])
+        .await;
+    assert_eq!(resp.headers["x-request-id"], "abc.DEF_123-xyz");
 }
 
 #[tokio::test]
@@ -38,16 +34,10 @@ async fn an_insane_request_id_is_replaced() {
 #[tokio::test]
 async fn unknown_hosts_get_400_and_allowed_ones_pass() {
     let app = spawn_app().await;
-    let resp = app
-        .client
-        .get(app.url("/"))
-        .header("Host", "evil.example")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    assert!(resp.headers().contains_key("x-request-id"));
-    let body = resp.text().await.unwrap();
+    let resp = app.get_with("/", &[("Host", "evil.example")]).await;
+    assert_eq!(resp.status, 400);
+    assert!(resp.headers.contains_key("x-request-id"));
+    let body = resp.text;
     assert!(body.contains("Invalid Host header"), "{body}");
     assert!(body.contains("evil.example"));
 
@@ -67,14 +57,8 @@ async fn allowed_hosts_star_accepts_any_host() {
         v.insert("ALLOWED_HOSTS".into(), "*".into());
     })
     .await;
-    let resp = app
-        .client
-        .get(app.url("/"))
-        .header("Host", "anything.example")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let resp = app.get_with("/", &[("Host", "anything.example")]).await;
+    assert_eq!(resp.status, 200);
 }
 
 #[tokio::test]
@@ -218,16 +202,9 @@ async fn htmx_requests_get_fragments_and_boosted_ones_pages() {
     assert!(fragment.contains("<h1>autosend</h1>"));
 
     let boosted = app
-        .client
-        .get(app.url("/"))
-        .header("HX-Request", "true")
-        .header("HX-Boosted", "true")
-        .send()
+        .get_with("/", &[("HX-Request", "true"), ("HX-Boosted", "true")])
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text;
     assert!(boosted.starts_with("<!DOCTYPE html>"));
 }
 
