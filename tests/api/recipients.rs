@@ -252,15 +252,13 @@ async fn search_sort_pagination_and_htmx_fragments() {
     let page = app.get_html("/clients/").await;
     assert!(page.contains("hx-push-url=\"true\"") && page.contains("hx-target=\"#results\""));
     let fragment = app
-        .client
-        .get(app.url("/clients/?q=user1"))
-        .header("HX-Request", "true")
-        .header("HX-Target", "results")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(fragment.headers()["vary"], "HX-Request");
-    let fragment = fragment.text().await.unwrap();
+        .get_with(
+            "/clients/?q=user1",
+            &[("HX-Request", "true"), ("HX-Target", "results")],
+        )
+        .await;
+    assert_eq!(fragment.headers["vary"], "HX-Request");
+    let fragment = fragment.text;
     assert!(
         fragment.starts_with("<div id=\"results\">"),
         "{}",
@@ -354,14 +352,11 @@ async fn search_follows_every_change_and_ignores_case() {
     assert_eq!(resp.status, 303);
     assert_eq!(hits(&app, "somebody").await, 0);
 
-    let resp = upload(
-        &app,
-        "more.csv",
+    let resp = Page::read(app.import_csv("more.csv",
         b"email,full_name,comment\nnew@example.com,Imported Name,\nother@example.com,Other Renamed,\n"
             .to_vec(),
-    )
-    .await;
-    assert_eq!(resp.status(), 200);
+    ).await).await;
+    assert_eq!(resp.status, 200);
     assert_eq!(hits(&app, "imported").await, 1, "import inserts");
     assert_eq!(hits(&app, "renamed").await, 1, "re-import updates");
     assert_eq!(hits(&app, "other person").await, 0);
@@ -385,22 +380,6 @@ async fn unsubscribed_recipients_are_marked() {
     );
 }
 
-async fn upload(app: &TestApp, name: &str, bytes: Vec<u8>) -> reqwest::Response {
-    let token = app.csrf_token().await;
-    let form = reqwest::multipart::Form::new()
-        .text("csrf_token", token)
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
-        );
-    app.client
-        .post(app.url("/clients/import"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn csv_import_export_round_trip() {
     let app = spawn_app().await;
@@ -413,9 +392,9 @@ async fn csv_import_export_round_trip() {
                 cat@example.com,C,\r\n\
                 BOB@example.com,Bob Twice,\r\n\
                 дарья@пример.рф,Дарья,кириллица\r\n";
-    let resp = upload(&app, "people.csv", file.as_bytes().to_vec()).await;
-    assert_eq!(resp.status(), 200);
-    let page = resp.text().await.unwrap();
+    let resp = Page::read(app.import_csv("people.csv", file.as_bytes().to_vec()).await).await;
+    assert_eq!(resp.status, 200);
+    let page = resp.text;
     assert_eq!(
         (
             figure(&page, "created"),
@@ -442,8 +421,8 @@ async fn csv_import_export_round_trip() {
     assert!(csv.contains("дарья@пример.рф,Дарья,кириллица"));
 
     // Round trip: importing the export changes nothing but counts every row as updated.
-    let resp = upload(&app, "export.csv", csv.clone().into_bytes()).await;
-    let page = resp.text().await.unwrap();
+    let resp = Page::read(app.import_csv("export.csv", csv.clone().into_bytes()).await).await;
+    let page = resp.text;
     assert_eq!(
         (
             figure(&page, "created"),
@@ -483,12 +462,9 @@ async fn bad_files_get_a_clear_message_and_change_nothing() {
         ("empty.csv", Vec::new(), "empty"),
     ];
     for (name, bytes, message) in cases {
-        let resp = upload(&app, name, bytes).await;
-        assert_eq!(resp.status(), 422, "{name}");
-        assert!(
-            resp.text().await.unwrap().contains(message),
-            "{name}: {message}"
-        );
+        let resp = Page::read(app.import_csv(name, bytes).await).await;
+        assert_eq!(resp.status, 422, "{name}");
+        assert!(resp.text.contains(message), "{name}: {message}");
     }
     assert_eq!(app.count("recipients").await, 0);
 
@@ -606,7 +582,7 @@ async fn saves_during_a_big_import_never_answer_500() {
             statuses
         }));
     }
-    let import = upload(&app, "big.csv", file.into_bytes()).await;
+    let import = app.import_csv("big.csv", file.into_bytes()).await;
     let import_status = import.status().as_u16();
     let page = import.text().await.unwrap();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -694,10 +670,10 @@ async fn an_import_a_database_error_stops_says_what_is_saved() {
             file.push_str(&format!("p{i}@example.com,Person {i}\n"));
         }
     }
-    let resp = upload(&app, "big.csv", file.clone().into_bytes()).await;
-    assert_eq!(resp.status(), 503);
-    assert!(resp.headers().contains_key("retry-after"));
-    let page = resp.text().await.unwrap();
+    let resp = Page::read(app.import_csv("big.csv", file.clone().into_bytes()).await).await;
+    assert_eq!(resp.status, 503);
+    assert!(resp.headers.contains_key("retry-after"));
+    let page = resp.text;
     let landed = match backend {
         DatabaseBackend::Sqlite => autosend::db::WRITE_CHUNK_ROWS,
         DatabaseBackend::Postgres => 0,
@@ -718,7 +694,7 @@ async fn an_import_a_database_error_stops_says_what_is_saved() {
         .execute(&app.state.db.pool)
         .await
         .unwrap();
-    let resp = upload(&app, "big.csv", file.into_bytes()).await;
-    assert_eq!(resp.status(), 200);
+    let resp = Page::read(app.import_csv("big.csv", file.into_bytes()).await).await;
+    assert_eq!(resp.status, 200);
     assert_eq!(app.count("recipients").await, total as i64);
 }
