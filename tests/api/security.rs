@@ -373,7 +373,7 @@ async fn the_access_matrix_of_every_object_route() {
             let before = object_state(&world, ids).await;
             let browser = &browsers[i];
             let resp = if row.method == Method::GET {
-                world.app.get_as(&browser, &path).await
+                world.app.get_as(browser, &path).await
             } else {
                 let form: Vec<(String, String)> = row
                     .form
@@ -467,7 +467,7 @@ async fn every_get_route_has_the_security_headers_for_anonymous_and_logged_in_us
         let path = world.path(pattern);
         // The superuser first: the anonymous visit of the activation link uses it up.
         for (who, browser) in [("superuser", &root), ("anonymous", &anon)] {
-            let resp = world.app.get_as(&browser, &path).await;
+            let resp = world.app.get_as(browser, &path).await;
             let what = format!("GET {pattern} as {who} ({})", resp.status());
             assert!(resp.status().as_u16() < 500, "{what}");
             if who == "superuser" {
