@@ -542,6 +542,7 @@ impl SmtpSink {
     /// The sink on a free port; `None` (with a message) where aiosmtpd is not installed.
     /// In CI it must be: `.ci/run` installs it.
     async fn start() -> Option<Self> {
+        // It fails in CI when aiosmtpd is missing there.
         let Some(python) = crate::sink::python_with_aiosmtpd() else {
             eprintln!("skipped: no python3 with aiosmtpd here (apt-get install python3-aiosmtpd)");
             return None;
