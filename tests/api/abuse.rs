@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::helpers::{
-    ACTIVE, PASSWORD, SUPERUSER, TestApp, post_form_with, spawn_app, spawn_app_with,
+    ACTIVE, PASSWORD, Page, SUPERUSER, TestApp, post_form_with, spawn_app, spawn_app_with,
 };
 
 /// An app behind a trusted proxy on loopback: `X-Forwarded-For` names the client.
@@ -90,18 +90,14 @@ async fn a_deactivated_account_is_not_revived_by_its_activation_link() {
         resp.status()
     );
 
-    let replay = app.get(&link).await;
-    assert_eq!(replay.status(), 400);
-    assert!(
-        replay
-            .text()
-            .await
-            .unwrap()
-            .contains("invalid or has already been used")
-    );
-    let login = app.login("ann@example.com", PASSWORD).await;
-    assert_eq!(login.status(), 422);
-    assert!(login.text().await.unwrap().contains("not active"));
+    app.get_page(&link)
+        .await
+        .assert_status(400)
+        .assert_contains("invalid or has already been used");
+    Page::read(app.login("ann@example.com", PASSWORD).await)
+        .await
+        .assert_status(422)
+        .assert_contains("not active");
 
     // An account an administrator touched before its first activation: the link is dead too.
     let resp = sign_up(&app, "bob@example.com", "Bob Example", PASSWORD).await;
@@ -216,7 +212,7 @@ async fn signups_from_one_client_are_throttled() {
     );
     let last = last.unwrap();
     assert!(retry_after(&last) >= 1);
-    assert!(last.text().await.unwrap().contains("Too many attempts"));
+    Page::read(last).await.assert_contains("Too many attempts");
 }
 
 #[tokio::test]
@@ -345,8 +341,7 @@ async fn a_compressed_request_body_is_refused_not_decoded() {
     let app = spawn_app().await;
     app.create_user("ann@example.com", ACTIVE).await;
     app.login_as("ann@example.com").await;
-    let html = app.get("/clients/import").await.text().await.unwrap();
-    let token = crate::helpers::meta_csrf(&html).unwrap();
+    let token = app.csrf_token().await;
     let body = format!(
         "--XB\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n\
          --XB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\
@@ -363,14 +358,11 @@ async fn a_compressed_request_body_is_refused_not_decoded() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 415);
-    assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .contains("Compressed request bodies")
-    );
-    let list = app.get("/clients/").await.text().await.unwrap();
+    Page::read(resp)
+        .await
+        .assert_status(415)
+        .assert_contains("Compressed request bodies");
+    let list = app.get_html("/clients/").await;
     assert!(!list.contains("bomb@example.com"), "nothing was imported");
 }
 
@@ -474,7 +466,7 @@ async fn a_refused_form_does_not_echo_a_huge_value() {
     app.login_as("ann@example.com").await;
     let huge = "<".repeat(600_000);
     let resp = app
-        .post_form(
+        .post_page(
             "/clients/",
             &[
                 ("email", "a@example.com"),
@@ -483,8 +475,8 @@ async fn a_refused_form_does_not_echo_a_huge_value() {
             ],
         )
         .await;
-    assert_eq!(resp.status(), 422);
-    let page = resp.text().await.unwrap();
+    assert_eq!(resp.status, 422);
+    let page = resp.text;
     assert!(page.len() < 1_200_000, "page of {} bytes", page.len());
 }
 
@@ -493,8 +485,8 @@ async fn oversized_login_fields_are_refused_before_anything_keys_on_them() {
     let app = spawn_app().await;
     for i in 0..10 {
         let email = format!("{i}{}", "x".repeat(10_000));
-        let resp = app.login(&email, "whatever").await;
-        assert_eq!(resp.status(), 422);
+        let resp = Page::read(app.login(&email, "whatever").await).await;
+        assert_eq!(resp.status, 422);
     }
     // Only the client's key: not one key per e-mail.
     assert_eq!(app.state.throttle.len(), 1);

@@ -3,11 +3,10 @@
 use autosend::accounts::tokens::{self, Purpose};
 use autosend::db::users;
 
-use crate::helpers::{ACTIVE, MANAGER, PASSWORD, SUPERUSER, client, post_form_with, spawn_app};
-
-fn location(resp: &reqwest::Response) -> String {
-    resp.headers()["location"].to_str().unwrap().to_string()
-}
+use crate::helpers::{
+    ACTIVE, MANAGER, PASSWORD, Page, SUPERUSER, client, post_form_with, spawn_app,
+};
+use crate::html::location;
 
 fn session_cookie(resp: &reqwest::Response) -> Option<String> {
     resp.headers()
@@ -21,24 +20,24 @@ fn session_cookie(resp: &reqwest::Response) -> Option<String> {
 #[tokio::test]
 async fn signup_activation_and_login() {
     let app = spawn_app().await;
-    let resp = app
-        .post_form(
-            "/users/signup",
-            &[
-                ("email", "New.User@Example.com"),
-                ("full_name", "New User"),
-                ("password", PASSWORD),
-                ("password2", PASSWORD),
-            ],
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    assert!(resp.text().await.unwrap().contains("activation link"));
+    app.post_page(
+        "/users/signup",
+        &[
+            ("email", "New.User@Example.com"),
+            ("full_name", "New User"),
+            ("password", PASSWORD),
+            ("password2", PASSWORD),
+        ],
+    )
+    .await
+    .assert_status(200)
+    .assert_contains("activation link");
 
     // Not active yet: the right password still does not let them in.
-    let resp = app.login("new.user@example.com", PASSWORD).await;
-    assert_eq!(resp.status(), 422);
-    assert!(resp.text().await.unwrap().contains("not active"));
+    Page::read(app.login("new.user@example.com", PASSWORD).await)
+        .await
+        .assert_status(422)
+        .assert_contains("not active");
 
     let mails = app.mails_to("new.user@example.com");
     assert_eq!(mails.len(), 1);
@@ -49,24 +48,21 @@ async fn signup_activation_and_login() {
         mails[0].html.contains(&path),
         "the HTML alternative carries the same link"
     );
-    let resp = app.get(&path).await;
-    assert_eq!(resp.status(), 200);
-    assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .contains("Your account is active")
-    );
+    app.get_page(&path)
+        .await
+        .assert_status(200)
+        .assert_contains("Your account is active");
 
     // The link works once.
-    let reused = app.get(&path).await;
-    assert_eq!(reused.status(), 400);
-    assert!(reused.text().await.unwrap().contains("already been used"));
+    app.get_page(&path)
+        .await
+        .assert_status(400)
+        .assert_contains("already been used");
 
     let resp = app.login("NEW.USER@example.com", PASSWORD).await;
     assert_eq!(resp.status(), 303, "e-mail is case-insensitive");
     assert_eq!(location(&resp), "/");
-    let home = app.get("/").await.text().await.unwrap();
+    let home = app.get_html("/").await;
     assert!(
         home.contains("new.user@example.com"),
         "navigation shows who is logged in"
@@ -129,9 +125,9 @@ async fn signup_refusals_keep_input_and_change_nothing() {
         ),
     ];
     for (fields, message) in cases {
-        let resp = app.post_form("/users/signup", fields).await;
-        assert_eq!(resp.status(), 422, "{fields:?}");
-        let body = resp.text().await.unwrap();
+        let resp = app.post_page("/users/signup", fields).await;
+        assert_eq!(resp.status, 422, "{fields:?}");
+        let body = resp.text;
         assert!(body.contains(message), "{message} missing for {fields:?}");
         assert!(!body.contains("<script>alert"), "input is escaped");
         assert!(!body.contains(PASSWORD), "passwords are never echoed");
@@ -149,12 +145,12 @@ async fn signup_refusals_keep_input_and_change_nothing() {
 async fn unknown_email_and_wrong_password_get_the_same_answer() {
     let app = spawn_app().await;
     app.create_user("ann@example.com", ACTIVE).await;
-    let wrong = app.login("ann@example.com", "not the password").await;
-    assert_eq!(wrong.status(), 422);
-    let wrong = wrong.text().await.unwrap();
-    let unknown = app.login("nobody@example.com", "not the password").await;
-    assert_eq!(unknown.status(), 422);
-    let unknown = unknown.text().await.unwrap();
+    let wrong = Page::read(app.login("ann@example.com", "not the password").await).await;
+    assert_eq!(wrong.status, 422);
+    let wrong = wrong.text;
+    let unknown = Page::read(app.login("nobody@example.com", "not the password").await).await;
+    assert_eq!(unknown.status, 422);
+    let unknown = unknown.text;
     let message = "The e-mail address or the password is not right.";
     assert!(wrong.contains(message) && unknown.contains(message));
     // Apart from the typed address (kept in the form) and the per-render CSRF tokens, the
@@ -177,9 +173,10 @@ async fn inactive_users_cannot_log_in() {
     let mut role = ACTIVE;
     role.active = false;
     app.create_user("sleepy@example.com", role).await;
-    let resp = app.login("sleepy@example.com", PASSWORD).await;
-    assert_eq!(resp.status(), 422);
-    assert!(resp.text().await.unwrap().contains("not active"));
+    Page::read(app.login("sleepy@example.com", PASSWORD).await)
+        .await
+        .assert_status(422)
+        .assert_contains("not active");
     assert_eq!(app.get("/users/profile").await.status(), 303);
 }
 
@@ -263,8 +260,8 @@ async fn login_issues_a_new_session_id_and_logout_ends_it() {
         .unwrap();
     assert_eq!(replay.status(), 303);
 
-    let resp = app.post_form("/users/logout", &[]).await;
-    assert_eq!(resp.status(), 303);
+    let resp = app.post_page("/users/logout", &[]).await;
+    assert_eq!(resp.status, 303);
     assert_eq!(app.get("/users/profile").await.status(), 303);
     let replay = client()
         .get(app.url("/users/profile"))
@@ -320,15 +317,15 @@ async fn login_is_rate_limited_per_account() {
         );
     }
     assert_eq!(statuses, vec![422, 422, 422, 422, 422, 429]);
-    let resp = app.login("ann@example.com", PASSWORD).await;
-    assert_eq!(resp.status(), 429, "even the right password waits");
-    let retry: u64 = resp.headers()["retry-after"]
+    let resp = Page::read(app.login("ann@example.com", PASSWORD).await).await;
+    assert_eq!(resp.status, 429, "even the right password waits");
+    let retry: u64 = resp.headers["retry-after"]
         .to_str()
         .unwrap()
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
-    let body = resp.text().await.unwrap();
+    let body = resp.text;
     assert!(body.contains("Too many attempts"), "{body}");
     // Other accounts are not locked by someone hammering Ann's.
     app.create_user("bob@example.com", ACTIVE).await;
@@ -342,28 +339,21 @@ async fn password_reset_flow() {
 
     // Unknown address: the same answer, no e-mail.
     let unknown = app
-        .post_form("/users/password-reset", &[("email", "nobody@example.com")])
+        .post_page("/users/password-reset", &[("email", "nobody@example.com")])
         .await;
-    assert_eq!(unknown.status(), 200);
-    let unknown = unknown.text().await.unwrap();
-    let known = app
-        .post_form("/users/password-reset", &[("email", "ann@example.com")])
-        .await;
-    assert_eq!(known.status(), 200);
-    assert!(
-        known
-            .text()
-            .await
-            .unwrap()
-            .contains("If an active account uses this address")
-    );
+    assert_eq!(unknown.status, 200);
+    let unknown = unknown.text;
+    app.post_page("/users/password-reset", &[("email", "ann@example.com")])
+        .await
+        .assert_status(200)
+        .assert_contains("If an active account uses this address");
     assert!(unknown.contains("If an active account uses this address"));
     assert!(app.mails_to("nobody@example.com").is_empty());
 
     let bad = app
-        .post_form("/users/password-reset", &[("email", "not an address")])
+        .post_page("/users/password-reset", &[("email", "not an address")])
         .await;
-    assert_eq!(bad.status(), 422);
+    assert_eq!(bad.status, 422);
 
     let mails = app.mails_to("ann@example.com");
     assert_eq!(mails.len(), 1);
@@ -372,7 +362,7 @@ async fn password_reset_flow() {
     assert_eq!(app.get(&path).await.status(), 200);
 
     let mismatch = app
-        .post_form(
+        .post_page(
             &path,
             &[
                 ("password", "new password 1"),
@@ -380,7 +370,7 @@ async fn password_reset_flow() {
             ],
         )
         .await;
-    assert_eq!(mismatch.status(), 422);
+    assert_eq!(mismatch.status, 422);
 
     let done = app
         .post_form(
@@ -393,7 +383,7 @@ async fn password_reset_flow() {
         .await;
     assert_eq!(done.status(), 303);
     assert_eq!(location(&done), "/users/login");
-    let login_page = app.get("/users/login").await.text().await.unwrap();
+    let login_page = app.get_html("/users/login").await;
     assert!(
         login_page.contains("Your password was changed"),
         "the flash shows once"
@@ -408,11 +398,12 @@ async fn password_reset_flow() {
     );
 
     // Used once: the link is dead now, for GET and POST.
-    let reused = app.get(&path).await;
-    assert_eq!(reused.status(), 400);
-    assert!(reused.text().await.unwrap().contains("already been used"));
+    app.get_page(&path)
+        .await
+        .assert_status(400)
+        .assert_contains("already been used");
     let reused = app
-        .post_form(
+        .post_page(
             &path,
             &[
                 ("password", "another secret 1"),
@@ -420,7 +411,7 @@ async fn password_reset_flow() {
             ],
         )
         .await;
-    assert_eq!(reused.status(), 400);
+    assert_eq!(reused.status, 400);
 }
 
 #[tokio::test]
@@ -430,9 +421,10 @@ async fn expired_and_forged_reset_links_are_refused() {
     let user = users::find_by_id(&app.state.db, id).await.unwrap().unwrap();
     let past = time::OffsetDateTime::now_utc().unix_timestamp() - 10;
     let expired = tokens::make(&app.state.signer, Purpose::PasswordReset, &user, past);
-    let resp = app.get(&format!("/users/password-reset/{expired}")).await;
-    assert_eq!(resp.status(), 400);
-    assert!(resp.text().await.unwrap().contains("expired"));
+    app.get_page(&format!("/users/password-reset/{expired}"))
+        .await
+        .assert_status(400)
+        .assert_contains("expired");
 
     // An activation token is not a reset token, and garbage is garbage.
     let future = past + 3600;
@@ -443,11 +435,13 @@ async fn expired_and_forged_reset_links_are_refused() {
         "garbage",
         "999.999999999999.AAAA",
     ] {
-        let resp = app.get(&format!("/users/password-reset/{token}")).await;
-        assert_eq!(resp.status(), 400, "{token}");
+        let resp = app
+            .get_page(&format!("/users/password-reset/{token}"))
+            .await;
+        assert_eq!(resp.status, 400, "{token}");
     }
-    let resp = app.get(&format!("/users/activate/{expired}")).await;
-    assert_eq!(resp.status(), 400);
+    let resp = app.get_page(&format!("/users/activate/{expired}")).await;
+    assert_eq!(resp.status, 400);
 }
 
 #[tokio::test]
@@ -464,37 +458,22 @@ async fn password_change_ends_other_sessions() {
     )
     .await;
     assert_eq!(resp.status(), 303);
-    assert_eq!(
-        other
-            .get(app.url("/users/profile"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.get_as(&other, "/users/profile").await.status(), 200);
 
-    let wrong_old = app
-        .post_form(
-            "/users/password-change",
-            &[
-                ("old_password", "nope nope"),
-                ("password", "a new secret!"),
-                ("password2", "a new secret!"),
-            ],
-        )
-        .await;
-    assert_eq!(wrong_old.status(), 422);
-    assert!(
-        wrong_old
-            .text()
-            .await
-            .unwrap()
-            .contains("current password is not right")
-    );
+    app.post_page(
+        "/users/password-change",
+        &[
+            ("old_password", "nope nope"),
+            ("password", "a new secret!"),
+            ("password2", "a new secret!"),
+        ],
+    )
+    .await
+    .assert_status(422)
+    .assert_contains("current password is not right");
 
     let resp = app
-        .post_form(
+        .post_page(
             "/users/password-change",
             &[
                 ("old_password", PASSWORD),
@@ -503,19 +482,14 @@ async fn password_change_ends_other_sessions() {
             ],
         )
         .await;
-    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.status, 303);
     assert_eq!(
         app.get("/users/profile").await.status(),
         200,
         "this session carries on"
     );
     assert_eq!(
-        other
-            .get(app.url("/users/profile"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.get_as(&other, "/users/profile").await.status(),
         303,
         "the other session ended"
     );
@@ -526,11 +500,11 @@ async fn profile_edit_validates_and_saves() {
     let app = spawn_app().await;
     app.create_user("ann@example.com", ACTIVE).await;
     app.login_as("ann@example.com").await;
-    let page = app.get("/users/profile/edit").await;
-    assert_eq!(page.status(), 200);
+    let page = app.get_page("/users/profile/edit").await;
+    assert_eq!(page.status, 200);
 
     let resp = app
-        .post_form(
+        .post_page(
             "/users/profile/edit",
             &[
                 ("full_name", "Ann Lee"),
@@ -540,8 +514,8 @@ async fn profile_edit_validates_and_saves() {
             ],
         )
         .await;
-    assert_eq!(resp.status(), 422);
-    let body = resp.text().await.unwrap();
+    assert_eq!(resp.status, 422);
+    let body = resp.text;
     assert!(body.contains("not a time zone"));
     assert!(body.contains("digits"));
     assert!(body.contains("Ann Lee"), "typed values are kept");
@@ -552,7 +526,7 @@ async fn profile_edit_validates_and_saves() {
     assert_eq!(user.full_name, "Test User", "nothing saved");
 
     let resp = app
-        .post_form(
+        .post_page(
             "/users/profile/edit",
             &[
                 ("full_name", "Ann Lee"),
@@ -562,8 +536,8 @@ async fn profile_edit_validates_and_saves() {
             ],
         )
         .await;
-    assert_eq!(resp.status(), 303);
-    let profile = app.get("/users/profile").await.text().await.unwrap();
+    assert_eq!(resp.status, 303);
+    let profile = app.get_html("/users/profile").await;
     for shown in [
         "Ann Lee",
         "+64 21 555 0100",
@@ -590,12 +564,12 @@ async fn admin_users_is_for_superusers_only() {
     app.login_as("ann@example.com").await;
     assert_eq!(app.get("/admin/users").await.status(), 404);
     let resp = app
-        .post_form(
+        .post_page(
             &format!("/admin/users/{ann}"),
             &[("is_active", "1"), ("view_all_mailings", "1")],
         )
         .await;
-    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.status, 404);
     let user = users::find_by_id(&app.state.db, ann)
         .await
         .unwrap()
@@ -611,12 +585,7 @@ async fn admin_users_is_for_superusers_only() {
     )
     .await;
     assert_eq!(
-        manager
-            .get(app.url("/admin/users"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.get_as(&manager, "/admin/users").await.status(),
         404,
         "managers are not superusers"
     );
@@ -629,34 +598,13 @@ async fn admin_users_is_for_superusers_only() {
         &[("email", "root@example.com"), ("password", PASSWORD)],
     )
     .await;
-    let list = root
-        .get(app.url("/admin/users"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let list = app.get_html_as(&root, "/admin/users").await;
     for email in ["root@example.com", "ann@example.com", "mgr@example.com"] {
         assert!(list.contains(email));
     }
-    let found = root
-        .get(app.url("/admin/users?q=ANN"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let found = app.get_html_as(&root, "/admin/users?q=ANN").await;
     assert!(found.contains("ann@example.com") && !found.contains("mgr@example.com"));
-    let none = root
-        .get(app.url("/admin/users?q=%25"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let none = app.get_html_as(&root, "/admin/users?q=%25").await;
     assert!(none.contains("No user matches"), "% is matched literally");
 
     // Grant both permissions, then deactivate: Ann's session ends.
@@ -689,14 +637,7 @@ async fn admin_users_is_for_superusers_only() {
     assert_eq!(app.login("ann@example.com", PASSWORD).await.status(), 422);
 
     // htmx gets the row back; unknown ids are 404; nobody locks themselves out.
-    let html = root
-        .get(app.url("/admin/users"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.get_html_as(&root, "/admin/users").await;
     let token = crate::helpers::meta_csrf(&html).unwrap();
     let row = root
         .post(app.url(&format!("/admin/users/{ann}")))
@@ -752,5 +693,5 @@ async fn sessions_survive_a_restart() {
         "the session is kept server-side ({})",
         app.state.cache.kind()
     );
-    assert!(resp.text().await.unwrap().contains("ann@example.com"));
+    Page::read(resp).await.assert_contains("ann@example.com");
 }

@@ -1,3 +1,4 @@
+use crate::helpers::Page;
 use crate::helpers::spawn_app;
 
 #[tokio::test]
@@ -15,34 +16,34 @@ async fn vendored_htmx_is_served_immutable() {
             .unwrap()
             .contains("javascript")
     );
-    assert!(resp.text().await.unwrap().contains("2.0.11"));
+    Page::read(resp).await.assert_contains("2.0.11");
 }
 
 #[tokio::test]
 async fn pages_link_fingerprinted_assets_that_are_cached_for_a_year() {
     let app = spawn_app().await;
-    let html = app.get("/").await.text().await.unwrap();
+    let html = app.get_html("/").await;
     let start = html.find("/assets/app.css?v=").expect("stylesheet link");
     let end = html[start..].find('"').unwrap() + start;
     let css_url = &html[start..end];
-    let resp = app.get(css_url).await;
-    assert_eq!(resp.status(), 200);
+    let resp = app.get_page(css_url).await;
+    assert_eq!(resp.status, 200);
     assert_eq!(
-        resp.headers()["cache-control"],
+        resp.headers["cache-control"],
         "public, max-age=31536000, immutable"
     );
     assert!(
-        resp.headers()["content-type"]
+        resp.headers["content-type"]
             .to_str()
             .unwrap()
             .starts_with("text/css")
     );
-    let etag = resp.headers()["etag"].clone();
+    let etag = resp.headers["etag"].clone();
 
     // Without (or with a stale) fingerprint the file must be revalidated.
-    let plain = app.get("/assets/app.css?v=000000000000").await;
+    let plain = app.get_page("/assets/app.css?v=000000000000").await;
     assert_eq!(
-        plain.headers()["cache-control"],
+        plain.headers["cache-control"],
         "public, max-age=0, must-revalidate"
     );
 

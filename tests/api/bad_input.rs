@@ -14,7 +14,6 @@ use poem::http::Method;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-use crate::helpers::meta_csrf;
 use crate::world::{OTHER, OWNER, Objects, ROOT, World, objects};
 
 /// The fields each route reads (query parameters for GET, form fields for POST), from
@@ -579,15 +578,7 @@ impl Harness {
             let world = &world;
             async move {
                 let browser = world.browser(email).await;
-                let html = browser
-                    .get(world.app.url("/"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
-                let token = meta_csrf(&html).unwrap();
+                let token = world.app.csrf_token_as(&browser).await;
                 (browser, token)
             }
         };
@@ -903,8 +894,8 @@ async fn a_nul_in_any_search_is_no_500() {
             world.mailing
         ),
     ] {
-        let resp = root.get(world.app.url(&path)).send().await.unwrap();
-        assert_eq!(resp.status(), 200, "GET {path}");
+        let resp = world.app.get_page_as(&root, &path).await;
+        assert_eq!(resp.status, 200, "GET {path}");
     }
     let owner = world.browser(OWNER).await;
     for path in [

@@ -463,15 +463,8 @@ async fn seed_managers_prints_one_line_per_account_and_forces_a_password_change(
     // The manager logs in and is sent to change the password before anything else.
     let (child, base, _) = serve(dir.path(), &[]).await;
     let http = client();
-    let html = http
-        .get(format!("{base}/users/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = crate::helpers::meta_csrf(&html).unwrap();
+    let login = crate::html::fetch(http.get(format!("{base}/users/login"))).await;
+    let token = crate::helpers::meta_csrf(&login.text).unwrap();
     let resp = http
         .post(format!("{base}/users/login"))
         .form(&[
@@ -503,13 +496,9 @@ async fn seed_managers_prints_one_line_per_account_and_forces_a_password_change(
         .await
         .unwrap();
     assert_eq!(resp.status(), 303);
-    let profile = http
-        .get(format!("{base}/users/profile"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(profile.status(), 200);
-    let profile = profile.text().await.unwrap();
+    let profile = crate::html::fetch(http.get(format!("{base}/users/profile"))).await;
+    profile.assert_status(200);
+    let profile = profile.text;
     assert!(profile.contains("Sees every user") && profile.contains("May disable"));
     assert_eq!(terminate(child).await, 0);
 

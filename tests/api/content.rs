@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use crate::helpers::{ACTIVE, MANAGER, Mail, TestApp, meta_csrf, spawn_app, spawn_app_with};
+use crate::helpers::{
+    ACTIVE, MANAGER, Mail, MailingForm, Page, TestApp, spawn_app, spawn_app_with,
+};
+use crate::html::{hidden, text_of};
 
 const OWNER: &str = "owner@example.com";
 
@@ -16,25 +19,16 @@ struct Setup {
     recipients: Vec<i64>,
 }
 
+/// Made through the routes, logged in as the owner.
 async fn setup(app: &TestApp, n: usize, subject: &str, body: &str) -> Setup {
     let owner = app.create_user(OWNER, ACTIVE).await;
-    let message = autosend::db::messages::insert(&app.state.db, owner, subject, body, None)
-        .await
-        .unwrap();
+    app.login_as(OWNER).await;
+    let message = app.add_message(subject, body).await;
     let mut recipients = Vec::new();
     for i in 0..n {
-        let id = autosend::db::recipients::insert(
-            &app.state.db,
-            owner,
-            &format!("r{i}@example.com"),
-            &format!("Person {i}"),
-            "",
-        )
-        .await
-        .unwrap();
-        recipients.push(id);
+        let email = format!("r{i}@example.com");
+        recipients.push(app.add_recipient(&email, &format!("Person {i}"), "").await);
     }
-    app.login_as(OWNER).await;
     Setup {
         owner,
         message,
@@ -44,44 +38,8 @@ async fn setup(app: &TestApp, n: usize, subject: &str, body: &str) -> Setup {
 
 /// A daily mailing (manual runs stay possible after one) of the setup's message and people.
 async fn mailing(app: &TestApp, s: &Setup) -> i64 {
-    let message = s.message.to_string();
-    let ids: Vec<String> = s.recipients.iter().map(i64::to_string).collect();
-    let mut form = vec![
-        ("message_id", message.as_str()),
-        ("start_at", "2030-01-01T09:00"),
-        ("end_at", "2030-02-01T09:00"),
-        ("period", "daily"),
-    ];
-    for id in &ids {
-        form.push(("recipient_ids", id));
-    }
-    let resp = app.post_form("/mailings/", &form).await;
-    assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap());
-    let location = resp.headers()["location"].to_str().unwrap().to_string();
-    location.trim_start_matches("/mailings/").parse().unwrap()
-}
-
-async fn page(app: &TestApp, path: &str) -> (u16, String) {
-    let resp = app.get(path).await;
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
-async fn wait_until_finished(app: &TestApp, id: i64) {
-    for _ in 0..400 {
-        if app.get(&format!("/mailings/{id}/progress")).await.status() == 286 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the run did not finish");
-}
-
-/// The `value` of the hidden input `name` in a page.
-fn hidden(html: &str, name: &str) -> Option<String> {
-    let at = html.find(&format!(r#"name="{name}" value=""#))?;
-    let start = at + format!(r#"name="{name}" value=""#).len();
-    let end = html[start..].find('"')? + start;
-    Some(html[start..end].to_string())
+    app.add_mailing(&MailingForm::daily(s.message, &s.recipients))
+        .await
 }
 
 // --- item 9: a run fixes its content at start --------------------------------------------
@@ -98,8 +56,8 @@ async fn editing_the_message_mid_run_changes_the_next_run_only() {
     let s = setup(&app, 40, "Offer", "Price: 100 EUR").await;
     let id = mailing(&app, &s).await;
 
-    let resp = app.post_form(&format!("/mailings/{id}/send"), &[]).await;
-    assert_eq!(resp.status(), 303);
+    let resp = app.post_page(&format!("/mailings/{id}/send"), &[]).await;
+    assert_eq!(resp.status, 303);
     // Wait for the run to be under way, then edit the message as a user would.
     for _ in 0..200 {
         if !app.outbox.messages().is_empty() {
@@ -107,16 +65,16 @@ async fn editing_the_message_mid_run_changes_the_next_run_only() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let (_, edit) = page(&app, &format!("/messages/{}/edit", s.message)).await;
+    let edit = app.get_html(&format!("/messages/{}/edit", s.message)).await;
     assert!(
         edit.contains("is sending now") && edit.contains("applies to the next run"),
         "the edit page says the run keeps its version: {edit}"
     );
     let version = hidden(&edit, "version").expect("a version field");
-    let (_, mailing_edit) = page(&app, &format!("/mailings/{id}/edit")).await;
+    let mailing_edit = app.get_html(&format!("/mailings/{id}/edit")).await;
     assert!(mailing_edit.contains("applies to the next run"));
     let resp = app
-        .post_form(
+        .post_page(
             &format!("/messages/{}/edit", s.message),
             &[
                 ("subject", "Offer"),
@@ -126,7 +84,7 @@ async fn editing_the_message_mid_run_changes_the_next_run_only() {
             ],
         )
         .await;
-    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.status, 303);
     let during = app.outbox.messages().len();
     assert!(during < 40, "the edit landed mid-run ({during} of 40 sent)");
     // A second sender joins the run after the edit, as a scheduler tick or another instance
@@ -143,7 +101,7 @@ async fn editing_the_message_mid_run_changes_the_next_run_only() {
     autosend::delivery::engine::drive(&other, &autosend::delivery::SystemClock, &limits)
         .await
         .unwrap();
-    wait_until_finished(&app, id).await;
+    app.wait_until_finished(id).await;
 
     let mut sent = app.outbox.messages();
     let joined = other.mailer.outbox().unwrap().messages();
@@ -166,9 +124,9 @@ async fn editing_the_message_mid_run_changes_the_next_run_only() {
     );
 
     app.outbox.clear();
-    let resp = app.post_form(&format!("/mailings/{id}/send"), &[]).await;
-    assert_eq!(resp.status(), 303);
-    wait_until_finished(&app, id).await;
+    let resp = app.post_page(&format!("/mailings/{id}/send"), &[]).await;
+    assert_eq!(resp.status, 303);
+    app.wait_until_finished(id).await;
     let next: Vec<String> = app
         .outbox
         .messages()
@@ -189,9 +147,7 @@ async fn every_delete_send_and_disable_asks_first_with_and_without_javascript() 
     let app = spawn_app().await;
     let s = setup(&app, 2, "Hello", "Hi {{full_name}}").await;
     let id = mailing(&app, &s).await;
-    let spare = autosend::db::messages::insert(&app.state.db, s.owner, "Spare", "x", None)
-        .await
-        .unwrap();
+    let spare = app.add_message("Spare", "x").await;
     let r = s.recipients[0];
 
     // With JavaScript: every control is an htmx POST with hx-confirm; without, a link to the
@@ -206,7 +162,7 @@ async fn every_delete_send_and_disable_asks_first_with_and_without_javascript() 
         (format!("/mailings/{id}"), format!("/mailings/{id}/send")),
         (format!("/mailings/{id}"), format!("/mailings/{id}/disable")),
     ] {
-        let (_, html) = page(&app, &detail).await;
+        let html = app.get_html(&detail).await;
         let control = format!(r#"href="{action}" role="button" hx-post="{action}" hx-confirm="#);
         assert!(html.contains(&control), "{action} on {detail}: {html}");
         // (The dry run posts to /send too, with dry_run=1: it mails nobody.)
@@ -220,7 +176,7 @@ async fn every_delete_send_and_disable_asks_first_with_and_without_javascript() 
         }
     }
     for list in ["/clients/", "/messages/"] {
-        let (_, html) = page(&app, list).await;
+        let html = app.get_html(list).await;
         assert!(html.contains("hx-confirm") && html.contains("/delete\" role=\"button\""));
     }
 
@@ -233,7 +189,9 @@ async fn every_delete_send_and_disable_asks_first_with_and_without_javascript() 
         (format!("/mailings/{id}/disable"), "cancelled", "Disable"),
     ];
     for (path, what, button) in confirmations {
-        let (status, html) = page(&app, &path).await;
+        let Page {
+            status, text: html, ..
+        } = app.get_page(&path).await;
         assert_eq!(status, 200, "{path}");
         assert!(html.contains(what), "{path} says what will happen: {html}");
         assert!(
@@ -260,12 +218,16 @@ async fn every_delete_send_and_disable_asks_first_with_and_without_javascript() 
     );
 
     // A message in use: its page says why, with no button.
-    let (status, html) = page(&app, &format!("/messages/{}/delete", s.message)).await;
+    let Page {
+        status, text: html, ..
+    } = app
+        .get_page(&format!("/messages/{}/delete", s.message))
+        .await;
     assert_eq!(status, 200);
     assert!(html.contains("cannot be deleted") && !html.contains(">Delete</button>"));
 
     // Confirmed through htmx from the detail page: a full-page redirect, not a fragment.
-    let token = meta_csrf(&page(&app, "/").await.1).unwrap();
+    let token = app.csrf_token().await;
     let resp = app
         .client
         .post(app.url(&format!("/messages/{spare}/delete")))
@@ -280,20 +242,10 @@ async fn every_delete_send_and_disable_asks_first_with_and_without_javascript() 
 
 /// Stats and report figures as a user reads them, plus the CSV export.
 async fn figures(app: &TestApp) -> (String, String, String) {
-    let stats = page(app, "/mailings/stats/").await.1;
-    let report = page(app, "/mailings/reports/").await.1;
-    let csv = page(app, "/mailings/reports/export.csv").await.1;
+    let stats = app.get_html("/mailings/stats/").await;
+    let report = app.get_html("/mailings/reports/").await;
+    let csv = app.get_html("/mailings/reports/export.csv").await;
     (stats, report, csv)
-}
-
-/// The text of the element with `id` (a figure card).
-fn figure(html: &str, id: &str) -> String {
-    let at = html
-        .find(&format!(r#"id="{id}""#))
-        .unwrap_or_else(|| panic!("#{id}"));
-    let start = html[at..].find('>').unwrap() + at + 1;
-    let end = html[start..].find('<').unwrap() + start;
-    html[start..end].to_string()
 }
 
 #[tokio::test]
@@ -302,9 +254,9 @@ async fn deleting_a_mailing_that_ran_archives_it_with_its_history_and_restore_br
     // The subject must not contain "Archived": the status cell is what is asserted on.
     let s = setup(&app, 3, "Quarterly news", "Hi {{full_name}}").await;
     let id = mailing(&app, &s).await;
-    let resp = app.post_form(&format!("/mailings/{id}/send"), &[]).await;
-    assert_eq!(resp.status(), 303);
-    wait_until_finished(&app, id).await;
+    let resp = app.post_page(&format!("/mailings/{id}/send"), &[]).await;
+    assert_eq!(resp.status, 303);
+    app.wait_until_finished(id).await;
     assert_eq!(app.outbox.messages().len(), 3);
     let (stats_before, report_before, csv_before) = figures(&app).await;
     assert!(stats_before.contains("Quarterly news"));
@@ -312,27 +264,33 @@ async fn deleting_a_mailing_that_ran_archives_it_with_its_history_and_restore_br
         !stats_before.contains("<td>Archived</td>") && !report_before.contains("<td>Archived</td>")
     );
 
-    let (_, confirm) = page(&app, &format!("/mailings/{id}/delete")).await;
+    let confirm = app.get_html(&format!("/mailings/{id}/delete")).await;
     assert!(confirm.contains("Archive this mailing?") && confirm.contains("1 run(s)"));
-    let resp = app.post_form(&format!("/mailings/{id}/delete"), &[]).await;
-    assert_eq!(resp.status(), 303);
-    let (_, list) = page(&app, "/mailings/").await;
+    let resp = app.post_page(&format!("/mailings/{id}/delete"), &[]).await;
+    assert_eq!(resp.status, 303);
+    let list = app.get_html("/mailings/").await;
     assert!(
         !list.contains(&format!("/mailings/{id}\"")),
         "hidden from the list"
     );
-    let (_, archived) = page(&app, "/mailings/?status=archived").await;
+    let archived = app.get_html("/mailings/?status=archived").await;
     assert!(
         archived.contains(&format!("/mailings/{id}\"")),
         "{archived}"
     );
 
     // History intact: the detail page, run history and delivery log still answer.
-    let (status, detail) = page(&app, &format!("/mailings/{id}")).await;
+    let Page {
+        status,
+        text: detail,
+        ..
+    } = app.get_page(&format!("/mailings/{id}")).await;
     assert_eq!(status, 200);
     assert!(detail.contains("archived") && detail.contains("Restore"));
     assert!(!detail.contains(&format!(r#"hx-post="/mailings/{id}/send""#)));
-    let (_, logs) = page(&app, &format!("/mailings/{id}/logs?status=sent")).await;
+    let logs = app
+        .get_html(&format!("/mailings/{id}/logs?status=sent"))
+        .await;
     assert_eq!(logs.matches("badge sent").count(), 3);
 
     // The figures are the same, the mailing marked archived.
@@ -344,8 +302,8 @@ async fn deleting_a_mailing_that_ran_archives_it_with_its_history_and_restore_br
         "total-errors",
     ] {
         assert_eq!(
-            figure(&stats_before, card),
-            figure(&stats_after, card),
+            text_of(&stats_before, card),
+            text_of(&stats_after, card),
             "{card}"
         );
     }
@@ -356,12 +314,12 @@ async fn deleting_a_mailing_that_ran_archives_it_with_its_history_and_restore_br
         "report-sent",
     ] {
         assert_eq!(
-            figure(&report_before, card),
-            figure(&report_after, card),
+            text_of(&report_before, card),
+            text_of(&report_after, card),
             "{card}"
         );
     }
-    assert_eq!(figure(&stats_after, "total-sent"), "3");
+    assert_eq!(text_of(&stats_after, "total-sent"), "3");
     assert!(stats_after.contains("Quarterly news"));
     assert!(
         stats_after.contains("<td>Archived</td>"),
@@ -384,19 +342,19 @@ async fn deleting_a_mailing_that_ran_archives_it_with_its_history_and_restore_br
     assert!(csv_after.contains(",archived,"), "{csv_after}");
 
     // An archived mailing is never sent; its owner may restore it.
-    let again = app.post_form(&format!("/mailings/{id}/send"), &[]).await;
-    assert_eq!(again.status(), 409);
-    let resp = app.post_form(&format!("/mailings/{id}/restore"), &[]).await;
-    assert_eq!(resp.status(), 303);
-    let (_, list) = page(&app, "/mailings/").await;
+    let again = app.post_page(&format!("/mailings/{id}/send"), &[]).await;
+    assert_eq!(again.status, 409);
+    let resp = app.post_page(&format!("/mailings/{id}/restore"), &[]).await;
+    assert_eq!(resp.status, 303);
+    let list = app.get_html("/mailings/").await;
     assert!(
         list.contains(&format!("/mailings/{id}\"")),
         "back in the list"
     );
-    let (_, archived) = page(&app, "/mailings/?status=archived").await;
+    let archived = app.get_html("/mailings/?status=archived").await;
     assert!(!archived.contains(&format!("/mailings/{id}\"")));
-    let twice = app.post_form(&format!("/mailings/{id}/restore"), &[]).await;
-    assert_eq!(twice.status(), 409, "only an archived mailing is restored");
+    let twice = app.post_page(&format!("/mailings/{id}/restore"), &[]).await;
+    assert_eq!(twice.status, 409, "only an archived mailing is restored");
 
     // Another owner cannot restore it (404), a viewer with view_all cannot change it (403).
     app.create_user("manager@example.com", MANAGER).await;
@@ -408,9 +366,9 @@ async fn deleting_a_mailing_that_ran_archives_it_with_its_history_and_restore_br
     // A mailing that never ran is deleted outright.
     let fresh = mailing(&app, &s).await;
     let resp = app
-        .post_form(&format!("/mailings/{fresh}/delete"), &[])
+        .post_page(&format!("/mailings/{fresh}/delete"), &[])
         .await;
-    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.status, 303);
     assert!(
         autosend::db::mailings::get(&app.state.db, fresh)
             .await
@@ -422,11 +380,11 @@ async fn deleting_a_mailing_that_ran_archives_it_with_its_history_and_restore_br
 /// A mailing of the setup that ran once (manually) and was then deleted, i.e. archived.
 async fn archived_mailing(app: &TestApp, s: &Setup) -> i64 {
     let id = mailing(app, s).await;
-    let resp = app.post_form(&format!("/mailings/{id}/send"), &[]).await;
-    assert_eq!(resp.status(), 303);
-    wait_until_finished(app, id).await;
-    let resp = app.post_form(&format!("/mailings/{id}/delete"), &[]).await;
-    assert_eq!(resp.status(), 303);
+    let resp = app.post_page(&format!("/mailings/{id}/send"), &[]).await;
+    assert_eq!(resp.status, 303);
+    app.wait_until_finished(id).await;
+    let resp = app.post_page(&format!("/mailings/{id}/delete"), &[]).await;
+    assert_eq!(resp.status, 303);
     id
 }
 
@@ -462,14 +420,10 @@ async fn a_run_is_never_claimed_on_a_mailing_archived_after_the_look() {
             "{started:?}"
         );
     }
-    let resp = app.post_form(&format!("/mailings/{id}/send"), &[]).await;
-    assert_eq!(resp.status(), 409);
-    assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .contains("This mailing is archived")
-    );
+    app.post_page(&format!("/mailings/{id}/send"), &[])
+        .await
+        .assert_status(409)
+        .assert_contains("This mailing is archived");
     assert_eq!(app.outbox.messages().len(), 2, "only the first run's mail");
 }
 
@@ -490,19 +444,23 @@ async fn restoring_a_mailing_asks_first_and_sends_nothing_until_its_next_occurre
     .await
     .unwrap();
 
-    let (status, confirm) = page(&app, &format!("/mailings/{id}/restore")).await;
+    let Page {
+        status,
+        text: confirm,
+        ..
+    } = app.get_page(&format!("/mailings/{id}/restore")).await;
     assert_eq!(status, 200);
     assert!(confirm.contains("Restore this mailing?"), "{confirm}");
     assert!(confirm.contains("next scheduled run"), "{confirm}");
-    let (_, detail) = page(&app, &format!("/mailings/{id}")).await;
+    let detail = app.get_html(&format!("/mailings/{id}")).await;
     assert!(
         detail.contains(&format!(r#"hx-post="/mailings/{id}/restore""#))
             && detail.contains("hx-confirm"),
         "{detail}"
     );
 
-    let resp = app.post_form(&format!("/mailings/{id}/restore"), &[]).await;
-    assert_eq!(resp.status(), 303);
+    let resp = app.post_page(&format!("/mailings/{id}/restore"), &[]).await;
+    assert_eq!(resp.status, 303);
     let m = autosend::db::mailings::get(&app.state.db, id)
         .await
         .unwrap()
@@ -526,18 +484,17 @@ async fn an_archived_mailing_is_not_edited_and_its_report_keeps_its_subject() {
     let app = spawn_app().await;
     let s = setup(&app, 2, "Spring offer", "Hi").await;
     let id = archived_mailing(&app, &s).await;
-    let (_, detail) = page(&app, &format!("/mailings/{id}")).await;
+    let detail = app.get_html(&format!("/mailings/{id}")).await;
     assert!(
         !detail.contains(&format!("/mailings/{id}/edit")),
         "no Edit button: {detail}"
     );
-    let (status, body) = page(&app, &format!("/mailings/{id}/edit")).await;
+    let Page {
+        status, text: body, ..
+    } = app.get_page(&format!("/mailings/{id}/edit")).await;
     assert_eq!(status, 409);
     assert!(body.contains("Restore it to edit it"), "{body}");
-    let other = autosend::db::messages::insert(&app.state.db, s.owner, "Winter offer", "Hi", None)
-        .await
-        .unwrap()
-        .to_string();
+    let other = app.add_message("Winter offer", "Hi").await.to_string();
     let ids: Vec<String> = s.recipients.iter().map(i64::to_string).collect();
     let mut form = vec![
         ("message_id", other.as_str()),
@@ -548,9 +505,10 @@ async fn an_archived_mailing_is_not_edited_and_its_report_keeps_its_subject() {
     for r in &ids {
         form.push(("recipient_ids", r));
     }
-    let resp = app.post_form(&format!("/mailings/{id}/edit"), &form).await;
-    assert_eq!(resp.status(), 409);
-    assert!(resp.text().await.unwrap().contains("Restore it to edit it"));
+    app.post_page(&format!("/mailings/{id}/edit"), &form)
+        .await
+        .assert_status(409)
+        .assert_contains("Restore it to edit it");
     let (stats, report, _) = figures(&app).await;
     assert!(stats.contains("Spring offer") && !stats.contains("Winter offer"));
     assert!(report.contains("Spring offer") && !report.contains("Winter offer"));
@@ -562,10 +520,12 @@ async fn the_dashboard_skips_archived_mailings_and_refused_actions_say_why() {
     let s = setup(&app, 2, "Dash news", "Hi").await;
     let id = archived_mailing(&app, &s).await;
     let live = mailing(&app, &s).await;
-    let (_, home) = page(&app, "/").await;
-    assert_eq!(figure(&home, "count-mailings"), "1", "{home}");
+    let home = app.get_html("/").await;
+    assert_eq!(text_of(&home, "count-mailings"), "1", "{home}");
 
-    let (status, send) = page(&app, &format!("/mailings/{id}/send")).await;
+    let Page {
+        status, text: send, ..
+    } = app.get_page(&format!("/mailings/{id}/send")).await;
     assert_eq!(status, 200);
     assert!(
         send.contains("cannot be sent now") && send.contains("archived"),
@@ -575,19 +535,19 @@ async fn the_dashboard_skips_archived_mailings_and_refused_actions_say_why() {
         !send.contains(&format!(r#"action="/mailings/{id}/send""#)),
         "{send}"
     );
-    let (_, delete) = page(&app, &format!("/mailings/{id}/delete")).await;
+    let delete = app.get_html(&format!("/mailings/{id}/delete")).await;
     assert!(delete.contains("cannot be deleted now") && delete.contains("archived already"));
     assert!(!delete.contains(&format!(r#"action="/mailings/{id}/delete""#)));
 
     // A finished mailing cannot be sent again; its delete (archive) is still offered.
     let resp = app
-        .post_form(&format!("/mailings/{live}/disable"), &[])
+        .post_page(&format!("/mailings/{live}/disable"), &[])
         .await;
-    assert_eq!(resp.status(), 303);
-    let (_, send) = page(&app, &format!("/mailings/{live}/send")).await;
+    assert_eq!(resp.status, 303);
+    let send = app.get_html(&format!("/mailings/{live}/send")).await;
     assert!(send.contains("It is finished"), "{send}");
     assert!(!send.contains(&format!(r#"action="/mailings/{live}/send""#)));
-    let (_, delete) = page(&app, &format!("/mailings/{live}/delete")).await;
+    let delete = app.get_html(&format!("/mailings/{live}/delete")).await;
     assert!(delete.contains(&format!(r#"action="/mailings/{live}/delete""#)));
 }
 
@@ -610,9 +570,9 @@ async fn a_huge_version_field_is_cut_on_every_edit_form_and_never_echoed() {
     ] {
         let mut fields = bad.clone();
         fields.push(("version", huge.as_str()));
-        let resp = app.post_form(&edit, &fields).await;
-        assert_eq!(resp.status(), 422, "{edit}");
-        let html = resp.text().await.unwrap();
+        let resp = app.post_page(&edit, &fields).await;
+        assert_eq!(resp.status, 422, "{edit}");
+        let html = resp.text;
         assert!(
             !html.contains(&"x".repeat(100)),
             "{edit} echoes the version"
@@ -627,18 +587,18 @@ async fn deleting_a_recipient_keeps_past_deliveries_and_counts() {
     let s = setup(&app, 2, "Kept", "Hi {{full_name}}").await;
     let id = mailing(&app, &s).await;
     app.post_form(&format!("/mailings/{id}/send"), &[]).await;
-    wait_until_finished(&app, id).await;
+    app.wait_until_finished(id).await;
     let (stats_before, _, _) = figures(&app).await;
     let resp = app
-        .post_form(&format!("/clients/{}/delete", s.recipients[0]), &[])
+        .post_page(&format!("/clients/{}/delete", s.recipients[0]), &[])
         .await;
-    assert_eq!(resp.status(), 303);
-    let (_, logs) = page(&app, &format!("/mailings/{id}/logs")).await;
+    assert_eq!(resp.status, 303);
+    let logs = app.get_html(&format!("/mailings/{id}/logs")).await;
     assert!(logs.contains("r0@example.com"), "the log keeps the address");
     assert_eq!(logs.matches("badge sent").count(), 2);
     let (stats_after, _, _) = figures(&app).await;
-    assert_eq!(figure(&stats_before, "total-sent"), "2");
-    assert_eq!(figure(&stats_after, "total-sent"), "2");
+    assert_eq!(text_of(&stats_before, "total-sent"), "2");
+    assert_eq!(text_of(&stats_after, "total-sent"), "2");
 }
 
 // --- item 13: lost updates --------------------------------------------------------------
@@ -654,23 +614,16 @@ async fn second_save_is_refused(
     mine: &str,
 ) {
     let other = app.browser_for(OWNER).await;
-    let (_, form_a) = page(app, edit).await;
-    let form_b = other
-        .get(app.url(edit))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let form_a = app.get_html(edit).await;
+    let form_b = app.get_html_as(&other, edit).await;
     let version_a = hidden(&form_a, "version").expect("version field");
     let version_b = hidden(&form_b, "version").expect("version field");
     assert_eq!(version_a, version_b);
 
     let mut fields = first.to_vec();
     fields.push(("version", &version_a));
-    let resp = app.post_form(edit, &fields).await;
-    assert_eq!(resp.status(), 303, "the first save lands");
+    let resp = app.post_page(edit, &fields).await;
+    assert_eq!(resp.status, 303, "the first save lands");
 
     let mut fields = second.to_vec();
     fields.push(("version", &version_b));
@@ -680,7 +633,7 @@ async fn second_save_is_refused(
     assert!(html.contains("Someone else saved this"), "{html}");
     assert!(html.contains(theirs), "their version is shown: {html}");
     assert!(html.contains(mine), "my input is kept: {html}");
-    let (_, now) = page(app, edit).await;
+    let now = app.get_html(edit).await;
     assert!(
         now.contains(theirs) && !now.contains(mine),
         "the first save stands"
@@ -693,7 +646,7 @@ async fn second_save_is_refused(
     fields.push(("version", &newer));
     let resp = crate::helpers::post_form_with(&other, app, edit, &fields).await;
     assert_eq!(resp.status(), 303);
-    let (_, now) = page(app, edit).await;
+    let now = app.get_html(edit).await;
     assert!(now.contains(mine));
 }
 
@@ -777,7 +730,7 @@ async fn the_preview_fills_placeholders_with_and_without_spaces_like_the_send() 
         "Dear {{ full_name }} ({{email}})",
     )
     .await;
-    let (_, page_html) = page(&app, &format!("/messages/{}", s.message)).await;
+    let page_html = app.get_html(&format!("/messages/{}", s.message)).await;
     // The page names the message by its template; the preview below it is filled.
     let preview = &page_html[page_html.find("Preview for").expect("a preview")..];
     assert!(
@@ -792,7 +745,7 @@ async fn the_preview_fills_placeholders_with_and_without_spaces_like_the_send() 
 
     let id = mailing(&app, &s).await;
     app.post_form(&format!("/mailings/{id}/send"), &[]).await;
-    wait_until_finished(&app, id).await;
+    app.wait_until_finished(id).await;
     let sent = app.mails_to("r0@example.com");
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].subject, "For Person 0");
@@ -819,9 +772,9 @@ async fn unknown_placeholders_and_unclosed_braces_are_refused_at_save() {
         let mut form = vec![("subject", "Fine"), ("body", "Fine"), ("body_html", "")];
         form.retain(|(k, _)| *k != field);
         form.push((field, value));
-        let resp = app.post_form("/messages/", &form).await;
-        assert_eq!(resp.status(), 422, "{field}={value}");
-        let html = resp.text().await.unwrap();
+        let resp = app.post_page("/messages/", &form).await;
+        assert_eq!(resp.status, 422, "{field}={value}");
+        let html = resp.text;
         assert!(
             html.contains(named),
             "{field}={value} names the problem: {html}"
@@ -829,9 +782,9 @@ async fn unknown_placeholders_and_unclosed_braces_are_refused_at_save() {
         assert_eq!(count().await, before, "nothing saved");
 
         let resp = app
-            .post_form(&format!("/messages/{}/edit", s.message), &form)
+            .post_page(&format!("/messages/{}/edit", s.message), &form)
             .await;
-        assert_eq!(resp.status(), 422);
+        assert_eq!(resp.status, 422);
     }
     let stored = autosend::db::messages::get(&app.state.db, s.message)
         .await
@@ -856,14 +809,14 @@ async fn formulas_come_out_neutralised_in_every_csv_and_an_export_imports_as_its
         ("cat@example.com", "'=already quoted", "plain"),
     ] {
         let resp = app
-            .post_form(
+            .post_page(
                 "/clients/",
                 &[("email", email), ("full_name", name), ("comment", comment)],
             )
             .await;
-        assert_eq!(resp.status(), 303, "{name}");
+        assert_eq!(resp.status, 303, "{name}");
     }
-    let csv = page(&app, "/clients/export.csv").await.1;
+    let csv = app.get_html("/clients/export.csv").await;
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let cells: Vec<String> = reader
         .records()
@@ -879,26 +832,16 @@ async fn formulas_come_out_neutralised_in_every_csv_and_an_export_imports_as_its
     assert!(cells.contains(&"''=already quoted".to_string()), "{csv}");
 
     // The export imports back as what was exported (nothing changes, nothing is rejected).
-    let before = page(&app, "/clients/export.csv").await.1;
-    let token = meta_csrf(&page(&app, "/").await.1).unwrap();
-    let part = reqwest::multipart::Part::bytes(before.clone().into_bytes())
-        .file_name("recipients.csv")
-        .mime_str("text/csv")
-        .unwrap();
-    let form = reqwest::multipart::Form::new()
-        .text("csrf_token", token)
-        .part("file", part);
-    let resp = app
-        .client
-        .post(app.url("/clients/import"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let result = resp.text().await.unwrap();
+    let before = app.get_html("/clients/export.csv").await;
+    let resp = Page::read(
+        app.import_csv("recipients.csv", before.clone().into_bytes())
+            .await,
+    )
+    .await;
+    assert_eq!(resp.status, 200);
+    let result = resp.text;
     assert!(result.contains(r#"id="rejected">0<"#), "{result}");
-    assert_eq!(page(&app, "/clients/export.csv").await.1, before);
+    assert_eq!(app.get_html("/clients/export.csv").await, before);
     let stored = autosend::db::recipients::all(
         &app.state.db,
         &autosend::db::recipients::ListQuery {
@@ -918,8 +861,8 @@ async fn formulas_come_out_neutralised_in_every_csv_and_an_export_imports_as_its
     let id = mailing_of(&app, s.message, &stored).await;
     app.post_form(&format!("/mailings/{id}/send"), &[("dry_run", "1")])
         .await;
-    wait_until_finished(&app, id).await;
-    let report = page(&app, "/mailings/reports/export.csv").await.1;
+    app.wait_until_finished(id).await;
+    let report = app.get_html("/mailings/reports/export.csv").await;
     let mut reader = csv::Reader::from_reader(report.as_bytes());
     let subjects: Vec<String> = reader
         .records()

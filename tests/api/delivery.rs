@@ -13,7 +13,7 @@ use autosend::delivery::engine::{self, DriveLimits};
 use autosend::delivery::{Clock, ManualClock, StartRunError, TickOutcome, scheduler};
 use autosend::domain::{DeliveryStatus, MailingStatus, Period, RunStatus, Trigger};
 
-use crate::helpers::{ACTIVE, SUPERUSER, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{ACTIVE, Page, SUPERUSER, TestApp, spawn_app, spawn_app_with};
 use crate::sink::{Sink, free_port, python_with_aiosmtpd};
 
 /// 2030-01-01T09:00:00Z: far from the real clock, so only the test's clock matters.
@@ -178,17 +178,6 @@ fn header(raw: &str, name: &str) -> String {
         .headers
         .get_first_value(name)
         .unwrap_or_else(|| panic!("{name} header in {raw}"))
-}
-
-/// A mail provider's RFC 8058 one-click POST: no cookie, no CSRF token, just the link.
-async fn one_click(app: &TestApp, path: &str) -> reqwest::Response {
-    crate::helpers::client()
-        .post(app.url(path))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap()
 }
 
 fn statuses(deliveries: &[Delivery]) -> Vec<(String, DeliveryStatus)> {
@@ -853,9 +842,9 @@ async fn the_unsubscribe_page_asks_on_get_and_unsubscribes_on_post() {
     let path = url::Url::parse(&link).unwrap().path().to_string();
     let db = &w.app.state.db;
 
-    let page = w.app.get(&path).await;
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
+    let page = w.app.get_page(&path).await;
+    assert_eq!(page.status, 200);
+    let html = page.text;
     assert!(html.contains("ann@example.com"), "{html}");
     assert!(html.contains(r#"method="post""#), "{html}");
     assert!(
@@ -867,9 +856,10 @@ async fn the_unsubscribe_page_asks_on_get_and_unsubscribes_on_post() {
 
     let provider = crate::helpers::client();
     for _ in 0..2 {
-        let resp = one_click(&w.app, &path).await;
-        assert_eq!(resp.status(), 200);
-        assert!(resp.text().await.unwrap().contains("You are unsubscribed"));
+        Page::read(w.app.one_click(&path).await)
+            .await
+            .assert_status(200)
+            .assert_contains("You are unsubscribed");
     }
     assert!(
         unsubscribes::is_unsubscribed(db, w.owner, "ann@example.com")
@@ -880,12 +870,9 @@ async fn the_unsubscribe_page_asks_on_get_and_unsubscribes_on_post() {
     for bad in ["/u/garbage", "/u/YWJj.ZGVm"] {
         let resp = w.app.get(bad).await;
         assert_eq!(resp.status(), 400, "{bad}");
-        assert!(
-            resp.text()
-                .await
-                .unwrap()
-                .contains("Invalid unsubscribe link")
-        );
+        Page::read(resp)
+            .await
+            .assert_contains("Invalid unsubscribe link");
         let resp = provider.post(w.app.url(bad)).send().await.unwrap();
         assert_eq!(resp.status(), 400, "{bad}");
     }
@@ -1370,14 +1357,14 @@ async fn unsubscribe_links_do_not_show_the_address_and_old_links_still_work() {
             }
         }
         let path = url::Url::parse(&link).unwrap().path().to_string();
-        let page = w.app.get(&path).await.text().await.unwrap();
+        let page = w.app.get_html(&path).await;
         assert!(
             page.contains(email.as_str()),
             "the page (not the URL) names it"
         );
         if email == "anna.karenina@example.com" {
-            let resp = one_click(&w.app, &path).await;
-            assert_eq!(resp.status(), 200);
+            let resp = Page::read(w.app.one_click(&path).await).await;
+            assert_eq!(resp.status, 200);
         }
     }
     let db = &w.app.state.db;
@@ -1393,8 +1380,8 @@ async fn unsubscribe_links_do_not_show_the_address_and_old_links_still_work() {
         w.owner,
         "levin@example.com",
     );
-    let resp = one_click(&w.app, &format!("/u/{old}")).await;
-    assert_eq!(resp.status(), 200);
+    let resp = Page::read(w.app.one_click(&format!("/u/{old}")).await).await;
+    assert_eq!(resp.status, 200);
     assert!(
         unsubscribes::is_unsubscribed(db, w.owner, "levin@example.com")
             .await
@@ -1443,13 +1430,7 @@ async fn a_deactivated_owners_mailings_wait_until_the_owner_is_active_again() {
         "the running run's rows stay pending, not cancelled"
     );
     for id in [due, going] {
-        let page = w
-            .app
-            .get(&format!("/mailings/{id}"))
-            .await
-            .text()
-            .await
-            .unwrap();
+        let page = w.app.get_html(&format!("/mailings/{id}")).await;
         assert!(page.contains("Paused:"), "{page}");
         assert!(page.contains("deactivated"));
         assert!(
@@ -1488,13 +1469,7 @@ async fn a_deactivated_owners_mailings_wait_until_the_owner_is_active_again() {
     assert_eq!(tick.sent.sent, 4, "{tick:?}");
     assert_eq!(w.app.outbox.messages().len(), 4);
     assert_eq!(w.run(started.run_id).await.status, RunStatus::Success);
-    let page = w
-        .app
-        .get(&format!("/mailings/{due}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = w.app.get_html(&format!("/mailings/{due}")).await;
     assert!(!page.contains("Paused:"));
     assert!(page.contains("Send now") && page.contains("Dry run"));
 }

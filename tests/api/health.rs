@@ -35,9 +35,10 @@ async fn pages_keep_answering_with_redis_down() {
         vars.insert("REDIS_URL".into(), "redis://127.0.0.1:1/0".into());
     })
     .await;
-    let home = app.get("/").await;
-    assert_eq!(home.status(), 200);
-    assert!(home.text().await.unwrap().contains("autosend"));
+    app.get_page("/")
+        .await
+        .assert_status(200)
+        .assert_contains("autosend");
     let resp = app.get("/healthz").await;
     assert_eq!(
         resp.status(),
@@ -108,8 +109,8 @@ async fn healthz_is_503_while_the_database_takes_no_writes() {
         .await
         .unwrap();
     blocker.close().await.unwrap();
-    let resp = app.get("/healthz").await;
-    assert_eq!(resp.status(), 200);
+    let resp = app.get_page("/healthz").await;
+    assert_eq!(resp.status, 200);
 }
 
 /// Ordinary load is not a fault: a write of this process (an import chunk, a run's start)

@@ -11,6 +11,7 @@ use autosend::startup::Application;
 use autosend::state::AppState;
 use tokio::sync::oneshot;
 
+pub use crate::html::{Page, id_in, meta_csrf};
 use crate::pg::PgDatabase;
 
 pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdef-0123456789";
@@ -62,17 +63,83 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
+        self.get_as(&self.client, path).await
+    }
+
+    /// A GET from another browser (see [`TestApp::browser_for`]).
+    pub async fn get_as(&self, browser: &reqwest::Client, path: &str) -> reqwest::Response {
+        browser
             .get(self.url(path))
             .send()
             .await
             .expect("request failed")
     }
 
+    /// The page at `path`: status, headers and text.
+    pub async fn get_page(&self, path: &str) -> Page {
+        self.get_page_as(&self.client, path).await
+    }
+
+    /// A GET with extra request headers (conditional requests, htmx).
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Page {
+        let mut request = self.client.get(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Page::read(request.send().await.expect("request failed")).await
+    }
+
+    /// The page at `path` as htmx asks for it (`HX-Request`): a fragment, not the layout.
+    pub async fn htmx_get(&self, path: &str) -> Page {
+        self.get_with(path, &[("HX-Request", "true")]).await
+    }
+
+    /// The page at `path` as another browser sees it.
+    pub async fn get_page_as(&self, browser: &reqwest::Client, path: &str) -> Page {
+        Page::read(self.get_as(browser, path).await).await
+    }
+
+    /// The text of the page at `path`, whatever its status (check that with `get_page`).
+    pub async fn get_html(&self, path: &str) -> String {
+        self.get_page(path).await.text
+    }
+
+    /// The text of the page at `path` as another browser sees it.
+    pub async fn get_html_as(&self, browser: &reqwest::Client, path: &str) -> String {
+        self.get_page_as(browser, path).await.text
+    }
+
     /// A page's CSRF token, read from its `<meta name="csrf-token">` (also sets the cookie).
     pub async fn csrf_token(&self) -> String {
-        let html = self.get("/").await.text().await.unwrap();
+        self.csrf_token_as(&self.client).await
+    }
+
+    /// Another browser's CSRF token (each browser has its own cookie).
+    pub async fn csrf_token_as(&self, browser: &reqwest::Client) -> String {
+        let html = self.get_html_as(browser, "/").await;
         meta_csrf(&html).expect("page has a csrf-token meta tag")
+    }
+
+    /// A POST as htmx sends it from a button: `HX-Request`, the token in `X-CSRF-Token`, no body.
+    pub async fn htmx_post(&self, path: &str) -> reqwest::Response {
+        let token = self.csrf_token().await;
+        self.client
+            .post(self.url(path))
+            .header("HX-Request", "true")
+            .header("X-CSRF-Token", token)
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    /// Rows in `table` (for checks of storage itself: "nothing was written").
+    pub async fn count(&self, table: &str) -> i64 {
+        // `table` is a name written in a test, never input.
+        let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM {table}");
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&self.state.db.pool)
+            .await
+            .unwrap()
     }
 
     /// Makes a user directly in the database; the password is [`PASSWORD`].
@@ -95,6 +162,138 @@ impl TestApp {
     /// POSTs a form with this client's CSRF token added.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         post_form_with(&self.client, self, path, fields).await
+    }
+
+    /// POSTs a form and reads the answer.
+    pub async fn post_page(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        Page::read(self.post_form(path, fields).await).await
+    }
+
+    /// Uploads `bytes` as the file `name` to `POST /clients/import`, as the import form does.
+    pub async fn import_csv(&self, name: &str, bytes: Vec<u8>) -> reqwest::Response {
+        let token = self.csrf_token().await;
+        let file = reqwest::multipart::Part::bytes(bytes).file_name(name.to_string());
+        let form = reqwest::multipart::Form::new()
+            .text("csrf_token", token)
+            .part("file", file);
+        self.client
+            .post(self.url("/clients/import"))
+            .multipart(form)
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    /// A recipient made through `POST /clients/` by the logged-in user; its id.
+    pub async fn add_recipient(&self, email: &str, full_name: &str, comment: &str) -> i64 {
+        self.add_recipient_as(&self.client, email, full_name, comment)
+            .await
+    }
+
+    /// A recipient made through `POST /clients/` by `browser`'s user; its id.
+    pub async fn add_recipient_as(
+        &self,
+        browser: &reqwest::Client,
+        email: &str,
+        full_name: &str,
+        comment: &str,
+    ) -> i64 {
+        let fields = [
+            ("email", email),
+            ("full_name", full_name),
+            ("comment", comment),
+        ];
+        let resp = post_form_with(browser, self, "/clients/", &fields).await;
+        Page::read(resp).await.assert_status(303);
+        self.recipient_id_as(browser, email).await
+    }
+
+    /// The id of the logged-in user's recipient `email`, as `/clients/?q=` lists it.
+    pub async fn recipient_id(&self, email: &str) -> i64 {
+        self.recipient_id_as(&self.client, email).await
+    }
+
+    /// The id of `email` in `browser`'s list searched by that address (newest first, so the
+    /// last one added where the search also matches longer addresses).
+    pub async fn recipient_id_as(&self, browser: &reqwest::Client, email: &str) -> i64 {
+        let query: String = url::form_urlencoded::byte_serialize(email.as_bytes()).collect();
+        let list = self
+            .get_html_as(browser, &format!("/clients/?q={query}"))
+            .await;
+        let marker = "<tr id=\"recipient-";
+        let start = list
+            .find(marker)
+            .unwrap_or_else(|| panic!("{email} is not listed:\n{list}"))
+            + marker.len();
+        let end = list[start..].find('"').unwrap() + start;
+        list[start..end].parse().unwrap()
+    }
+
+    /// A message made through `POST /messages/` by the logged-in user; its id.
+    pub async fn add_message(&self, subject: &str, body: &str) -> i64 {
+        self.add_message_as(&self.client, subject, body).await
+    }
+
+    pub async fn add_message_as(
+        &self,
+        browser: &reqwest::Client,
+        subject: &str,
+        body: &str,
+    ) -> i64 {
+        let fields = [("subject", subject), ("body", body)];
+        let resp = post_form_with(browser, self, "/messages/", &fields).await;
+        let page = Page::read(resp).await;
+        page.assert_status(303);
+        id_in(page.location(), "/messages/")
+    }
+
+    /// A mailing made through `POST /mailings/` by the logged-in user; its id.
+    pub async fn add_mailing(&self, form: &MailingForm<'_>) -> i64 {
+        self.add_mailing_as(&self.client, form).await
+    }
+
+    pub async fn add_mailing_as(&self, browser: &reqwest::Client, form: &MailingForm<'_>) -> i64 {
+        let fields = form.fields();
+        let resp = post_form_with(browser, self, "/mailings/", &MailingForm::borrow(&fields)).await;
+        let page = Page::read(resp).await;
+        page.assert_status(303);
+        id_in(page.location(), "/mailings/")
+    }
+
+    /// Polls `/mailings/{id}/progress` (200 while it runs) until the run ends (286); the
+    /// last fragment.
+    pub async fn wait_until_finished(&self, mailing: i64) -> String {
+        for _ in 0..400 {
+            let page = self
+                .get_page(&format!("/mailings/{mailing}/progress"))
+                .await;
+            if page.status == 286 {
+                return page.text;
+            }
+            page.assert_status(200);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the run of mailing {mailing} did not finish");
+    }
+
+    /// A mail provider's RFC 8058 one-click POST to `path`: no cookie, no CSRF token, just
+    /// the link.
+    pub async fn one_click(&self, path: &str) -> reqwest::Response {
+        client()
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `email` unsubscribes from `owner`'s mailings the way a recipient does: the one-click
+    /// POST of the link in their mail.
+    pub async fn unsubscribe(&self, owner: i64, email: &str) {
+        let token = autosend::delivery::unsubscribe::token(&self.state.signer, owner, email);
+        let resp = self.one_click(&format!("/u/{token}")).await;
+        assert!(resp.status().is_success(), "unsubscribe: {}", resp.status());
     }
 
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
@@ -179,15 +378,7 @@ pub async fn post_form_with(
     path: &str,
     fields: &[(&str, &str)],
 ) -> reqwest::Response {
-    let html = client
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = meta_csrf(&html).expect("csrf meta tag");
+    let token = app.csrf_token_as(client).await;
     let mut form: Vec<(&str, &str)> = fields.to_vec();
     form.push(("csrf_token", &token));
     client.post(app.url(path)).form(&form).send().await.unwrap()
@@ -241,11 +432,53 @@ impl Mail {
     }
 }
 
-pub fn meta_csrf(html: &str) -> Option<String> {
-    let start =
-        html.find(r#"name="csrf-token" content=""#)? + r#"name="csrf-token" content=""#.len();
-    let end = html[start..].find('"')? + start;
-    Some(html[start..end].to_string())
+/// The fields of `POST /mailings/` (SPEC §6); times are `YYYY-MM-DDTHH:MM` in the user's zone.
+#[derive(Debug, Clone)]
+pub struct MailingForm<'a> {
+    pub message: i64,
+    pub recipients: &'a [i64],
+    pub start_at: &'a str,
+    pub end_at: &'a str,
+    pub period: &'a str,
+}
+
+impl<'a> MailingForm<'a> {
+    /// A `once` mailing in 2030 (far enough ahead that no tick starts it).
+    pub fn once(message: i64, recipients: &'a [i64]) -> Self {
+        Self {
+            message,
+            recipients,
+            start_at: "2030-01-01T09:00",
+            end_at: "2030-02-01T09:00",
+            period: "once",
+        }
+    }
+
+    /// The same in a daily period (a manual run leaves it able to run again).
+    pub fn daily(message: i64, recipients: &'a [i64]) -> Self {
+        Self {
+            period: "daily",
+            ..Self::once(message, recipients)
+        }
+    }
+
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let mut fields = vec![
+            ("message_id", self.message.to_string()),
+            ("start_at", self.start_at.to_string()),
+            ("end_at", self.end_at.to_string()),
+            ("period", self.period.to_string()),
+        ];
+        for id in self.recipients {
+            fields.push(("recipient_ids", id.to_string()));
+        }
+        fields
+    }
+
+    /// `fields()` as `post_form` takes them.
+    pub fn borrow(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+        fields.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
 }
 
 pub fn client() -> reqwest::Client {

@@ -139,7 +139,7 @@ async fn account_mail_and_reports_carry_date_message_id_and_auto_submitted() {
     app.create_user("ann@example.com", ACTIVE).await;
 
     let resp = app
-        .post_form(
+        .post_page(
             "/users/signup",
             &[
                 ("email", "new.user@example.com"),
@@ -149,11 +149,11 @@ async fn account_mail_and_reports_carry_date_message_id_and_auto_submitted() {
             ],
         )
         .await;
-    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.status, 200);
     let resp = app
-        .post_form("/users/password-reset", &[("email", "ann@example.com")])
+        .post_page("/users/password-reset", &[("email", "ann@example.com")])
         .await;
-    assert!(resp.status().is_success() || resp.status().is_redirection());
+    assert!(resp.status.is_success() || resp.status.is_redirection());
 
     // A 500 (to ADMINS) and a broken link (to MANAGERS).
     app.create_user("root@example.com", SUPERUSER).await;
@@ -245,14 +245,14 @@ async fn quoted_local_parts_and_address_literals_are_refused_at_input() {
         "anna@[IPv6:2001:db8::1]",
     ] {
         let resp = app
-            .post_form(
+            .post_page(
                 "/clients/",
                 &[("email", bad), ("full_name", "Anna"), ("comment", "")],
             )
             .await;
-        assert_eq!(resp.status(), 422, "{bad}");
+        assert_eq!(resp.status, 422, "{bad}");
     }
-    let list = app.get("/clients/").await.text().await.unwrap();
+    let list = app.get_html("/clients/").await;
     assert!(!list.contains("anna"), "nothing was saved");
 }
 

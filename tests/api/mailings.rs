@@ -1,42 +1,27 @@
 //! `/mailings/…` over HTTP: the form in the user's zone, manual runs, progress, logs,
 //! disable, and who may do what.
 
-use std::time::Duration;
-
-use crate::helpers::{ACTIVE, Role, TestApp, spawn_app};
+use crate::helpers::{ACTIVE, MailingForm, Page, Role, TestApp, spawn_app};
 
 struct Fixture {
-    owner: i64,
     message: i64,
     recipients: Vec<i64>,
 }
 
+/// A user `email` with a message and three recipients, made through their routes in the
+/// user's own browser (the app's client stays logged out).
 async fn fixture(app: &TestApp, email: &str) -> Fixture {
-    let owner = app.create_user(email, ACTIVE).await;
-    let message = autosend::db::messages::insert(
-        &app.state.db,
-        owner,
-        "Hi {{full_name}}",
-        "Hello {{email}}",
-        None,
-    )
-    .await
-    .unwrap();
+    app.create_user(email, ACTIVE).await;
+    let browser = app.browser_for(email).await;
+    let message = app
+        .add_message_as(&browser, "Hi {{full_name}}", "Hello {{email}}")
+        .await;
     let mut recipients = Vec::new();
     for (i, name) in ["Ann One", "Bob Two", "Cat Three"].iter().enumerate() {
-        let id = autosend::db::recipients::insert(
-            &app.state.db,
-            owner,
-            &format!("r{i}.{email}"),
-            name,
-            "",
-        )
-        .await
-        .unwrap();
-        recipients.push(id);
+        let address = format!("r{i}.{email}");
+        recipients.push(app.add_recipient_as(&browser, &address, name, "").await);
     }
     Fixture {
-        owner,
         message,
         recipients,
     }
@@ -61,30 +46,25 @@ fn mailing_form<'a>(
 }
 
 async fn create(app: &TestApp, f: &Fixture) -> i64 {
-    let ids: Vec<String> = f.recipients.iter().map(|i| i.to_string()).collect();
-    let message = f.message.to_string();
-    let resp = app
-        .post_form(
-            "/mailings/",
-            &mailing_form(&message, &ids, "2030-01-01T09:00", "2030-02-01T09:00"),
-        )
-        .await;
-    assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap());
-    let location = resp.headers()["location"].to_str().unwrap().to_string();
-    location.trim_start_matches("/mailings/").parse().unwrap()
+    app.add_mailing(&MailingForm::once(f.message, &f.recipients))
+        .await
 }
 
 #[tokio::test]
 async fn a_mailing_is_created_in_the_users_time_zone_and_shown() {
     let app = spawn_app().await;
     let f = fixture(&app, "ann@example.com").await;
-    sqlx::query("UPDATE users SET time_zone = 'Europe/Berlin' WHERE id = $1")
-        .bind(f.owner)
-        .execute(&app.state.db.pool)
-        .await
-        .unwrap();
     app.login_as("ann@example.com").await;
-    let form = app.get("/mailings/new").await.text().await.unwrap();
+    let profile = [
+        ("full_name", "Ann"),
+        ("phone", ""),
+        ("country", ""),
+        ("time_zone", "Europe/Berlin"),
+    ];
+    app.post_page("/users/profile/edit", &profile)
+        .await
+        .assert_status(303);
+    let form = app.get_html("/mailings/new").await;
     assert!(
         form.contains("Hi {{full_name}}") && form.contains("Ann One"),
         "messages and recipients offered"
@@ -108,24 +88,14 @@ async fn a_mailing_is_created_in_the_users_time_zone_and_shown() {
             .len(),
         3
     );
-    let page = app
-        .get(&format!("/mailings/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_html(&format!("/mailings/{id}")).await;
     assert!(
         page.contains("2030-01-01 09:00") && page.contains("Created"),
         "shown back in the user's zone"
     );
-    let list = app.get("/mailings/").await.text().await.unwrap();
+    let list = app.get_html("/mailings/").await;
     assert!(list.contains(&format!("/mailings/{id}")));
-    let filtered = app
-        .get("/mailings/?status=finished")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let filtered = app.get_html("/mailings/?status=finished").await;
     assert!(!filtered.contains(&format!("href=\"/mailings/{id}\"")));
 }
 
@@ -175,9 +145,10 @@ async fn invalid_mailings_are_422_and_change_nothing() {
         ),
     ];
     for (form, message) in cases {
-        let resp = app.post_form("/mailings/", &form).await;
-        assert_eq!(resp.status(), 422, "{message}");
-        assert!(resp.text().await.unwrap().contains(message), "{message}");
+        app.post_page("/mailings/", &form)
+            .await
+            .assert_status(422)
+            .assert_contains(message);
     }
     let mut bad_period = mailing_form(&message, &mine, "2030-01-01T09:00", "2030-02-01T09:00");
     bad_period[3] = ("period", "hourly");
@@ -195,7 +166,7 @@ async fn select_all_matching_links_every_matching_recipient() {
     app.login_as("ann@example.com").await;
     let message = f.message.to_string();
     let resp = app
-        .post_form(
+        .post_page(
             "/mailings/",
             &[
                 ("message_id", message.as_str()),
@@ -207,8 +178,8 @@ async fn select_all_matching_links_every_matching_recipient() {
             ],
         )
         .await;
-    assert_eq!(resp.status(), 303);
-    let id: i64 = resp.headers()["location"]
+    assert_eq!(resp.status, 303);
+    let id: i64 = resp.headers["location"]
         .to_str()
         .unwrap()
         .trim_start_matches("/mailings/")
@@ -220,25 +191,8 @@ async fn select_all_matching_links_every_matching_recipient() {
         .unwrap();
     assert_eq!(linked.len(), 3, "the search covers e-mail too");
     // The picker reload answers the form with the narrowed candidates.
-    let picker = app
-        .get("/mailings/new?picker=1&recipient_q=bob")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let picker = app.get_html("/mailings/new?picker=1&recipient_q=bob").await;
     assert!(picker.contains("Bob Two") && !picker.contains("Cat Three"));
-}
-
-async fn wait_until_finished(app: &TestApp, id: i64) -> String {
-    for _ in 0..100 {
-        let resp = app.get(&format!("/mailings/{id}/progress")).await;
-        if resp.status().as_u16() == 286 {
-            return resp.text().await.unwrap();
-        }
-        assert_eq!(resp.status(), 200);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the run did not finish");
 }
 
 #[tokio::test]
@@ -249,10 +203,10 @@ async fn dry_run_send_now_progress_logs_and_disable() {
     let id = create(&app, &f).await;
 
     let resp = app
-        .post_form(&format!("/mailings/{id}/send"), &[("dry_run", "1")])
+        .post_page(&format!("/mailings/{id}/send"), &[("dry_run", "1")])
         .await;
-    assert_eq!(resp.status(), 303);
-    let progress = wait_until_finished(&app, id).await;
+    assert_eq!(resp.status, 303);
+    let progress = app.wait_until_finished(id).await;
     assert!(progress.contains("100%"), "{progress}");
     assert!(
         !progress.contains("hx-trigger"),
@@ -260,48 +214,38 @@ async fn dry_run_send_now_progress_logs_and_disable() {
     );
     assert!(app.outbox.messages().is_empty(), "a dry run sends nothing");
     let logs = app
-        .get(&format!("/mailings/{id}/logs?status=dry_run"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .get_html(&format!("/mailings/{id}/logs?status=dry_run"))
+        .await;
     assert_eq!(logs.matches("badge dry_run").count(), 3, "{logs}");
 
-    let resp = app.post_form(&format!("/mailings/{id}/send"), &[]).await;
-    assert_eq!(resp.status(), 303);
-    wait_until_finished(&app, id).await;
+    let resp = app.post_page(&format!("/mailings/{id}/send"), &[]).await;
+    assert_eq!(resp.status, 303);
+    app.wait_until_finished(id).await;
     assert_eq!(app.outbox.messages().len(), 3);
-    let page = app
-        .get(&format!("/mailings/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_html(&format!("/mailings/{id}")).await;
     assert!(page.contains("Run history") && page.contains("manual:ann@example.com"));
     let logs = app
-        .get(&format!("/mailings/{id}/logs?status=sent"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .get_html(&format!("/mailings/{id}/logs?status=sent"))
+        .await;
     assert_eq!(logs.matches("badge sent").count(), 3);
     // A `once` mailing that was delivered is finished: no more sends.
-    let again = app.post_form(&format!("/mailings/{id}/send"), &[]).await;
-    assert_eq!(again.status(), 409);
-    assert!(again.text().await.unwrap().contains("finished"));
+    app.post_page(&format!("/mailings/{id}/send"), &[])
+        .await
+        .assert_status(409)
+        .assert_contains("finished");
 
     let id2 = create(&app, &f).await;
     let resp = app
-        .post_form(&format!("/mailings/{id2}/disable"), &[])
+        .post_page(&format!("/mailings/{id2}/disable"), &[])
         .await;
-    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.status, 303);
     let mailing = autosend::db::mailings::get(&app.state.db, id2)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(mailing.status.as_str(), "finished");
-    let resp = app.post_form(&format!("/mailings/{id2}/delete"), &[]).await;
-    assert_eq!(resp.status(), 303);
+    let resp = app.post_page(&format!("/mailings/{id2}/delete"), &[]).await;
+    assert_eq!(resp.status, 303);
     assert!(
         autosend::db::mailings::get(&app.state.db, id2)
             .await
@@ -323,25 +267,16 @@ async fn a_viewer_sees_a_mailing_without_its_buttons() {
     app.create_user("viewer@example.com", viewer).await;
     app.login_as("ann@example.com").await;
     let id = create(&app, &f).await;
-    let own = app
-        .get(&format!("/mailings/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let own = app.get_html(&format!("/mailings/{id}")).await;
     assert!(
         own.contains("Send now"),
         "the control: the owner has the buttons"
     );
 
     let view = app.browser_for("viewer@example.com").await;
-    let page = view
-        .get(app.url(&format!("/mailings/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
-    let page = page.text().await.unwrap();
+    let page = Page::read(app.get_as(&view, &format!("/mailings/{id}")).await).await;
+    page.assert_status(200);
+    let page = page.text;
     assert!(
         !page.contains("Send now") && !page.contains(">Disable<"),
         "read-only"

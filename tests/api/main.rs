@@ -10,6 +10,8 @@ mod delivery;
 mod errors;
 mod health;
 mod helpers;
+#[path = "../support/html.rs"]
+mod html;
 mod mail;
 mod mailings;
 mod messages;

@@ -1,16 +1,12 @@
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{Page, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_sane_request_id_is_echoed() {
     let app = spawn_app().await;
     let resp = app
-        .client
-        .get(app.url("/"))
-        .header("X-Request-Id", "abc.DEF_123-xyz")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["x-request-id"], "abc.DEF_123-xyz");
+        .get_with("/", &[("X-Request-Id", "abc.DEF_123-xyz")])
+        .await;
+    assert_eq!(resp.headers["x-request-id"], "abc.DEF_123-xyz");
 }
 
 #[tokio::test]
@@ -38,16 +34,10 @@ async fn an_insane_request_id_is_replaced() {
 #[tokio::test]
 async fn unknown_hosts_get_400_and_allowed_ones_pass() {
     let app = spawn_app().await;
-    let resp = app
-        .client
-        .get(app.url("/"))
-        .header("Host", "evil.example")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    assert!(resp.headers().contains_key("x-request-id"));
-    let body = resp.text().await.unwrap();
+    let resp = app.get_with("/", &[("Host", "evil.example")]).await;
+    assert_eq!(resp.status, 400);
+    assert!(resp.headers.contains_key("x-request-id"));
+    let body = resp.text;
     assert!(body.contains("Invalid Host header"), "{body}");
     assert!(body.contains("evil.example"));
 
@@ -67,23 +57,17 @@ async fn allowed_hosts_star_accepts_any_host() {
         v.insert("ALLOWED_HOSTS".into(), "*".into());
     })
     .await;
-    let resp = app
-        .client
-        .get(app.url("/"))
-        .header("Host", "anything.example")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let resp = app.get_with("/", &[("Host", "anything.example")]).await;
+    assert_eq!(resp.status, 200);
 }
 
 #[tokio::test]
 async fn security_headers_are_on_every_response() {
     let app = spawn_app().await;
     for (path, status) in [("/", 200), ("/no-such-page", 404), ("/healthz", 200)] {
-        let resp = app.get(path).await;
-        assert_eq!(resp.status(), status, "{path}");
-        let h = resp.headers();
+        let resp = app.get_page(path).await;
+        assert_eq!(resp.status, status, "{path}");
+        let h = resp.headers;
         let csp = h["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
         assert!(csp.contains("frame-ancestors 'none'"));
@@ -103,17 +87,17 @@ async fn https_base_url_adds_hsts_and_secure_cookies() {
         v.insert("BASE_URL".into(), "https://mail.example.com".into());
     })
     .await;
-    let resp = app.get("/").await;
-    assert!(resp.headers().contains_key("strict-transport-security"));
-    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    let resp = app.get_page("/").await;
+    assert!(resp.headers.contains_key("strict-transport-security"));
+    let cookie = resp.headers["set-cookie"].to_str().unwrap();
     assert!(cookie.contains("Secure"), "{cookie}");
 }
 
 #[tokio::test]
 async fn the_csrf_cookie_is_httponly_and_lax() {
     let app = spawn_app().await;
-    let resp = app.get("/").await;
-    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    let resp = app.get_page("/").await;
+    let cookie = resp.headers["set-cookie"].to_str().unwrap();
     assert!(cookie.starts_with("csrftoken="), "{cookie}");
     assert!(cookie.contains("HttpOnly"));
     assert!(cookie.contains("SameSite=Lax"));
@@ -142,8 +126,10 @@ async fn oversized_bodies_get_413() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 413);
-    assert!(resp.text().await.unwrap().contains("too large"));
+    Page::read(resp)
+        .await
+        .assert_status(413)
+        .assert_contains("too large");
 }
 
 #[tokio::test]
@@ -156,13 +142,10 @@ async fn state_changing_requests_need_a_valid_csrf_token() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 403);
-    assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .contains("CSRF verification failed")
-    );
+    Page::read(resp)
+        .await
+        .assert_status(403)
+        .assert_contains("CSRF verification failed");
 
     let token = app.csrf_token().await;
     // Cookie present, token missing or wrong.
@@ -178,15 +161,7 @@ async fn state_changing_requests_need_a_valid_csrf_token() {
     }
     // A token from another browser's cookie does not fit this one.
     let other = crate::helpers::client();
-    let html = other
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let foreign = crate::helpers::meta_csrf(&html).unwrap();
+    let foreign = app.csrf_token_as(&other).await;
     let resp = app
         .client
         .post(app.url("/"))
@@ -218,43 +193,27 @@ async fn state_changing_requests_need_a_valid_csrf_token() {
 #[tokio::test]
 async fn htmx_requests_get_fragments_and_boosted_ones_pages() {
     let app = spawn_app().await;
-    let page = app.get("/").await;
-    assert_eq!(page.headers()["vary"], "HX-Request");
-    assert!(page.text().await.unwrap().starts_with("<!DOCTYPE html>"));
+    let page = app.get_page("/").await;
+    assert_eq!(page.headers["vary"], "HX-Request");
+    assert!(page.text.starts_with("<!DOCTYPE html>"));
 
-    let fragment = app
-        .client
-        .get(app.url("/"))
-        .header("HX-Request", "true")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let fragment = app.htmx_get("/").await.text;
     assert!(!fragment.contains("<html"), "{fragment}");
     assert!(fragment.contains("<h1>autosend</h1>"));
 
     let boosted = app
-        .client
-        .get(app.url("/"))
-        .header("HX-Request", "true")
-        .header("HX-Boosted", "true")
-        .send()
+        .get_with("/", &[("HX-Request", "true"), ("HX-Boosted", "true")])
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text;
     assert!(boosted.starts_with("<!DOCTYPE html>"));
 }
 
 #[tokio::test]
 async fn the_404_page_is_styled_and_says_what_happened() {
     let app = spawn_app().await;
-    let resp = app.get("/definitely/not/here").await;
-    assert_eq!(resp.status(), 404);
-    let body = resp.text().await.unwrap();
+    let resp = app.get_page("/definitely/not/here").await;
+    assert_eq!(resp.status, 404);
+    let body = resp.text;
     assert!(body.contains("<!DOCTYPE html>"));
     assert!(body.contains("Not Found"));
     assert!(body.contains("/assets/app.css"));

@@ -1,6 +1,7 @@
 //! `/clients/…` over HTTP: CRUD, visibility, search, htmx fragments, CSV.
 
-use crate::helpers::{ACTIVE, MANAGER, TestApp, client, post_form_with, spawn_app};
+use crate::helpers::{ACTIVE, MANAGER, Page, TestApp, client, post_form_with, spawn_app};
+use crate::html::figure;
 
 async fn add(app: &TestApp, email: &str, name: &str, comment: &str) -> reqwest::Response {
     app.post_form(
@@ -10,50 +11,30 @@ async fn add(app: &TestApp, email: &str, name: &str, comment: &str) -> reqwest::
     .await
 }
 
-async fn id_of(app: &TestApp, owner: i64, email: &str) -> i64 {
-    sqlx::query_scalar::<_, i64>("SELECT id FROM recipients WHERE owner_id = $1 AND email = $2")
-        .bind(owner)
-        .bind(email)
-        .fetch_one(&app.state.db.pool)
-        .await
-        .unwrap()
-}
-
-async fn count(app: &TestApp) -> i64 {
-    sqlx::query_scalar::<_, i64>("SELECT CAST(COUNT(*) AS BIGINT) FROM recipients")
-        .fetch_one(&app.state.db.pool)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn owners_create_read_update_and_delete() {
     let app = spawn_app().await;
-    let ann = app.create_user("ann@example.com", ACTIVE).await;
+    app.create_user("ann@example.com", ACTIVE).await;
     app.login_as("ann@example.com").await;
 
     let resp = add(&app, " Bob@Example.com ", "Bob Stone", "met at the fair").await;
     assert_eq!(resp.status(), 303);
     assert_eq!(resp.headers()["location"], "/clients/");
-    let list = app.get("/clients/").await.text().await.unwrap();
+    let list = app.get_html("/clients/").await;
     assert!(list.contains("bob@example.com"), "stored normalised");
     assert!(list.contains("was added"), "flash");
     assert!(list.contains("hx-confirm"), "delete asks first");
 
-    let id = id_of(&app, ann, "bob@example.com").await;
-    let detail = app.get(&format!("/clients/{id}")).await;
-    assert_eq!(detail.status(), 200);
-    assert!(detail.text().await.unwrap().contains("met at the fair"));
+    let id = app.recipient_id("bob@example.com").await;
+    app.get_page(&format!("/clients/{id}"))
+        .await
+        .assert_status(200)
+        .assert_contains("met at the fair");
 
-    let edit = app
-        .get(&format!("/clients/{id}/edit"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let edit = app.get_html(&format!("/clients/{id}/edit")).await;
     assert!(edit.contains("value=\"Bob Stone\""));
     let resp = app
-        .post_form(
+        .post_page(
             &format!("/clients/{id}/edit"),
             &[
                 ("email", "bob@example.com"),
@@ -62,38 +43,25 @@ async fn owners_create_read_update_and_delete() {
             ],
         )
         .await;
-    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.status, 303);
     assert!(
-        app.get(&format!("/clients/{id}"))
+        app.get_html(&format!("/clients/{id}"))
             .await
-            .text()
-            .await
-            .unwrap()
             .contains("Robert Stone")
     );
 
     // htmx delete: an empty 200 that removes the row in place.
-    let html = app.get("/clients/").await.text().await.unwrap();
-    let token = crate::helpers::meta_csrf(&html).unwrap();
-    let resp = app
-        .client
-        .post(app.url(&format!("/clients/{id}/delete")))
-        .header("HX-Request", "true")
-        .header("X-CSRF-Token", token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert!(resp.text().await.unwrap().is_empty());
-    assert_eq!(count(&app).await, 0);
+    let resp = Page::read(app.htmx_post(&format!("/clients/{id}/delete")).await).await;
+    resp.assert_status(200);
+    assert!(resp.text.is_empty());
+    assert_eq!(app.count("recipients").await, 0);
     assert_eq!(app.get(&format!("/clients/{id}")).await.status(), 404);
 
     // Without JavaScript: the form posts and the list comes back.
-    add(&app, "cat@example.com", "Cat", "").await;
-    let id = id_of(&app, ann, "cat@example.com").await;
-    let resp = app.post_form(&format!("/clients/{id}/delete"), &[]).await;
-    assert_eq!(resp.status(), 303);
-    assert_eq!(count(&app).await, 0);
+    let id = app.add_recipient("cat@example.com", "Cat", "").await;
+    let resp = app.post_page(&format!("/clients/{id}/delete"), &[]).await;
+    assert_eq!(resp.status, 303);
+    assert_eq!(app.count("recipients").await, 0);
 }
 
 #[tokio::test]
@@ -119,18 +87,15 @@ async fn invalid_input_is_422_with_the_values_and_changes_nothing() {
             "the typed e-mail is kept"
         );
     }
-    assert_eq!(count(&app).await, 0);
+    assert_eq!(app.count("recipients").await, 0);
 
     assert_eq!(add(&app, "bob@example.com", "Bob", "").await.status(), 303);
     let dup = add(&app, "BOB@example.com", "Bobby", "").await;
-    assert_eq!(dup.status(), 422);
-    assert!(
-        dup.text()
-            .await
-            .unwrap()
-            .contains("already in your recipients")
-    );
-    assert_eq!(count(&app).await, 1);
+    Page::read(dup)
+        .await
+        .assert_status(422)
+        .assert_contains("already in your recipients");
+    assert_eq!(app.count("recipients").await, 1);
 
     // Unique per owner, not across users.
     let other = client();
@@ -157,24 +122,24 @@ async fn invalid_input_is_422_with_the_values_and_changes_nothing() {
     )
     .await;
     assert_eq!(resp.status(), 303);
-    assert_eq!(count(&app).await, 2);
+    assert_eq!(app.count("recipients").await, 2);
 }
 
 #[tokio::test]
 async fn html_in_every_field_is_escaped_on_every_page() {
     let app = spawn_app().await;
-    let ann = app.create_user("ann@example.com", ACTIVE).await;
+    app.create_user("ann@example.com", ACTIVE).await;
     app.login_as("ann@example.com").await;
     let evil = "<script>alert(1)</script>";
     assert_eq!(add(&app, "x@example.com", evil, evil).await.status(), 303);
-    let id = id_of(&app, ann, "x@example.com").await;
+    let id = app.recipient_id("x@example.com").await;
     for path in [
         "/clients/".to_string(),
         format!("/clients/{id}"),
         format!("/clients/{id}/edit"),
         "/clients/?q=script".into(),
     ] {
-        let body = app.get(&path).await.text().await.unwrap();
+        let body = app.get_html(&path).await;
         assert!(!body.contains(evil), "{path} shows raw HTML");
         assert!(
             body.contains("&lt;script&gt;"),
@@ -188,39 +153,34 @@ async fn html_in_every_field_is_escaped_on_every_page() {
 #[tokio::test]
 async fn who_sees_which_recipients() {
     let app = spawn_app().await;
-    let ann = app.create_user("ann@example.com", ACTIVE).await;
+    app.create_user("ann@example.com", ACTIVE).await;
     app.create_user("zed@example.com", ACTIVE).await;
     app.create_user("mgr@example.com", MANAGER).await;
     app.login_as("ann@example.com").await;
-    add(&app, "bob@example.com", "Bob", "").await;
-    let id = id_of(&app, ann, "bob@example.com").await;
+    let id = app.add_recipient("bob@example.com", "Bob", "").await;
 
     // Anonymous: the list and the export send to the login page too.
     let anon = client();
     for path in ["/clients/", "/clients/export.csv"] {
-        assert_eq!(
-            anon.get(app.url(path)).send().await.unwrap().status(),
-            303,
-            "{path}"
-        );
+        assert_eq!(app.get_as(&anon, path).await.status(), 303, "{path}");
     }
 
-    let text = |browser: &reqwest::Client, path: &str| {
-        let request = browser.get(app.url(path));
-        async move { request.send().await.unwrap().text().await.unwrap() }
-    };
     // Another user: not in the list, not in the CSV.
     let zed = app.browser_for("zed@example.com").await;
-    assert!(!text(&zed, "/clients/").await.contains("bob@example.com"));
     assert!(
-        !text(&zed, "/clients/export.csv")
+        !app.get_html_as(&zed, "/clients/")
+            .await
+            .contains("bob@example.com")
+    );
+    assert!(
+        !app.get_html_as(&zed, "/clients/export.csv")
             .await
             .contains("bob@example.com")
     );
 
     // A viewer with view_all_mailings: sees it, with its owner, read-only.
     let mgr = app.browser_for("mgr@example.com").await;
-    let list = text(&mgr, "/clients/").await;
+    let list = app.get_html_as(&mgr, "/clients/").await;
     assert!(
         list.contains("bob@example.com") && list.contains("ann@example.com"),
         "owner column"
@@ -230,12 +190,12 @@ async fn who_sees_which_recipients() {
         "no edit button on others' rows"
     );
     assert!(
-        text(&mgr, &format!("/clients/{id}"))
+        app.get_html_as(&mgr, &format!("/clients/{id}"))
             .await
             .contains("Read-only")
     );
     assert!(
-        text(&mgr, "/clients/export.csv")
+        app.get_html_as(&mgr, "/clients/export.csv")
             .await
             .contains("bob@example.com")
     );
@@ -267,40 +227,38 @@ async fn search_sort_pagination_and_htmx_fragments() {
         .await
         .unwrap();
     }
-    let page1 = app.get("/clients/").await.text().await.unwrap();
+    let page1 = app.get_html("/clients/").await;
     assert_eq!(page1.matches("<tr id=\"recipient-").count(), 25);
     assert!(page1.contains("Page 1 of 2"));
-    let page2 = app.get("/clients/?page=2").await.text().await.unwrap();
+    let page2 = app.get_html("/clients/?page=2").await;
     assert_eq!(page2.matches("<tr id=\"recipient-").count(), 5);
-    let beyond = app.get("/clients/?page=99").await;
-    assert_eq!(beyond.status(), 200);
+    let beyond = app.get_page("/clients/?page=99").await;
+    assert_eq!(beyond.status, 200);
 
-    let by_name = app.get("/clients/?sort=name").await.text().await.unwrap();
+    let by_name = app.get_html("/clients/?sort=name").await;
     let first = by_name.find("Name 00").unwrap();
     let second = by_name.find("Name 01").unwrap();
     assert!(first < second);
 
     // Search covers comments; `_` is literal, not a wildcard.
-    let found = app.get("/clients/?q=vip_").await.text().await.unwrap();
+    let found = app.get_html("/clients/?q=vip_").await;
     assert_eq!(found.matches("<tr id=\"recipient-").count(), 1);
     assert!(found.contains("user07@example.com"));
-    let none = app.get("/clients/?q=v_p").await.text().await.unwrap();
+    let none = app.get_html("/clients/?q=v_p").await;
     assert_eq!(none.matches("<tr id=\"recipient-").count(), 0);
     assert!(none.contains("No recipient matches"));
 
     // Active search: htmx targets #results and gets only that fragment.
-    let page = app.get("/clients/").await.text().await.unwrap();
+    let page = app.get_html("/clients/").await;
     assert!(page.contains("hx-push-url=\"true\"") && page.contains("hx-target=\"#results\""));
     let fragment = app
-        .client
-        .get(app.url("/clients/?q=user1"))
-        .header("HX-Request", "true")
-        .header("HX-Target", "results")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(fragment.headers()["vary"], "HX-Request");
-    let fragment = fragment.text().await.unwrap();
+        .get_with(
+            "/clients/?q=user1",
+            &[("HX-Request", "true"), ("HX-Target", "results")],
+        )
+        .await;
+    assert_eq!(fragment.headers["vary"], "HX-Request");
+    let fragment = fragment.text;
     assert!(
         fragment.starts_with("<div id=\"results\">"),
         "{}",
@@ -310,16 +268,7 @@ async fn search_sort_pagination_and_htmx_fragments() {
     assert_eq!(fragment.matches("<tr id=\"recipient-").count(), 10);
     assert!(fragment.contains("q=user1"), "pager keeps the search");
     // Any other htmx request gets the page content without the layout.
-    let content = app
-        .client
-        .get(app.url("/clients/"))
-        .header("HX-Request", "true")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let content = app.htmx_get("/clients/").await.text;
     assert!(!content.contains("<html") && content.contains("<h1>Recipients</h1>"));
     // Absurd queries are answered, not failed.
     let huge = format!("/clients/?q={}&page=-5&sort=%00", "%25".repeat(5000));
@@ -332,13 +281,9 @@ async fn hits(app: &TestApp, search: &str) -> usize {
         "/clients/?q={}",
         percent_encoding::utf8_percent_encode(search, percent_encoding::NON_ALPHANUMERIC)
     );
-    let resp = app.get(&url).await;
-    assert_eq!(resp.status(), 200, "{url}");
-    resp.text()
-        .await
-        .unwrap()
-        .matches("<tr id=\"recipient-")
-        .count()
+    let resp = app.get_page(&url).await;
+    assert_eq!(resp.status, 200, "{url}");
+    resp.text.matches("<tr id=\"recipient-").count()
 }
 
 /// Searches of three characters or more go through the trigram index (SQLite's FTS5 table,
@@ -348,7 +293,7 @@ async fn hits(app: &TestApp, search: &str) -> usize {
 #[tokio::test]
 async fn search_follows_every_change_and_ignores_case() {
     let app = spawn_app().await;
-    let ann = app.create_user("ann@example.com", ACTIVE).await;
+    app.create_user("ann@example.com", ACTIVE).await;
     let bob = app.create_user("bob@example.com", ACTIVE).await;
     autosend::db::recipients::insert(&app.state.db, bob, "x@example.com", "Ünal Öztürk", "")
         .await
@@ -383,9 +328,9 @@ async fn search_follows_every_change_and_ignores_case() {
     assert_eq!(hits(&app, "5%").await, 0, "% is literal");
     assert_eq!(hits(&app, "zzz").await, 0);
 
-    let id = id_of(&app, ann, "unal@example.com").await;
+    let id = app.recipient_id("unal@example.com").await;
     let resp = app
-        .post_form(
+        .post_page(
             &format!("/clients/{id}/edit"),
             &[
                 ("email", "unal@example.com"),
@@ -394,7 +339,7 @@ async fn search_follows_every_change_and_ignores_case() {
             ],
         )
         .await;
-    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.status, 303);
     assert_eq!(
         hits(&app, "öztürk").await,
         0,
@@ -403,18 +348,15 @@ async fn search_follows_every_change_and_ignores_case() {
     assert_eq!(hits(&app, "somebody").await, 1);
     assert_eq!(hits(&app, "y*").await, 0, "the old comment too");
 
-    let resp = app.post_form(&format!("/clients/{id}/delete"), &[]).await;
-    assert_eq!(resp.status(), 303);
+    let resp = app.post_page(&format!("/clients/{id}/delete"), &[]).await;
+    assert_eq!(resp.status, 303);
     assert_eq!(hits(&app, "somebody").await, 0);
 
-    let resp = upload(
-        &app,
-        "more.csv",
+    let resp = Page::read(app.import_csv("more.csv",
         b"email,full_name,comment\nnew@example.com,Imported Name,\nother@example.com,Other Renamed,\n"
             .to_vec(),
-    )
-    .await;
-    assert_eq!(resp.status(), 200);
+    ).await).await;
+    assert_eq!(resp.status, 200);
     assert_eq!(hits(&app, "imported").await, 1, "import inserts");
     assert_eq!(hits(&app, "renamed").await, 1, "re-import updates");
     assert_eq!(hits(&app, "other person").await, 0);
@@ -427,46 +369,15 @@ async fn unsubscribed_recipients_are_marked() {
     app.login_as("ann@example.com").await;
     add(&app, "gone@example.com", "Gone Girl", "").await;
     add(&app, "here@example.com", "Here Boy", "").await;
-    sqlx::query("INSERT INTO unsubscribes (owner_id, email, created_at) VALUES ($1, $2, $3)")
-        .bind(ann)
-        .bind("gone@example.com")
-        .bind(autosend::db::now_ms())
-        .execute(&app.state.db.pool)
-        .await
-        .unwrap();
-    let list = app.get("/clients/").await.text().await.unwrap();
+    app.unsubscribe(ann, "gone@example.com").await;
+    let list = app.get_html("/clients/").await;
     assert_eq!(list.matches("badge unsubscribed").count(), 1);
-    let id = id_of(&app, ann, "gone@example.com").await;
+    let id = app.recipient_id("gone@example.com").await;
     assert!(
-        app.get(&format!("/clients/{id}"))
+        app.get_html(&format!("/clients/{id}"))
             .await
-            .text()
-            .await
-            .unwrap()
             .contains("unsubscribed")
     );
-}
-
-async fn upload(app: &TestApp, name: &str, bytes: Vec<u8>) -> reqwest::Response {
-    let html = app.get("/clients/import").await.text().await.unwrap();
-    let token = crate::helpers::meta_csrf(&html).unwrap();
-    let form = reqwest::multipart::Form::new()
-        .text("csrf_token", token)
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
-        );
-    app.client
-        .post(app.url("/clients/import"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-}
-
-fn figure(page: &str, id: &str) -> i64 {
-    let start = page.find(&format!("id=\"{id}\">")).unwrap() + id.len() + 6;
-    page[start..].split('<').next().unwrap().parse().unwrap()
 }
 
 #[tokio::test]
@@ -481,9 +392,9 @@ async fn csv_import_export_round_trip() {
                 cat@example.com,C,\r\n\
                 BOB@example.com,Bob Twice,\r\n\
                 дарья@пример.рф,Дарья,кириллица\r\n";
-    let resp = upload(&app, "people.csv", file.as_bytes().to_vec()).await;
-    assert_eq!(resp.status(), 200);
-    let page = resp.text().await.unwrap();
+    let resp = Page::read(app.import_csv("people.csv", file.as_bytes().to_vec()).await).await;
+    assert_eq!(resp.status, 200);
+    let page = resp.text;
     assert_eq!(
         (
             figure(&page, "created"),
@@ -510,8 +421,8 @@ async fn csv_import_export_round_trip() {
     assert!(csv.contains("дарья@пример.рф,Дарья,кириллица"));
 
     // Round trip: importing the export changes nothing but counts every row as updated.
-    let resp = upload(&app, "export.csv", csv.clone().into_bytes()).await;
-    let page = resp.text().await.unwrap();
+    let resp = Page::read(app.import_csv("export.csv", csv.clone().into_bytes()).await).await;
+    let page = resp.text;
     assert_eq!(
         (
             figure(&page, "created"),
@@ -520,18 +431,10 @@ async fn csv_import_export_round_trip() {
         ),
         (0, 3, 0)
     );
-    assert_eq!(
-        app.get("/clients/export.csv").await.text().await.unwrap(),
-        csv
-    );
+    assert_eq!(app.get_html("/clients/export.csv").await, csv);
 
     // The export honours the search.
-    let filtered = app
-        .get("/clients/export.csv?q=lee")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let filtered = app.get_html("/clients/export.csv?q=lee").await;
     assert_eq!(filtered.lines().count(), 2);
 }
 
@@ -559,14 +462,11 @@ async fn bad_files_get_a_clear_message_and_change_nothing() {
         ("empty.csv", Vec::new(), "empty"),
     ];
     for (name, bytes, message) in cases {
-        let resp = upload(&app, name, bytes).await;
-        assert_eq!(resp.status(), 422, "{name}");
-        assert!(
-            resp.text().await.unwrap().contains(message),
-            "{name}: {message}"
-        );
+        let resp = Page::read(app.import_csv(name, bytes).await).await;
+        assert_eq!(resp.status, 422, "{name}");
+        assert!(resp.text.contains(message), "{name}: {message}");
     }
-    assert_eq!(count(&app).await, 0);
+    assert_eq!(app.count("recipients").await, 0);
 
     // The upload form needs its CSRF token like any other.
     let form = reqwest::multipart::Form::new().part(
@@ -583,8 +483,7 @@ async fn bad_files_get_a_clear_message_and_change_nothing() {
         .unwrap();
     assert_eq!(resp.status(), 403);
     // A form without a file says so.
-    let html = app.get("/clients/import").await.text().await.unwrap();
-    let token = crate::helpers::meta_csrf(&html).unwrap();
+    let token = app.csrf_token().await;
     let form = reqwest::multipart::Form::new().text("csrf_token", token);
     let resp = app
         .client
@@ -594,7 +493,7 @@ async fn bad_files_get_a_clear_message_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 422);
-    assert_eq!(count(&app).await, 0);
+    assert_eq!(app.count("recipients").await, 0);
 }
 
 #[tokio::test]
@@ -623,7 +522,7 @@ async fn bulk_inserts_work_on_both_backends() {
     .await
     .unwrap();
     assert_eq!(ids.len(), 3);
-    assert_eq!(count(&app).await, 3);
+    assert_eq!(app.count("recipients").await, 3);
 }
 
 /// Issue 12 item 12: a big import holds SQLite's one write lock; other users' saves made
@@ -648,8 +547,7 @@ async fn saves_during_a_big_import_never_answer_500() {
     let mut savers = Vec::new();
     for (n, browser) in others.into_iter().enumerate() {
         let done = done.clone();
-        let html = browser.get(app.url("/")).send().await.unwrap();
-        let token = crate::helpers::meta_csrf(&html.text().await.unwrap()).unwrap();
+        let token = app.csrf_token_as(&browser).await;
         let url = app.url("/clients/");
         savers.push(tokio::spawn(async move {
             let mut statuses = Vec::new();
@@ -684,7 +582,7 @@ async fn saves_during_a_big_import_never_answer_500() {
             statuses
         }));
     }
-    let import = upload(&app, "big.csv", file.into_bytes()).await;
+    let import = app.import_csv("big.csv", file.into_bytes()).await;
     let import_status = import.status().as_u16();
     let page = import.text().await.unwrap();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -722,7 +620,7 @@ async fn saves_during_a_big_import_never_answer_500() {
     assert_eq!(figure(&page, "created"), IMPORT_ROWS as i64, "{page}");
     // A save told to retry may have landed before its answer failed (the flash could not be
     // stored in the session): between the saves that said so and those plus the retries.
-    let stored = count(&app).await - IMPORT_ROWS as i64;
+    let stored = app.count("recipients").await - IMPORT_ROWS as i64;
     assert!(
         (saved as i64..=(saved + told_to_retry) as i64).contains(&stored),
         "{stored} saves stored, {saved} answered saved, {told_to_retry} told to retry"
@@ -772,10 +670,10 @@ async fn an_import_a_database_error_stops_says_what_is_saved() {
             file.push_str(&format!("p{i}@example.com,Person {i}\n"));
         }
     }
-    let resp = upload(&app, "big.csv", file.clone().into_bytes()).await;
-    assert_eq!(resp.status(), 503);
-    assert!(resp.headers().contains_key("retry-after"));
-    let page = resp.text().await.unwrap();
+    let resp = Page::read(app.import_csv("big.csv", file.clone().into_bytes()).await).await;
+    assert_eq!(resp.status, 503);
+    assert!(resp.headers.contains_key("retry-after"));
+    let page = resp.text;
     let landed = match backend {
         DatabaseBackend::Sqlite => autosend::db::WRITE_CHUNK_ROWS,
         DatabaseBackend::Postgres => 0,
@@ -785,7 +683,7 @@ async fn an_import_a_database_error_stops_says_what_is_saved() {
         "{page}"
     );
     assert!(page.contains("upload the same file"), "{page}");
-    assert_eq!(count(&app).await, landed as i64);
+    assert_eq!(app.count("recipients").await, landed as i64);
 
     // With the fault gone, the same file finishes the import.
     let drop = match backend {
@@ -796,7 +694,7 @@ async fn an_import_a_database_error_stops_says_what_is_saved() {
         .execute(&app.state.db.pool)
         .await
         .unwrap();
-    let resp = upload(&app, "big.csv", file.into_bytes()).await;
-    assert_eq!(resp.status(), 200);
-    assert_eq!(count(&app).await, total as i64);
+    let resp = Page::read(app.import_csv("big.csv", file.into_bytes()).await).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(app.count("recipients").await, total as i64);
 }

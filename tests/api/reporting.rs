@@ -153,13 +153,9 @@ async fn debug_or_no_admins_send_nothing() {
     .await;
     raise(&app, &[], &[]).await;
     let not_found = app
-        .client
-        .get(app.url("/missing"))
-        .header("Referer", "https://elsewhere.example/")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(not_found.status(), 404);
+        .get_with("/missing", &[("Referer", "https://elsewhere.example/")])
+        .await;
+    assert_eq!(not_found.status, 404);
     app.state.reporter.flush().await;
     assert!(app.outbox.messages().is_empty(), "DEBUG=true mails nothing");
     // The error is still grouped for /admin/errors.
@@ -218,9 +214,9 @@ async fn admin_errors_lists_groups_and_a_resolved_group_alerts_again() {
     let last = raise(&app, &[], &[]).await;
     assert_eq!(flushed_mails_to(&app, ADMIN).await.len(), 1, "cooldown");
 
-    let page = app.get("/admin/errors").await;
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
+    let page = app.get_page("/admin/errors").await;
+    assert_eq!(page.status, 200);
+    let html = page.text;
     assert!(html.contains(TEST_ERROR), "{html}");
     assert!(html.contains("/admin/error-test"));
     assert!(html.contains(&last), "the last request id is shown");
@@ -238,11 +234,11 @@ async fn admin_errors_lists_groups_and_a_resolved_group_alerts_again() {
     let id = groups[0].id;
 
     let resp = app
-        .post_form(&format!("/admin/errors/{id}/resolve"), &[])
+        .post_page(&format!("/admin/errors/{id}/resolve"), &[])
         .await;
-    assert_eq!(resp.status(), 303);
-    assert_eq!(resp.headers()["location"], "/admin/errors");
-    let html = app.get("/admin/errors").await.text().await.unwrap();
+    assert_eq!(resp.status, 303);
+    assert_eq!(resp.headers["location"], "/admin/errors");
+    let html = app.get_html("/admin/errors").await;
     assert!(html.contains("was resolved"), "flash: {html}");
     assert!(html.contains("Resolved "));
 
@@ -285,21 +281,21 @@ async fn error_pages_are_for_superusers_only() {
     let app = reporting_app(|_| {}).await;
     let anonymous = client();
     for path in ["/admin/errors", "/admin/error-test"] {
-        let resp = anonymous.get(app.url(path)).send().await.unwrap();
-        assert_eq!(resp.status(), 303, "{path}: anonymous go to the login page");
+        let resp = app.get_page_as(&anonymous, path).await;
+        assert_eq!(resp.status, 303, "{path}: anonymous go to the login page");
     }
     app.create_user("someone@example.com", ACTIVE).await;
     let user = app.browser_for("someone@example.com").await;
     for path in ["/admin/errors", "/admin/error-test"] {
-        let resp = user.get(app.url(path)).send().await.unwrap();
-        assert_eq!(resp.status(), 404, "{path}");
+        let resp = app.get_page_as(&user, path).await;
+        assert_eq!(resp.status, 404, "{path}");
     }
     let resp = crate::helpers::post_form_with(&user, &app, "/admin/error-test", &[]).await;
     assert_eq!(resp.status(), 404);
 
-    let page = app.get("/admin/error-test").await;
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
+    let page = app.get_page("/admin/error-test").await;
+    assert_eq!(page.status, 200);
+    let html = page.text;
     assert!(html.contains(r#"action="/admin/error-test""#));
     assert!(html.contains("Raise a test error"));
 }
@@ -375,15 +371,15 @@ async fn metrics_are_for_superusers_and_the_token_bearer_only() {
     raise(&app, &[], &[]).await;
     app.state.reporter.flush().await;
 
-    let resp = app.get("/metrics").await;
-    assert_eq!(resp.status(), 200);
+    let resp = app.get_page("/metrics").await;
+    assert_eq!(resp.status, 200);
     assert!(
-        resp.headers()["content-type"]
+        resp.headers["content-type"]
             .to_str()
             .unwrap()
             .starts_with("text/plain"),
     );
-    let text = resp.text().await.unwrap();
+    let text = resp.text;
     assert!(
         text.contains(
             r#"autosend_http_requests_total{route="/admin/error-test",method="POST",status="500"} 1"#
@@ -421,8 +417,8 @@ async fn metrics_are_for_superusers_and_the_token_bearer_only() {
 
     app.create_user("someone@example.com", ACTIVE).await;
     let user = app.browser_for("someone@example.com").await;
-    let resp = user.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(resp.status(), 404);
+    let resp = app.get_page_as(&user, "/metrics").await;
+    assert_eq!(resp.status, 404);
 
     // Without METRICS_TOKEN configured, no bearer gets in.
     let app = reporting_app(|_| {}).await;

@@ -8,6 +8,7 @@ use autosend::delivery::engine::{self, DriveLimits};
 use autosend::domain::{Period, Trigger};
 
 use crate::helpers::{ACTIVE, MANAGER, TestApp, spawn_app, spawn_app_with};
+use crate::html::figure;
 
 const DAY: i64 = 86_400_000;
 
@@ -58,17 +59,6 @@ async fn run(app: &TestApp, mailing_id: i64, dry_run: bool) {
         .unwrap();
 }
 
-/// The number in the element with this id (`<p class="figure" id=…>N</p>`).
-fn figure(html: &str, id: &str) -> i64 {
-    let at = html
-        .find(&format!("id=\"{id}\""))
-        .unwrap_or_else(|| panic!("#{id} in page"));
-    let rest = &html[at..];
-    let start = rest.find('>').unwrap() + 1;
-    let end = rest[start..].find('<').unwrap() + start;
-    rest[start..end].trim().parse().unwrap()
-}
-
 /// Values of `data-col="{col}"` cells in the table with this id, in row order.
 fn column(html: &str, table: &str, col: &str) -> Vec<i64> {
     let at = html.find(&format!("id=\"{table}\"")).expect("table");
@@ -112,15 +102,6 @@ async fn count_deliveries(app: &TestApp, owner: i64, status: &str) -> i64 {
     .unwrap()
 }
 
-async fn get_with(app: &TestApp, path: &str, header: (&str, &str)) -> reqwest::Response {
-    app.client
-        .get(app.url(path))
-        .header(header.0, header.1)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn dashboard_stats_and_reports_answer_304_to_both_conditional_headers() {
     let app = spawn_app().await;
@@ -128,9 +109,9 @@ async fn dashboard_stats_and_reports_answer_304_to_both_conditional_headers() {
     mailing(&app, owner, &["a@example.com"]).await;
     app.login_as("owner@example.com").await;
     for path in ["/", "/mailings/stats/", "/mailings/reports/"] {
-        let first = app.get(path).await;
-        assert_eq!(first.status(), 200, "{path}");
-        let h = first.headers().clone();
+        let first = app.get_page(path).await;
+        assert_eq!(first.status, 200, "{path}");
+        let h = first.headers.clone();
         let etag = h["etag"].to_str().unwrap().to_string();
         assert!(etag.starts_with('"'), "strong ETag on {path}: {etag}");
         // Issue 12 item 11: `max-age=60` showed 0 mailings for a minute after one was sent;
@@ -139,24 +120,28 @@ async fn dashboard_stats_and_reports_answer_304_to_both_conditional_headers() {
         assert_eq!(h["vary"], "Cookie, HX-Request", "{path}");
         let modified = h["last-modified"].to_str().unwrap().to_string();
 
-        let by_tag = get_with(&app, path, ("If-None-Match", &etag)).await;
-        assert_eq!(by_tag.status(), 304, "{path}");
-        assert_eq!(by_tag.headers()["etag"].to_str().unwrap(), etag);
-        assert!(by_tag.text().await.unwrap().is_empty(), "304 has no body");
+        let by_tag = app.get_with(path, &[("If-None-Match", &etag)]).await;
+        assert_eq!(by_tag.status, 304, "{path}");
+        assert_eq!(by_tag.headers["etag"].to_str().unwrap(), etag);
+        assert!(by_tag.text.is_empty(), "304 has no body");
 
-        let by_date = get_with(&app, path, ("If-Modified-Since", &modified)).await;
-        assert_eq!(by_date.status(), 304, "{path}");
-        assert!(by_date.text().await.unwrap().is_empty());
+        let by_date = app
+            .get_with(path, &[("If-Modified-Since", &modified)])
+            .await;
+        assert_eq!(by_date.status, 304, "{path}");
+        assert!(by_date.text.is_empty());
 
-        let stale = get_with(&app, path, ("If-None-Match", "\"something-else\"")).await;
-        assert_eq!(stale.status(), 200, "{path}");
-        let old = get_with(
-            &app,
-            path,
-            ("If-Modified-Since", "Thu, 01 Jan 2015 00:00:00 GMT"),
-        )
-        .await;
-        assert_eq!(old.status(), 200, "{path}");
+        let stale = app
+            .get_with(path, &[("If-None-Match", "\"something-else\"")])
+            .await;
+        assert_eq!(stale.status, 200, "{path}");
+        let old = app
+            .get_with(
+                path,
+                &[("If-Modified-Since", "Thu, 01 Jan 2015 00:00:00 GMT")],
+            )
+            .await;
+        assert_eq!(old.status, 200, "{path}");
 
         // An htmx request is another variant of the page.
         let fragment = app
@@ -185,9 +170,9 @@ async fn the_etag_changes_and_the_figures_update_right_after_a_run() {
 
     let mut before = Vec::new();
     for path in ["/", "/mailings/stats/", "/mailings/reports/"] {
-        let resp = app.get(path).await;
-        let etag = resp.headers()["etag"].to_str().unwrap().to_string();
-        let html = resp.text().await.unwrap();
+        let resp = app.get_page(path).await;
+        let etag = resp.headers["etag"].to_str().unwrap().to_string();
+        let html = resp.text;
         before.push((path, etag, html));
     }
     assert_eq!(figure(&before[1].2, "total-sent"), 0);
@@ -196,33 +181,33 @@ async fn the_etag_changes_and_the_figures_update_right_after_a_run() {
     run(&app, id, false).await;
 
     for (path, etag, _) in &before {
-        let resp = get_with(&app, path, ("If-None-Match", etag)).await;
-        assert_eq!(resp.status(), 200, "{path} changed after a run");
-        assert_ne!(resp.headers()["etag"].to_str().unwrap(), etag, "{path}");
+        let resp = app.get_with(path, &[("If-None-Match", etag)]).await;
+        assert_eq!(resp.status, 200, "{path} changed after a run");
+        assert_ne!(resp.headers["etag"].to_str().unwrap(), etag, "{path}");
     }
-    let stats = app.get("/mailings/stats/").await.text().await.unwrap();
+    let stats = app.get_html("/mailings/stats/").await;
     assert_eq!(figure(&stats, "total-sent"), 3);
     assert_eq!(figure(&stats, "total-runs-ok"), 1);
     assert_eq!(column(&stats, "stats", "recipients"), vec![3]);
     assert!(stats.contains("100.0%"), "success rate");
-    let report = app.get("/mailings/reports/").await.text().await.unwrap();
+    let report = app.get_html("/mailings/reports/").await;
     assert_eq!(figure(&report, "report-sent"), 3);
     assert_eq!(figure(&report, "report-runs-ok"), 1);
     assert_eq!(figure(&report, "report-recipients"), 3);
 
     // A dry run counts its messages apart and is not a run in the figures.
     run(&app, id, true).await;
-    let stats = app.get("/mailings/stats/").await.text().await.unwrap();
+    let stats = app.get_html("/mailings/stats/").await;
     assert_eq!(figure(&stats, "total-dry-run"), 3);
     assert_eq!(figure(&stats, "total-runs-ok"), 1);
 
     // Recipient changes reach the dashboard at once too.
-    let dashboard = app.get("/").await.text().await.unwrap();
+    let dashboard = app.get_html("/").await;
     assert_eq!(figure(&dashboard, "count-recipients"), 3);
     recipients::insert(&app.state.db, owner, "d@example.com", "Dee", "")
         .await
         .unwrap();
-    let dashboard = app.get("/").await.text().await.unwrap();
+    let dashboard = app.get_html("/").await;
     assert_eq!(figure(&dashboard, "count-recipients"), 4);
 }
 
@@ -246,7 +231,7 @@ async fn the_chart_tables_and_csv_agree_with_the_deliveries() {
     let sent = count_deliveries(&app, owner, "sent").await;
     let errors = count_deliveries(&app, owner, "error").await;
     assert_eq!(sent, 2 + 3 + 3);
-    let html = app.get("/mailings/reports/").await.text().await.unwrap();
+    let html = app.get_html("/mailings/reports/").await;
     assert_eq!(figure(&html, "report-sent"), sent);
     assert_eq!(figure(&html, "report-errors"), errors);
     assert_eq!(figure(&html, "report-runs-ok"), 3);
@@ -275,15 +260,15 @@ async fn the_chart_tables_and_csv_agree_with_the_deliveries() {
         "/mailings/reports/?format=csv",
         "/mailings/reports/export.csv",
     ] {
-        let resp = app.get(path).await;
-        assert_eq!(resp.status(), 200);
+        let resp = app.get_page(path).await;
+        assert_eq!(resp.status, 200);
         assert!(
-            resp.headers()["content-type"]
+            resp.headers["content-type"]
                 .to_str()
                 .unwrap()
                 .starts_with("text/csv")
         );
-        let csv = resp.text().await.unwrap();
+        let csv = resp.text;
         let mut reader = csv::Reader::from_reader(csv.as_bytes());
         let headers = reader.headers().unwrap().clone();
         assert_eq!(&headers[0], "mailing_id");
@@ -301,11 +286,8 @@ async fn the_chart_tables_and_csv_agree_with_the_deliveries() {
         assert_eq!(rows, vec![(second, 6, 0), (first, 2, 2)], "{path}");
     }
     let days_csv = app
-        .get("/mailings/reports/?format=csv&rows=days")
-        .await
-        .text()
-        .await
-        .unwrap();
+        .get_html("/mailings/reports/?format=csv&rows=days")
+        .await;
     let day_rows: Vec<i64> = csv::Reader::from_reader(days_csv.as_bytes())
         .records()
         .map(|r| r.unwrap()[1].parse().unwrap())
@@ -325,14 +307,16 @@ async fn visibility_own_everyone_and_another_users_id() {
     run(&app, bob_mailing, false).await;
 
     app.login_as("ann@example.com").await;
-    let stats = app.get("/mailings/stats/").await.text().await.unwrap();
+    let stats = app.get_html("/mailings/stats/").await;
     assert_eq!(figure(&stats, "total-mailings"), 1);
     assert_eq!(figure(&stats, "total-sent"), 1);
     assert!(!stats.contains("bob@example.com"));
-    let own = app.get("/mailings/reports/").await.text().await.unwrap();
+    let own = app.get_html("/mailings/reports/").await;
     assert_eq!(figure(&own, "report-sent"), 1);
-    let mine = app.get(&format!("/mailings/reports/?user={ann}")).await;
-    assert_eq!(mine.status(), 200);
+    let mine = app
+        .get_page(&format!("/mailings/reports/?user={ann}"))
+        .await;
+    assert_eq!(mine.status, 200);
     for path in [
         format!("/mailings/reports/?user={bob}"),
         format!("/mailings/reports/?user={bob}&from=nonsense"),
@@ -391,17 +375,17 @@ async fn bad_report_parameters_are_422_with_the_form_never_500() {
         ("from=%00%FF&to=", "is not a date"),
         ("format=csv&from=x", "is not a date"),
     ] {
-        let resp = app.get(&format!("/mailings/reports/?{query}")).await;
-        assert_eq!(resp.status(), 422, "{query}");
-        let html = resp.text().await.unwrap();
+        let resp = app.get_page(&format!("/mailings/reports/?{query}")).await;
+        assert_eq!(resp.status, 422, "{query}");
+        let html = resp.text;
         assert!(html.contains(message), "{query}: {html}");
         assert!(html.contains("name=\"from\""), "the form again: {query}");
     }
     let ok = app
-        .get("/mailings/reports/?from=2024-01-01&to=2024-12-31")
+        .get_page("/mailings/reports/?from=2024-01-01&to=2024-12-31")
         .await;
-    assert_eq!(ok.status(), 200);
-    let html = ok.text().await.unwrap();
+    assert_eq!(ok.status, 200);
+    let html = ok.text;
     assert_eq!(chart_bars(&html).len(), 366);
     // Unknown sort words and pages fall back instead of failing.
     let stats = app
@@ -434,13 +418,8 @@ async fn stats_sort_by_the_columns_users_care_about() {
             .collect()
     };
     let app = &app;
-    let page = |q: &'static str| async move {
-        app.get(&format!("/mailings/stats/?{q}"))
-            .await
-            .text()
-            .await
-            .unwrap()
-    };
+    let page =
+        |q: &'static str| async move { app.get_html(&format!("/mailings/stats/?{q}")).await };
     assert_eq!(order(page("").await), vec![big, small, idle]);
     assert_eq!(
         order(page("sort=sent&dir=asc").await),
@@ -461,7 +440,7 @@ async fn a_pending_flash_message_is_never_answered_304() {
     let owner = app.create_user("owner@example.com", ACTIVE).await;
     app.login_as("owner@example.com").await;
     let saved = app
-        .post_form(
+        .post_page(
             "/clients/",
             &[
                 ("email", "x@example.com"),
@@ -470,7 +449,7 @@ async fn a_pending_flash_message_is_never_answered_304() {
             ],
         )
         .await;
-    assert_eq!(saved.status(), 303);
+    assert_eq!(saved.status, 303);
     // The tag the dashboard has now, computed as the handler does (reading the page would
     // consume the flash).
     let user = autosend::db::users::find_by_id(&app.state.db, owner)
@@ -490,14 +469,13 @@ async fn a_pending_flash_message_is_never_answered_304() {
     let etag = autosend::web::conditional::for_page(&ctx, &user, &version, "dashboard", "")
         .etag()
         .to_string();
-    let with_flash = get_with(&app, "/", ("If-None-Match", &etag)).await;
-    assert_eq!(with_flash.status(), 200, "the flash must be shown");
-    assert_eq!(with_flash.headers()["etag"].to_str().unwrap(), etag);
-    assert!(with_flash.text().await.unwrap().contains("flash"));
-    let after = get_with(&app, "/", ("If-None-Match", &etag)).await;
+    let with_flash = app.get_with("/", &[("If-None-Match", &etag)]).await;
+    assert_eq!(with_flash.status, 200, "the flash must be shown");
+    assert_eq!(with_flash.header("etag"), etag);
+    with_flash.assert_contains("flash");
+    let after = app.get_with("/", &[("If-None-Match", &etag)]).await;
     assert_eq!(
-        after.status(),
-        304,
+        after.status, 304,
         "once shown, the page is the client's copy again"
     );
 }

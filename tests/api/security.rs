@@ -73,18 +73,8 @@ async fn every_state_changing_route_refuses_a_missing_or_wrong_csrf_token() {
     }
 
     let root = world.browser(ROOT).await;
-    let root_token = meta_csrf(
-        &root
-            .get(world.app.url("/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    let foreign = meta_csrf(&world.app.get("/").await.text().await.unwrap()).unwrap();
+    let root_token = world.app.csrf_token_as(&root).await;
+    let foreign = world.app.csrf_token().await;
     assert_ne!(root_token, foreign);
     let form = tempting_form(&world);
     let before = world.snapshot().await;
@@ -383,7 +373,7 @@ async fn the_access_matrix_of_every_object_route() {
             let before = object_state(&world, ids).await;
             let browser = &browsers[i];
             let resp = if row.method == Method::GET {
-                browser.get(world.app.url(&path)).send().await.unwrap()
+                world.app.get_as(browser, &path).await
             } else {
                 let form: Vec<(String, String)> = row
                     .form
@@ -477,7 +467,7 @@ async fn every_get_route_has_the_security_headers_for_anonymous_and_logged_in_us
         let path = world.path(pattern);
         // The superuser first: the anonymous visit of the activation link uses it up.
         for (who, browser) in [("superuser", &root), ("anonymous", &anon)] {
-            let resp = browser.get(world.app.url(&path)).send().await.unwrap();
+            let resp = world.app.get_as(browser, &path).await;
             let what = format!("GET {pattern} as {who} ({})", resp.status());
             assert!(resp.status().as_u16() < 500, "{what}");
             if who == "superuser" {
@@ -489,7 +479,7 @@ async fn every_get_route_has_the_security_headers_for_anonymous_and_logged_in_us
     }
     // Error pages and refusals too.
     for path in ["/no-such-page", "/clients/abc"] {
-        assert_security_headers(path, &root.get(world.app.url(path)).send().await.unwrap());
+        assert_security_headers(path, &world.app.get_as(&root, path).await);
     }
     let refused = client()
         .post(world.app.url("/clients/"))
@@ -639,7 +629,7 @@ async fn next_never_leads_off_the_site() {
             let path = format!("/users/login?next={query}");
             answers.push((
                 "login page, logged in",
-                logged_in.get(world.app.url(&path)).send().await.unwrap(),
+                world.app.get_as(&logged_in, &path).await,
             ));
         }
         for (what, resp) in answers {
@@ -654,11 +644,10 @@ async fn next_never_leads_off_the_site() {
         }
     }
     // The control: a local target is followed.
-    let resp = logged_in
-        .get(world.app.url("/users/login?next=%2Fclients%2F%3Fq%3Da"))
-        .send()
-        .await
-        .unwrap();
+    let resp = world
+        .app
+        .get_as(&logged_in, "/users/login?next=%2Fclients%2F%3Fq%3Da")
+        .await;
     assert_eq!(resp.headers()["location"], "/clients/?q=a");
     println!("redirects: {tried} hostile next values refused");
 }
@@ -673,17 +662,7 @@ fn median(mut times: Vec<std::time::Duration>) -> std::time::Duration {
 async fn unknown_email_and_wrong_password_take_about_the_same_time() {
     let world = World::build().await;
     let http = anonymous(&world).await;
-    let token = meta_csrf(
-        &http
-            .get(world.app.url("/users/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let token = meta_csrf(&world.app.get_html_as(&http, "/users/login").await).unwrap();
     let attempt = |email: String| {
         let http = http.clone();
         let url = world.app.url("/users/login");
@@ -826,7 +805,7 @@ async fn no_secret_or_typed_password_leaks_into_pages_mails_or_logs() {
     let browser = client();
     let url = |path: &str| format!("{base}{path}");
     async fn token(browser: &reqwest::Client, url: String) -> String {
-        meta_csrf(&browser.get(url).send().await.unwrap().text().await.unwrap()).unwrap()
+        meta_csrf(&crate::html::fetch(browser.get(url)).await.text).unwrap()
     }
     let submit = async |browser: &reqwest::Client, path: &str, fields: &[(&str, &str)]| {
         let mut form = fields.to_vec();

@@ -295,6 +295,6 @@ pub async fn post(
 /// A browser that has visited the site (so it holds a CSRF cookie) but is not logged in.
 pub async fn anonymous(world: &World) -> reqwest::Client {
     let browser = client();
-    browser.get(world.app.url("/")).send().await.unwrap();
+    world.app.get_as(&browser, "/").await;
     browser
 }

@@ -10,6 +10,8 @@ mod browser;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../support/html.rs"]
+mod html;
 mod journey;
 #[path = "../support/pg.rs"]
 mod pg;

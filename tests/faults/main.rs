@@ -7,6 +7,8 @@
 
 mod crash;
 mod disk;
+#[path = "../support/html.rs"]
+mod html;
 mod instances;
 mod outages;
 #[path = "../support/pg.rs"]

@@ -17,6 +17,7 @@ use autosend::db::runs::{self, Run};
 use autosend::domain::{Period, RunStatus};
 use tokio::process::{Child, Command};
 
+use crate::html::{fetch, meta_csrf};
 use crate::pg::PgDatabase;
 use crate::sink::free_port;
 
@@ -357,17 +358,8 @@ pub async fn login(client: &reqwest::Client, app: &Autosend) {
 
 /// The CSRF token of the page at `path` (its `csrf-token` meta tag), as `client` sees it.
 pub async fn csrf_token_of(client: &reqwest::Client, app: &Autosend, path: &str) -> String {
-    let html = client
-        .get(app.url(path))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let marker = r#"name="csrf-token" content=""#;
-    let start = html.find(marker).expect("a csrf-token meta tag") + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_string()
+    let page = fetch(client.get(app.url(path))).await;
+    meta_csrf(&page.text).expect("a csrf-token meta tag")
 }
 
 /// Polls `check` every 50 ms until it holds; panics naming `what` after `within`.
