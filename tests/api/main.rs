@@ -10,6 +10,7 @@ mod delivery;
 mod errors;
 mod health;
 mod helpers;
+mod house;
 mod mail;
 mod mailings;
 mod messages;
