@@ -4,6 +4,7 @@
 //! store read and no user lookup for the several asset requests each page makes.
 
 use poem::endpoint::BoxEndpoint;
+use poem::http::Method;
 use poem::{Endpoint, Request, Response};
 
 /// Static assets are served from here (see [`crate::web::assets`]).
@@ -17,9 +18,10 @@ pub struct SkipForAssets {
 }
 
 impl SkipForAssets {
-    /// Whether `path` is a static asset's: answered without session or user.
-    pub fn is_asset(path: &str) -> bool {
-        path.starts_with(ASSETS)
+    /// Whether `req` reads a static asset: answered without session or user. Any other
+    /// method on an asset path still passes the CSRF layer (403 before 405, as everywhere).
+    pub fn is_asset(req: &Request) -> bool {
+        matches!(*req.method(), Method::GET | Method::HEAD) && req.uri().path().starts_with(ASSETS)
     }
 }
 
@@ -27,7 +29,7 @@ impl Endpoint for SkipForAssets {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
-        if Self::is_asset(req.uri().path()) {
+        if Self::is_asset(&req) {
             self.assets.call(req).await
         } else {
             self.pages.call(req).await
