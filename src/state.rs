@@ -1,5 +1,8 @@
 //! What every handler and background task shares: settings, database, cache, mailer, keys,
 //! the error notifier and the metrics.
+//!
+//! [`AppState`] is one allocation behind an `Arc`: a clone (each middleware layer, each
+//! handler, each background task takes one) costs a reference count, not a copy per field.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,8 +20,18 @@ use crate::metrics::Metrics;
 use crate::reporting::ErrorNotifier;
 use crate::signing::Signer;
 
+/// The shared state: a handle to one [`Shared`]; its fields are reached through `Deref`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub cache: Arc<Cache>,
@@ -55,7 +68,7 @@ impl AppState {
             mailer.clone(),
             Some(cache.clone()),
         );
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             settings,
             db,
             cache,
@@ -67,7 +80,7 @@ impl AppState {
             reporter,
             reporter_worker: Arc::new(Mutex::new(Some(worker))),
             send_gate,
-        })
+        })))
     }
 
     /// Lets the error notifier send what is queued, for at most `bound`; past it the worker

@@ -1,5 +1,6 @@
-//! The current user: loaded once per request from the session, checked, and offered to
-//! handlers through extractors that say what a route needs.
+//! The current user: loaded once per request from the session by the [`load_user`] layer
+//! (the innermost of [`crate::web::middleware`]; static assets skip it), checked, and
+//! offered to handlers through extractors that say what a route needs.
 
 use std::sync::Arc;
 
@@ -40,12 +41,13 @@ impl std::ops::Deref for CurrentUser {
     }
 }
 
-/// Paths a user who must change their password may still reach.
+/// Paths a user who must change their password may still reach (static assets never reach
+/// this layer: [`crate::web::middleware::session`]).
 fn allowed_before_password_change(path: &str) -> bool {
     matches!(
         path,
         "/users/password-change" | "/users/logout" | "/healthz"
-    ) || path.starts_with("/assets/")
+    )
 }
 
 /// Loads the session's user. A session whose user is gone, inactive, or whose password

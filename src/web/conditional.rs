@@ -1,7 +1,8 @@
 //! HTTP validation caching for pages whose content follows a data version (SPEC §9): a strong
 //! `ETag`, `Last-Modified`, `304 Not Modified` for `If-None-Match` / `If-Modified-Since`,
 //! `Cache-Control: private, no-cache` (the browser revalidates every time, so a figure is never
-//! stale after a send; SPEC §9) and `Vary: Cookie, HX-Request`.
+//! stale after a send; SPEC §9) and `Vary: Cookie, HX-Request` (the page differs per user, and
+//! per [`crate::web::htmx::VARY`] as every htmx-aware answer does).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,6 +1,10 @@
 //! htmx awareness: a page for browsers, the fragment alone for htmx swaps (kanidm's HxRequest).
+//!
+//! This module is the one home of htmx detection ([`wants_fragment`], and [`wants_results`]
+//! built on it) and of `Vary: HX-Request`: every answer that depends on the header is built
+//! here ([`PageCtx::render`], [`fragment`]), so a cache never serves a fragment for a page.
 
-use poem::http::{HeaderMap, StatusCode};
+use poem::http::{HeaderMap, HeaderValue, StatusCode, header};
 use poem::session::Session;
 use poem::{FromRequest, IntoResponse, Request, RequestBody, Response};
 
@@ -69,12 +73,11 @@ impl PageCtx {
 
     /// The full page, or only `content` for an htmx swap; always `Vary: HX-Request`.
     pub fn render(&self, title: &str, content: maud::Markup) -> Response {
-        let body = if self.fragment {
-            content
+        if self.fragment {
+            fragment(content)
         } else {
-            layout(self, title, content)
-        };
-        body.with_header("Vary", "HX-Request").into_response()
+            varies(layout(self, title, content).into_response())
+        }
     }
 
     /// [`PageCtx::render`] with another status (422 for a form to correct, 400 for a bad link).
@@ -88,6 +91,21 @@ impl PageCtx {
         resp.set_status(status);
         resp
     }
+}
+
+/// The header every answer that depends on `HX-Request` names in `Vary`.
+pub const VARY: &str = "HX-Request";
+
+/// A fragment for an htmx swap (a list's results, a row): `Vary: HX-Request`, since the
+/// same URL answers a whole page without the header.
+pub fn fragment(content: maud::Markup) -> Response {
+    varies(content.into_response())
+}
+
+fn varies(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static(VARY));
+    resp
 }
 
 /// Leaves a message for the next page the user sees (after a redirect).

@@ -12,6 +12,7 @@ pub mod routes;
 pub mod server;
 pub mod views;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use poem::endpoint::BoxEndpoint;
@@ -153,12 +154,18 @@ pub fn with_middleware(routes: Route, state: AppState) -> impl Endpoint {
         .secure(state.settings.https())
         .max_age(SESSION_TTL);
     // Boxing between layers keeps the nested endpoint type (and compile times) small.
-    let inner = routes
+    let routes = Arc::new(routes);
+    let pages = routes
+        .clone()
         .around(auth::load_user)
         .around(middleware::csrf)
         .with(ServerSession::new(session_cookie, state.sessions.clone()))
         .with(CookieJarManager::new())
         .boxed();
+    let inner = middleware::session::SkipForAssets {
+        assets: routes.boxed(),
+        pages,
+    };
     // Compression sits inside the body cap: it would decode a compressed request body,
     // which the cap refuses first (a small gzip can hold a huge body).
     inner

@@ -12,6 +12,7 @@ mod health;
 mod helpers;
 #[path = "../support/html.rs"]
 mod html;
+mod house;
 mod mail;
 mod mailings;
 mod messages;

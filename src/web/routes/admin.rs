@@ -9,7 +9,7 @@ use crate::domain::PageRequest;
 use crate::state::AppState;
 use crate::web::auth::Superuser;
 use crate::web::error::{AppError, AppResult};
-use crate::web::htmx::{PageCtx, flash, see_other};
+use crate::web::htmx::{self, PageCtx, flash, see_other};
 use crate::web::views::admin as views;
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,9 +82,8 @@ pub async fn update_user(
             .await?
             .ok_or(AppError::NotFound)?;
         let row = views::user_row(&ctx, &user, &state.settings.time_zone);
-        return Ok(row
+        return Ok(htmx::fragment(row)
             .with_header("HX-Trigger", "user-saved")
-            .with_header("Vary", "HX-Request")
             .into_response());
     }
     flash(req, "The user was saved.");

@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use poem::web::{Data, Path, Query};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{Request, Response, handler};
 use serde::Deserialize;
 
 use crate::db::error_groups;
@@ -11,7 +11,7 @@ use crate::domain::PageRequest;
 use crate::state::AppState;
 use crate::web::auth::Superuser;
 use crate::web::error::{AppError, AppResult};
-use crate::web::htmx::{PageCtx, flash, see_other};
+use crate::web::htmx::{self, PageCtx, flash, see_other};
 use crate::web::views::error_groups as views;
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,9 +59,7 @@ pub async fn resolve(
             .time_zone
             .clone()
             .unwrap_or_else(|| state.settings.time_zone.clone());
-        return Ok(views::group_row(&ctx, &group, &zone)
-            .with_header("Vary", "HX-Request")
-            .into_response());
+        return Ok(htmx::fragment(views::group_row(&ctx, &group, &zone)));
     }
     flash(
         req,

@@ -2,7 +2,7 @@
 
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Path, Query};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{Request, Response, handler};
 use serde::Deserialize;
 
 use crate::db::messages as db;
@@ -13,7 +13,7 @@ use crate::objects::{ObjectError, parse_id};
 use crate::state::AppState;
 use crate::web::auth::AuthUser;
 use crate::web::error::AppResult;
-use crate::web::htmx::{PageCtx, after_action, flash, see_other, wants_results};
+use crate::web::htmx::{self, PageCtx, after_action, flash, see_other, wants_results};
 use crate::web::views::messages as views;
 
 /// The sample recipient of previews.
@@ -55,9 +55,7 @@ pub async fn list(
         zone: user.zone(&state.settings),
     };
     if wants_results(req) {
-        return Ok(views::results(&view)
-            .with_header("Vary", "HX-Request")
-            .into_response());
+        return Ok(htmx::fragment(views::results(&view)));
     }
     Ok(ctx.render("Messages", views::list(&view)))
 }

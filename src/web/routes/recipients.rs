@@ -2,7 +2,7 @@
 
 use poem::http::{StatusCode, header};
 use poem::web::{Data, Form, Multipart, Path, Query};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{Request, Response, handler};
 use serde::Deserialize;
 
 use crate::db::recipients::{self as db, ListQuery, Sort};
@@ -12,7 +12,7 @@ use crate::recipients::{self, RecipientForm, csv_io};
 use crate::state::AppState;
 use crate::web::auth::AuthUser;
 use crate::web::error::AppResult;
-use crate::web::htmx::{PageCtx, after_action, flash, see_other, wants_results};
+use crate::web::htmx::{self, PageCtx, after_action, flash, see_other, wants_results};
 use crate::web::views::recipients as views;
 
 /// Longest search text honoured; longer input is cut, never refused.
@@ -68,9 +68,7 @@ pub async fn list(
         zone: user.zone(&state.settings),
     };
     if wants_results(req) {
-        return Ok(views::results(&view)
-            .with_header("Vary", "HX-Request")
-            .into_response());
+        return Ok(htmx::fragment(views::results(&view)));
     }
     Ok(ctx.render("Recipients", views::list(&view)))
 }
