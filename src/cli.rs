@@ -8,6 +8,7 @@ use crate::db::users::{self, CreateUserError, NewUser};
 use crate::domain::{Email, Password};
 
 use crate::cache::Cache;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{Db, Missing};
 use crate::delivery;
@@ -383,7 +384,7 @@ async fn send_due(settings: Settings) -> anyhow::Result<()> {
 async fn send_mailing(settings: Settings, id: i64, dry_run: bool) -> anyhow::Result<()> {
     use delivery::StartRunError;
     let state = AppState::build(settings).await?;
-    let clock = delivery::SystemClock;
+    let clock = Clock::System;
     let started = match delivery::engine::start_run(&state, &clock, id, Trigger::Cli, dry_run).await
     {
         Ok(started) => started,
@@ -422,7 +423,7 @@ async fn send_mailing(settings: Settings, id: i64, dry_run: bool) -> anyhow::Res
                 run_id: Some(run_id),
                 ..Default::default()
             };
-            delivery::engine::drive(&state, &delivery::SystemClock, &limits).await
+            delivery::engine::drive(&state, &Clock::System, &limits).await
         })
     };
     let result = progress::follow(&state, run_id, sending).await;
@@ -523,8 +524,9 @@ mod progress {
             .ok_or_else(|| anyhow::anyhow!("run {run_id} disappeared"))?;
         if run.status == RunStatus::Running {
             let next = deliveries::next_attempt_at(&state.db, Some(run_id)).await?;
+            let zone = crate::domain::TimeZone::for_user(None, &state.settings.time_zone);
             let when = next
-                .map(|ms| crate::web::views::layout::datetime(ms, &state.settings.time_zone))
+                .map(|ms| crate::web::views::layout::datetime(ms, zone))
                 .unwrap_or_default();
             println!(
                 "run {run_id} is waiting: {} deliveries will be retried (next at {when} {}) \

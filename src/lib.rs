@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod cache;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod delivery;

@@ -1,14 +1,15 @@
 //! Mailings (SPEC §6 `/mailings/…`, §7): parsing the form in the owner's time zone, who may
 //! do what, and the actions the mailing page offers.
 
+use crate::clock::Clock;
 use crate::db::mailings::{self as db, Mailing, MailingError, NewMailing, Removed};
 use crate::db::recipients::{self as recipient_db, ListQuery};
 use crate::db::{messages as message_db, now_ms, users};
 use crate::delivery::StartRunError;
-use crate::delivery::engine::{self, SystemClock};
+use crate::delivery::engine;
+use crate::domain::instant::{from_ms, to_ms};
 use crate::domain::local_time::parse_local;
-use crate::domain::mailing::{from_ms, to_ms};
-use crate::domain::{FieldErrors, MailingStatus, Period, Scope, Trigger};
+use crate::domain::{FieldErrors, MailingStatus, Period, Scope, TimeZone, Trigger};
 use crate::objects::{ObjectError, cap_version, changeable, expected_version, parse_id, visible};
 use crate::state::AppState;
 
@@ -49,7 +50,7 @@ impl MailingForm {
         form
     }
 
-    pub fn from_mailing(m: &Mailing, recipient_ids: &[i64], zone: &str) -> Self {
+    pub fn from_mailing(m: &Mailing, recipient_ids: &[i64], zone: TimeZone) -> Self {
         use crate::domain::local_time::format_local;
         Self {
             message_id: m.message_id.to_string(),
@@ -75,7 +76,7 @@ impl MailingForm {
 async fn parse(
     state: &AppState,
     owner_id: i64,
-    zone: &str,
+    zone: TimeZone,
     form: &MailingForm,
 ) -> Result<NewMailing, ObjectError> {
     let mut errors = FieldErrors::new();
@@ -168,7 +169,7 @@ fn mailing_error(err: MailingError) -> ObjectError {
 pub async fn create(
     state: &AppState,
     scope: &Scope,
-    zone: &str,
+    zone: TimeZone,
     form: &MailingForm,
 ) -> Result<i64, ObjectError> {
     let new = parse(state, scope.user_id, zone, form).await?;
@@ -214,27 +215,24 @@ pub async fn get_for_edit(
 }
 
 /// The owner's zone: times of a mailing are entered in it.
-pub async fn owner_zone(state: &AppState, owner_id: i64) -> Result<String, ObjectError> {
+pub async fn owner_zone(state: &AppState, owner_id: i64) -> Result<TimeZone, ObjectError> {
     let owner = users::find_by_id(&state.db, owner_id).await?;
-    Ok(owner
-        .and_then(|u| u.time_zone)
-        .unwrap_or_else(|| state.settings.time_zone.clone()))
-}
-
-fn zone_of(zone: &str) -> &'static time_tz::Tz {
-    crate::domain::time_zone(zone).unwrap_or(time_tz::timezones::db::UTC)
+    Ok(TimeZone::for_user(
+        owner.and_then(|u| u.time_zone).as_deref(),
+        &state.settings.time_zone,
+    ))
 }
 
 /// When a restored mailing runs next: its next occurrence after `now`. A run that fell due
 /// while it was archived is not sent on restore (nobody confirmed it); a finished mailing,
 /// or one with no occurrence left in its window, has none.
-pub fn next_run_after_restore(mailing: &Mailing, zone: &str, now: i64) -> Option<i64> {
+pub fn next_run_after_restore(mailing: &Mailing, zone: TimeZone, now: i64) -> Option<i64> {
     if mailing.status == MailingStatus::Finished {
         return None;
     }
     mailing
         .period
-        .next_after(from_ms(mailing.start_at), from_ms(now), zone_of(zone))
+        .next_after(from_ms(mailing.start_at), from_ms(now), zone.tz())
         .map(to_ms)
         .filter(|&at| at < mailing.end_at)
 }
@@ -247,8 +245,8 @@ pub async fn update(
 ) -> Result<i64, ObjectError> {
     let mailing = get_for_edit(state, scope, raw_id).await?;
     let zone = owner_zone(state, mailing.owner_id).await?;
-    let new = parse(state, mailing.owner_id, &zone, form).await?;
-    let tz = zone_of(&zone);
+    let new = parse(state, mailing.owner_id, zone, form).await?;
+    let tz = zone.tz();
     let expected = expected_version(&form.version);
     db::update_mailing(&state.db, mailing.id, expected, &new, tz, now_ms())
         .await
@@ -283,7 +281,7 @@ pub async fn restore(
     let mailing = get_for_change(state, scope, raw_id).await?;
     let now = now_ms();
     let zone = owner_zone(state, mailing.owner_id).await?;
-    let next = next_run_after_restore(&mailing, &zone, now);
+    let next = next_run_after_restore(&mailing, zone, now);
     if !db::restore(&state.db, mailing.id, mailing.owner_id, next, now).await? {
         return Err(ObjectError::Refused("This mailing is not archived.".into()));
     }
@@ -347,7 +345,7 @@ pub async fn disable(
     if !may_disable(scope, disable_mailing, mailing.owner_id) {
         return Err(ObjectError::ReadOnly);
     }
-    let disabled = engine::disable(state, &SystemClock, mailing.id)
+    let disabled = engine::disable(state, &Clock::System, mailing.id)
         .await
         .map_err(mailing_error)?;
     Ok(disabled.cancelled)

@@ -405,16 +405,6 @@ async fn cached<T: Serialize + DeserializeOwned>(
     Ok(value)
 }
 
-/// The viewer's today in `zone` (the server's zone when the name is unknown).
-pub fn today_in(zone: &str, now_ms: i64) -> Date {
-    use time_tz::OffsetDateTimeExt;
-    let utc = crate::domain::mailing::from_ms(now_ms);
-    match crate::domain::time_zone(zone) {
-        Some(tz) => utc.to_timezone(tz).date(),
-        None => utc.date(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

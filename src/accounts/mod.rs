@@ -370,7 +370,7 @@ fn time_zone(input: &str) -> Result<Option<String>, String> {
     if zone.is_empty() {
         return Ok(None);
     }
-    match crate::domain::time_zone(zone) {
+    match crate::domain::TimeZone::parse(zone) {
         Some(_) => Ok(Some(zone.to_string())),
         None => Err(format!(
             "{} is not a time zone; use a name like Europe/Berlin.",

@@ -7,7 +7,7 @@ use time_tz::Tz;
 
 use super::{Db, versions};
 use crate::config::DatabaseBackend;
-use crate::domain::mailing::{from_ms, to_ms};
+use crate::domain::instant::{from_ms, to_ms};
 use crate::domain::{MailingStatus, Period};
 
 /// A mailing as stored. Times are unix milliseconds UTC.

@@ -2,7 +2,7 @@
 //! messages, and mailings in every status with a history of runs and deliveries.
 //!
 //! The history is recorded through the engine's own bookkeeping (runs started and claimed,
-//! outcomes recorded, runs finished, at past times on a [`ManualClock`]), so totals, daily
+//! outcomes recorded, runs finished, at past times on a manual [`Clock`]), so totals, daily
 //! statistics and data versions are exactly what real sends would have left. Nothing is sent,
 //! and no run is left active, so no scheduler picks demo work up. The demo addresses are at
 //! `example.com`, which accepts no mail (RFC 2606), should a demo mailing's next run ever go
@@ -13,13 +13,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::accounts::passwords;
+use crate::clock::Clock;
 use crate::db::deliveries::{self, ClaimRequest, Outcome};
 use crate::db::mailings::{self, NewMailing};
 use crate::db::runs::{self, Claim, NewRun};
 use crate::db::users::{self, NewUser};
 use crate::db::{messages, recipients, unsubscribes};
-use crate::delivery::engine::{Clock, ManualClock};
-use crate::domain::mailing::{from_ms, to_ms};
+use crate::domain::instant::{from_ms, to_ms};
 use crate::domain::{DeliveryStatus, Period, Trigger};
 use crate::state::AppState;
 
@@ -92,7 +92,7 @@ pub async fn seed(state: &AppState, flush: bool) -> anyhow::Result<Option<SeedCo
     let (demo, lena) = (ids[0], ids[1]);
 
     let now = crate::db::now_ms();
-    let clock = ManualClock::at(now);
+    let clock = Clock::manual(now);
     let mut audience = Vec::new();
     for (name, local) in PEOPLE {
         let comment = if audience.len() % 4 == 0 {
@@ -283,7 +283,7 @@ pub async fn seed(state: &AppState, flush: bool) -> anyhow::Result<Option<SeedCo
 /// Records past runs through the engine's bookkeeping.
 struct History<'a> {
     state: &'a AppState,
-    clock: &'a ManualClock,
+    clock: &'a Clock,
     runs: usize,
 }
 
@@ -371,7 +371,7 @@ impl History<'_> {
             .await?
             .and_then(|m| m.next_run_at)
             .unwrap_or(start_at);
-        let utc = crate::domain::time_zone("UTC").expect("UTC exists");
+        let utc = crate::domain::TimeZone::UTC.tz();
         let next = match period {
             Period::Once => None,
             p => p.next_after(from_ms(start_at), from_ms(at), utc).map(to_ms),

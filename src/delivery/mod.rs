@@ -12,8 +12,9 @@ pub mod engine;
 pub mod scheduler;
 pub mod unsubscribe;
 
+pub use crate::clock::Clock;
 pub use crate::db::runs::StartRunError;
-pub use engine::{Clock, ManualClock, SendGate, SystemClock};
+pub use engine::SendGate;
 pub use scheduler::{TickOutcome, tick};
 
 use crate::db::Db;

@@ -15,8 +15,9 @@ pub mod notifier;
 pub mod report;
 pub mod subject;
 
+pub use crate::clock::Clock;
 pub use broken_links::{NotFound, Skip};
-pub use notifier::{Clock, ErrorNotifier, NotifierOptions, ReportWorker, ReportingStats};
+pub use notifier::{ErrorNotifier, NotifierOptions, ReportWorker, ReportingStats};
 pub use report::{
     BackgroundTask, ErrorDetails, ErrorReport, RawRequest, ReportSource, RequestInfo, render_html,
     render_text,

@@ -36,6 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::cache::Cache;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::db::error_groups::{self, EmailClaim, KIND_BROKEN_LINK, KIND_ERROR, Occurrence};
@@ -59,43 +60,6 @@ const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 const WARN_INTERVAL_MS: i64 = 60_000;
 /// Fingerprints remembered for the fallback used while the database fails.
 const LOCAL_MEMORY: usize = 10_000;
-
-/// The notifier's time: the system clock, or one that tests move by hand.
-#[derive(Debug, Clone, Default)]
-pub enum Clock {
-    #[default]
-    System,
-    Manual(Arc<AtomicI64>),
-}
-
-impl Clock {
-    /// A clock standing at `start_ms` (unix milliseconds) until advanced.
-    pub fn manual(start_ms: i64) -> Self {
-        Clock::Manual(Arc::new(AtomicI64::new(start_ms)))
-    }
-
-    pub fn now_ms(&self) -> i64 {
-        match self {
-            Clock::System => crate::db::now_ms(),
-            Clock::Manual(now) => now.load(Ordering::SeqCst),
-        }
-    }
-
-    /// Moves a manual clock forward; the system clock moves by itself.
-    pub fn advance(&self, by: Duration) {
-        if let Clock::Manual(now) = self {
-            now.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
-        }
-    }
-}
-
-impl governor::clock::Clock for Clock {
-    type Instant = Duration;
-
-    fn now(&self) -> Duration {
-        Duration::from_millis(self.now_ms().max(0) as u64)
-    }
-}
 
 type MinuteLimiter = RateLimiter<NotKeyed, InMemoryState, Clock, NoOpMiddleware<Duration>>;
 

@@ -10,7 +10,7 @@ use autosend::db::mailings::{self, Mailing, NewMailing};
 use autosend::db::runs::{self, Run};
 use autosend::db::{messages, recipients, unsubscribes};
 use autosend::delivery::engine::{self, DriveLimits};
-use autosend::delivery::{Clock, ManualClock, StartRunError, TickOutcome, scheduler};
+use autosend::delivery::{Clock, StartRunError, TickOutcome, scheduler};
 use autosend::domain::{DeliveryStatus, MailingStatus, Period, RunStatus, Trigger};
 
 use crate::helpers::{ACTIVE, SUPERUSER, TestApp, spawn_app, spawn_app_with};
@@ -25,7 +25,7 @@ const DAY: i64 = 24 * HOUR;
 /// An app, a clock, an owner and a message to mail.
 struct World {
     app: TestApp,
-    clock: ManualClock,
+    clock: Clock,
     owner: i64,
     message: i64,
 }
@@ -47,7 +47,7 @@ async fn world_on(app: TestApp) -> World {
     .unwrap();
     World {
         app,
-        clock: ManualClock::at(T0),
+        clock: Clock::manual(T0),
         owner,
         message,
     }
@@ -410,7 +410,7 @@ async fn a_due_run_waits_while_a_manual_run_is_active() {
 async fn changing_a_mailing_replaces_its_audience_and_follows_the_new_schedule() {
     let w = world().await;
     let db = &w.app.state.db;
-    let utc = autosend::domain::time_zone("UTC").unwrap();
+    let utc = autosend::domain::TimeZone::UTC.tz();
     let a = w.recipient("a@example.com", "Ann").await;
     let b = w.recipient("b@example.com", "Bob").await;
     let stranger = w.app.create_user("stranger@example.com", ACTIVE).await;

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::db::users::{self as user_db, AccessFlags};
 use crate::domain::PageRequest;
+use crate::domain::TimeZone;
 use crate::state::AppState;
 use crate::web::auth::Superuser;
 use crate::web::error::AppError;
@@ -34,7 +35,7 @@ pub async fn users(
         .map_err(AppError::from)?;
     Ok(ctx.render(
         "Users",
-        views::users(&ctx, &list, &q, page, total, &state.settings.time_zone),
+        views::users(&ctx, &list, &q, page, total, server_zone(state)),
     ))
 }
 
@@ -89,7 +90,7 @@ pub async fn update_user(
             .await
             .map_err(AppError::from)?
             .ok_or(AppError::NotFound)?;
-        let row = views::user_row(&ctx, &user, &state.settings.time_zone);
+        let row = views::user_row(&ctx, &user, server_zone(state));
         return Ok(row
             .with_header("HX-Trigger", "user-saved")
             .with_header("Vary", "HX-Request")
@@ -97,4 +98,9 @@ pub async fn update_user(
     }
     flash(req, "The user was saved.");
     Ok(see_other("/admin/users"))
+}
+
+/// Users' dates are shown in the server's zone: the list mixes users of every zone.
+fn server_zone(state: &AppState) -> TimeZone {
+    TimeZone::for_user(None, &state.settings.time_zone)
 }

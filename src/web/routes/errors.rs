@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::db::error_groups;
 use crate::domain::PageRequest;
+use crate::domain::TimeZone;
 use crate::state::AppState;
 use crate::web::auth::Superuser;
 use crate::web::error::AppError;
@@ -34,11 +35,8 @@ pub async fn list(
     let total = error_groups::count_groups(&state.db)
         .await
         .map_err(AppError::from)?;
-    let zone = admin
-        .time_zone
-        .clone()
-        .unwrap_or_else(|| state.settings.time_zone.clone());
-    Ok(ctx.render("Errors", views::list(&ctx, &groups, page, total, &zone)))
+    let zone = TimeZone::for_user(admin.time_zone.as_deref(), &state.settings.time_zone);
+    Ok(ctx.render("Errors", views::list(&ctx, &groups, page, total, zone)))
 }
 
 /// Marks a group resolved: its next occurrence is e-mailed as a new error.
@@ -63,11 +61,8 @@ pub async fn resolve(
             .await
             .map_err(AppError::from)?
             .ok_or(AppError::NotFound)?;
-        let zone = admin
-            .time_zone
-            .clone()
-            .unwrap_or_else(|| state.settings.time_zone.clone());
-        return Ok(views::group_row(&ctx, &group, &zone)
+        let zone = TimeZone::for_user(admin.time_zone.as_deref(), &state.settings.time_zone);
+        return Ok(views::group_row(&ctx, &group, zone)
             .with_header("Vary", "HX-Request")
             .into_response());
     }

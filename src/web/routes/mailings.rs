@@ -117,7 +117,7 @@ async fn render_form(
         messages: &messages,
         candidates: &candidates,
         matching,
-        zone: &zone,
+        zone,
         saved: editing.saved,
         sending,
     };
@@ -259,7 +259,7 @@ pub async fn edit_page(
             let ids = db::recipient_ids(&state.db, mailing.id)
                 .await
                 .map_err(AppError::from)?;
-            MailingForm::from_mailing(&mailing, &ids, &zone)
+            MailingForm::from_mailing(&mailing, &ids, zone)
         }
     };
     let url = format!("/mailings/{}/edit", mailing.id);
@@ -324,7 +324,7 @@ pub async fn edit(
             let ids = db::recipient_ids(&state.db, mailing.id)
                 .await
                 .map_err(AppError::from)?;
-            let theirs = MailingForm::from_mailing(&mailing, &ids, &zone);
+            let theirs = MailingForm::from_mailing(&mailing, &ids, zone);
             let subject = subject_of(state, &mailing).await?;
             let saved = [
                 ("Message", subject),
@@ -393,8 +393,8 @@ async fn confirm(
         active_run: latest
             .first()
             .is_some_and(|r| r.status == RunStatus::Running),
-        next_run_after_restore: mailings::next_run_after_restore(mailing, &zone, now_ms()),
-        zone: &zone,
+        next_run_after_restore: mailings::next_run_after_restore(mailing, zone, now_ms()),
+        zone,
     };
     Ok(ctx.render(title, render(ctx, &view)))
 }

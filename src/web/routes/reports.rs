@@ -94,7 +94,7 @@ async fn respond(
     csv: bool,
 ) -> poem::Result<Response> {
     let scope = user.scope();
-    let today = reports::today_in(user.zone(&state.settings), crate::db::now_ms());
+    let today = user.zone(&state.settings).date_at(crate::db::now_ms());
     let query = match reports::resolve(state, &scope, params, today).await {
         Ok(query) => query,
         Err(ReportError::NotFound) => return Err(AppError::NotFound.into()),

@@ -3,6 +3,7 @@
 use maud::{Markup, html};
 
 use crate::db::recipients::{ListedRecipient, Sort};
+use crate::domain::TimeZone;
 use crate::domain::{FieldErrors, PageRequest};
 use crate::recipients::RecipientForm;
 use crate::recipients::csv_io::Rejected;
@@ -23,7 +24,7 @@ pub struct ListView<'a> {
     pub everyone: bool,
     /// The viewer's own id: only their rows (or all, for superusers) get edit buttons.
     pub can_change: &'a dyn Fn(i64) -> bool,
-    pub zone: &'a str,
+    pub zone: TimeZone,
 }
 
 fn sort_name(sort: Sort) -> &'static str {
@@ -149,7 +150,7 @@ pub fn form(
     }
 }
 
-pub fn detail(r: &ListedRecipient, can_change: bool, zone: &str) -> Markup {
+pub fn detail(r: &ListedRecipient, can_change: bool, zone: TimeZone) -> Markup {
     html! {
         section.narrow {
             h1 { (r.full_name) }
