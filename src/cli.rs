@@ -347,7 +347,11 @@ async fn scheduler(settings: Settings) -> anyhow::Result<()> {
             let _ = stop_tx.send(true);
         })
     };
+    // Sessions and login limits are kept by the database and this process too: a deployment
+    // that runs `scheduler` beside `serve` purges them from either (issue 13 item 6).
+    let housekeeping = tokio::spawn(accounts::housekeeping(state.clone(), stop_rx.clone()));
     delivery::scheduler::run(state.clone(), stop_rx).await;
+    let _ = housekeeping.await;
     signal.abort();
     state.mailer.close().await;
     state.db.close().await;
