@@ -438,7 +438,7 @@ async fn send_mailing(settings: Settings, id: i64, dry_run: bool) -> anyhow::Res
 
 async fn seed_demo(settings: Settings, flush: bool) -> anyhow::Result<()> {
     let state = AppState::build(settings).await?;
-    let result = delivery::demo::seed(&state, flush).await;
+    let result = crate::demo::seed(&state.db, flush).await;
     state.db.close().await;
     let seeded = result?;
     match seeded {
@@ -452,7 +452,7 @@ async fn seed_demo(settings: Settings, flush: bool) -> anyhow::Result<()> {
             counts.users, counts.recipients, counts.messages, counts.mailings, counts.runs
         ),
     }
-    for (email, password) in delivery::demo::LOGINS {
+    for (email, password) in crate::demo::LOGINS {
         println!("  {email} {password}");
     }
     Ok(())

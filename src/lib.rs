@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod delivery;
+pub mod demo;
 pub mod domain;
 pub mod mail;
 pub mod mailings;

@@ -1,5 +1,5 @@
 //! Delivering mailings (SPEC §7): the engine that starts, sends and finishes runs, the
-//! scheduler that ticks it, message composition, one-click unsubscribe, and demo data.
+//! scheduler that ticks it, message composition and one-click unsubscribe (demo data is seeded by `crate::demo`).
 //!
 //! What the mailing pages call: [`engine::send_now`] (send now / dry run; refused with
 //! [`StartRunError::AlreadyActive`] or [`StartRunError::Finished`]), [`engine::disable`],
@@ -7,7 +7,6 @@
 //! `db::deliveries::list` for the history and logs pages.
 
 pub mod compose;
-pub mod demo;
 pub mod engine;
 pub mod scheduler;
 pub mod unsubscribe;

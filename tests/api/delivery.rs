@@ -984,14 +984,14 @@ async fn two_instances_send_each_message_once() {
 #[tokio::test]
 async fn seed_demo_creates_every_status_and_is_idempotent() {
     let app = spawn_app().await;
-    let counts = autosend::delivery::demo::seed(&app.state, false)
+    let counts = autosend::demo::seed(&app.state.db, false)
         .await
         .unwrap()
         .expect("seeded");
     assert_eq!(counts.mailings, 6);
     assert!(counts.runs >= 7);
     assert!(
-        autosend::delivery::demo::seed(&app.state, false)
+        autosend::demo::seed(&app.state.db, false)
             .await
             .unwrap()
             .is_none(),
@@ -1018,7 +1018,7 @@ async fn seed_demo_creates_every_status_and_is_idempotent() {
             .unwrap();
     assert_eq!(active, 0, "no demo run is left for a scheduler to send");
 
-    let again = autosend::delivery::demo::seed(&app.state, true)
+    let again = autosend::demo::seed(&app.state.db, true)
         .await
         .unwrap()
         .expect("flushed and seeded again");
