@@ -349,7 +349,11 @@ async fn scheduler(settings: Settings) -> anyhow::Result<()> {
     };
     // Sessions and login limits are kept by the database and this process too: a deployment
     // that runs `scheduler` beside `serve` purges them from either (issue 13 item 6).
-    let housekeeping = tokio::spawn(accounts::housekeeping(state.clone(), stop_rx.clone()));
+    let housekeeping = tokio::spawn(accounts::housekeeping(
+        state.db.clone(),
+        state.throttle.clone(),
+        stop_rx.clone(),
+    ));
     delivery::scheduler::run(state.clone(), stop_rx).await;
     let _ = housekeeping.await;
     signal.abort();

@@ -70,6 +70,18 @@ impl AppState {
         })
     }
 
+    /// What the account functions use (`crate::accounts` never sees the whole state).
+    pub fn accounts(&self) -> crate::accounts::Accounts<'_> {
+        crate::accounts::Accounts {
+            db: &self.db,
+            cache: &self.cache,
+            mailer: &self.mailer,
+            signer: &self.signer,
+            settings: &self.settings,
+            throttle: &self.throttle,
+        }
+    }
+
     /// Lets the error notifier send what is queued, for at most `bound`; past it the worker
     /// is stopped (what it still held is logged as lost, not waited for).
     pub async fn finish_reporting(&self, bound: Duration) {

@@ -294,6 +294,17 @@ pub async fn recipient_ids(db: &Db, mailing_id: i64) -> anyhow::Result<Vec<i64>>
     .context("cannot load mailing recipients")
 }
 
+/// How many recipients the mailing has (its detail page shows the number, not the list).
+pub async fn count_recipients(db: &Db, mailing_id: i64) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM mailing_recipients WHERE mailing_id = $1",
+    )
+    .bind(mailing_id)
+    .fetch_one(&db.pool)
+    .await
+    .context("cannot count mailing recipients")
+}
+
 /// The owner's own time zone (profile), if set.
 pub async fn owner_time_zone(db: &Db, mailing_id: i64) -> anyhow::Result<Option<String>> {
     let zone: Option<Option<String>> = sqlx::query_scalar(

@@ -82,7 +82,7 @@ pub async fn update_user(
         return Err(AppError::NotFound.into());
     }
     if !flags.is_active {
-        crate::accounts::sessions::end_all(state, id).await;
+        crate::accounts::sessions::end_all(state.accounts(), id).await;
     }
     tracing::info!(target_user = id, ?flags, "user access changed");
     if ctx.fragment {
