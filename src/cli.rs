@@ -354,7 +354,7 @@ async fn scheduler(settings: Settings) -> anyhow::Result<()> {
         state.throttle.clone(),
         stop_rx.clone(),
     ));
-    delivery::scheduler::run(state.clone(), stop_rx).await;
+    delivery::scheduler::run(state.delivery(), stop_rx).await;
     let _ = housekeeping.await;
     signal.abort();
     state.mailer.close().await;
@@ -364,7 +364,7 @@ async fn scheduler(settings: Settings) -> anyhow::Result<()> {
 
 async fn send_due(settings: Settings) -> anyhow::Result<()> {
     let state = AppState::build(settings).await?;
-    let outcome = delivery::scheduler::tick_once(&state).await;
+    let outcome = delivery::scheduler::tick_once(&state.delivery()).await;
     state.mailer.close().await;
     state.db.close().await;
     let outcome = outcome?;
@@ -393,30 +393,34 @@ async fn send_mailing(settings: Settings, id: i64, dry_run: bool) -> anyhow::Res
     use delivery::StartRunError;
     let state = AppState::build(settings).await?;
     let clock = Clock::System;
-    let started = match delivery::engine::start_run(&state, &clock, id, Trigger::Cli, dry_run).await
-    {
-        Ok(started) => started,
-        Err(err) => {
-            state.db.close().await;
-            return Err(match err {
-                StartRunError::NotFound => anyhow::anyhow!("there is no mailing {id}"),
-                StartRunError::Finished => {
-                    anyhow::anyhow!("mailing {id} is finished; nothing more is sent for it")
-                }
-                StartRunError::Archived => {
-                    anyhow::anyhow!("mailing {id} is archived; restore it to send it")
-                }
-                StartRunError::AlreadyActive | StartRunError::NotClaimed => {
-                    anyhow::anyhow!("mailing {id} already has an active run; wait for it to finish")
-                }
-                StartRunError::OwnerInactive => anyhow::anyhow!(
-                    "mailing {id} is paused: its owner's account is deactivated; activate the \
+    let started =
+        match delivery::engine::start_run(&state.delivery(), &clock, id, Trigger::Cli, dry_run)
+            .await
+        {
+            Ok(started) => started,
+            Err(err) => {
+                state.db.close().await;
+                return Err(match err {
+                    StartRunError::NotFound => anyhow::anyhow!("there is no mailing {id}"),
+                    StartRunError::Finished => {
+                        anyhow::anyhow!("mailing {id} is finished; nothing more is sent for it")
+                    }
+                    StartRunError::Archived => {
+                        anyhow::anyhow!("mailing {id} is archived; restore it to send it")
+                    }
+                    StartRunError::AlreadyActive | StartRunError::NotClaimed => {
+                        anyhow::anyhow!(
+                            "mailing {id} already has an active run; wait for it to finish"
+                        )
+                    }
+                    StartRunError::OwnerInactive => anyhow::anyhow!(
+                        "mailing {id} is paused: its owner's account is deactivated; activate the \
                      account to send it"
-                ),
-                StartRunError::Unexpected(err) => err,
-            });
-        }
-    };
+                    ),
+                    StartRunError::Unexpected(err) => err,
+                });
+            }
+        };
     let run_id = started.run_id;
     println!(
         "run {run_id} of mailing {id} started{}: {} recipient(s), {} skipped (unsubscribed)",
@@ -431,7 +435,7 @@ async fn send_mailing(settings: Settings, id: i64, dry_run: bool) -> anyhow::Res
                 run_id: Some(run_id),
                 ..Default::default()
             };
-            delivery::engine::drive(&state, &Clock::System, &limits).await
+            delivery::engine::drive(&state.delivery(), &Clock::System, &limits).await
         })
     };
     let result = progress::follow(&state, run_id, sending).await;

@@ -305,7 +305,14 @@ pub async fn send_now(
     if mailing.archived_at.is_some() {
         return Err(archived_refusal());
     }
-    match engine::send_now(state, mailing.id, Trigger::Manual(who.to_string()), dry_run).await {
+    match engine::send_now(
+        &state.delivery(),
+        mailing.id,
+        Trigger::Manual(who.to_string()),
+        dry_run,
+    )
+    .await
+    {
         Ok(started) => Ok(started.run_id),
         Err(StartRunError::AlreadyActive) => Err(ObjectError::Refused(
             "A run of this mailing is already active: wait for it to finish.".into(),
@@ -345,7 +352,7 @@ pub async fn disable(
     if !may_disable(scope, disable_mailing, mailing.owner_id) {
         return Err(ObjectError::ReadOnly);
     }
-    let disabled = engine::disable(state, &Clock::System, mailing.id)
+    let disabled = engine::disable(&state.delivery(), &Clock::System, mailing.id)
         .await
         .map_err(mailing_error)?;
     Ok(disabled.cancelled)

@@ -100,7 +100,7 @@ impl Application {
             let state = self.state.clone();
             async move {
                 if scheduler_enabled {
-                    scheduler::run(state, stop_rx).await;
+                    scheduler::run(state.delivery(), stop_rx).await;
                 } else {
                     std::future::pending::<()>().await;
                 }

@@ -82,6 +82,20 @@ impl AppState {
         }
     }
 
+    /// What the delivery engine and scheduler use (`crate::delivery` never sees the whole
+    /// state).
+    pub fn delivery(&self) -> crate::delivery::Delivery {
+        crate::delivery::Delivery {
+            db: self.db.clone(),
+            mailer: self.mailer.clone(),
+            settings: self.settings.clone(),
+            signer: self.signer.clone(),
+            metrics: self.metrics.clone(),
+            send_gate: self.send_gate.clone(),
+            reporter: self.reporter.clone(),
+        }
+    }
+
     /// Lets the error notifier send what is queued, for at most `bound`; past it the worker
     /// is stopped (what it still held is logged as lost, not waited for).
     pub async fn finish_reporting(&self, bound: Duration) {

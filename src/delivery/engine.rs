@@ -19,12 +19,12 @@ use crate::db::deliveries::{self, ClaimRequest, Claimed, Outcome};
 use crate::db::mailings::{self, Disabled, MailingError};
 use crate::db::runs::{self, FinishedRun, NewRun, SendContext, StartRunError, StartedRun};
 use crate::db::unsubscribes;
+use crate::delivery::Delivery;
 use crate::delivery::compose::{self, Ids, Personal, Template};
 use crate::delivery::unsubscribe;
 use crate::domain::mailing::retry_delay;
 use crate::domain::{DeliveryStatus, Trigger};
 use crate::mail::SendError;
-use crate::state::AppState;
 use crate::telemetry::JOBS_TARGET;
 
 /// Deliveries one worker claims at a time. A claim is a write transaction (SQLite's one
@@ -129,7 +129,7 @@ impl std::fmt::Debug for SendGate {
 /// finished, inside or outside its window. A run with nothing to send (an empty audience,
 /// everyone unsubscribed) finishes at once.
 pub async fn start_run(
-    state: &AppState,
+    state: &Delivery,
     clock: &Clock,
     mailing_id: i64,
     trigger: Trigger,
@@ -166,7 +166,7 @@ pub(crate) fn log_started(started: &StartedRun, new: &NewRun) {
 /// "dry run"): the request returns while the messages go out; temporary failures are left
 /// for the scheduler to retry.
 pub async fn send_now(
-    state: &AppState,
+    state: &Delivery,
     mailing_id: i64,
     trigger: Trigger,
     dry_run: bool,
@@ -189,7 +189,7 @@ pub async fn send_now(
 /// Finishes the mailing and cancels its active run's pending deliveries (SPEC §7 disable).
 /// The run ends `cancelled` as soon as what was in flight has finished.
 pub async fn disable(
-    state: &AppState,
+    state: &Delivery,
     clock: &Clock,
     mailing_id: i64,
 ) -> Result<Disabled, MailingError> {
@@ -209,7 +209,7 @@ pub async fn disable(
 /// Finishes every running run (or only `run_id`) whose deliveries are all final, logging
 /// each to the jobs log.
 pub async fn finish_runs(
-    state: &AppState,
+    state: &Delivery,
     clock: &Clock,
     run_id: Option<i64>,
 ) -> anyhow::Result<Vec<FinishedRun>> {
@@ -293,7 +293,7 @@ struct Counters {
 
 /// One drive: workers sharing the run contexts and the counters.
 struct Driver<'a> {
-    state: &'a AppState,
+    state: &'a Delivery,
     clock: &'a Clock,
     limits: &'a DriveLimits,
     lease: Duration,
@@ -308,7 +308,7 @@ struct Driver<'a> {
 /// Sends due deliveries with `SEND_CONCURRENCY` workers until none is claimable (the rest
 /// wait for their retry time) or a limit is reached, then finishes the runs that are done.
 pub async fn drive(
-    state: &AppState,
+    state: &Delivery,
     clock: &Clock,
     limits: &DriveLimits,
 ) -> anyhow::Result<DriveOutcome> {

@@ -17,11 +17,11 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::db::mailings;
 use crate::db::runs::{self, Claim, NewRun, StartRunError};
+use crate::delivery::Delivery;
 use crate::delivery::engine::{self, DriveLimits, DriveOutcome};
 use crate::domain::TimeZone;
 use crate::domain::instant::{from_ms, to_ms};
 use crate::domain::{Period, Trigger};
-use crate::state::AppState;
 use crate::telemetry::SCHEDULER_TARGET;
 
 /// Due mailings started per tick at most; the rest start on the next tick.
@@ -49,7 +49,7 @@ pub struct TickOutcome {
 }
 
 /// A tick with the default budget and no shutdown signal (tests, `send-due`).
-pub async fn tick(state: &AppState, clock: &Clock) -> anyhow::Result<TickOutcome> {
+pub async fn tick(state: &Delivery, clock: &Clock) -> anyhow::Result<TickOutcome> {
     let budget = tick_budget(state.settings.scheduler_interval_secs);
     tick_with(
         state,
@@ -74,7 +74,7 @@ fn tick_budget(interval_secs: u64) -> Duration {
 
 /// One tick within `limits` (deadline and shutdown; `run_id` is ignored).
 pub async fn tick_with(
-    state: &AppState,
+    state: &Delivery,
     clock: &Clock,
     limits: DriveLimits,
 ) -> anyhow::Result<TickOutcome> {
@@ -180,7 +180,7 @@ pub fn sleep_after_tick(now: i64, wake_at: Option<i64>, interval: Duration) -> D
 /// The scheduler loop: a tick every `SCHEDULER_INTERVAL_SECS` until `stop` turns `true`.
 /// A tick that fails or panics is logged and the loop goes on; a tick that ran out of budget
 /// with work left is followed by another at once.
-pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+pub async fn run(state: Delivery, mut stop: watch::Receiver<bool>) {
     let interval_secs = state.settings.scheduler_interval_secs.max(1);
     tracing::info!(
         target: SCHEDULER_TARGET,
@@ -282,7 +282,7 @@ fn log_tick(outcome: &TickOutcome, took: Duration) {
 }
 
 /// One tick logged like the loop's (`autosend send-due`).
-pub async fn tick_once(state: &AppState) -> anyhow::Result<TickOutcome> {
+pub async fn tick_once(state: &Delivery) -> anyhow::Result<TickOutcome> {
     let started = Instant::now();
     let outcome = tick(state, &Clock::System).await?;
     log_tick(&outcome, started.elapsed());

@@ -140,7 +140,7 @@ async fn editing_the_message_mid_run_changes_the_next_run_only() {
         run_id: Some(run.id),
         ..Default::default()
     };
-    autosend::delivery::engine::drive(&other, &autosend::clock::Clock::System, &limits)
+    autosend::delivery::engine::drive(&other.delivery(), &autosend::clock::Clock::System, &limits)
         .await
         .unwrap();
     wait_until_finished(&app, id).await;
@@ -510,9 +510,10 @@ async fn restoring_a_mailing_asks_first_and_sends_nothing_until_its_next_occurre
     let next = m.next_run_at.expect("a daily mailing has a next run");
     assert!(next > now, "the missed run is not due: {next} <= {now}");
     assert!(next <= now + day + 60_000);
-    let tick = autosend::delivery::scheduler::tick(&app.state, &autosend::clock::Clock::System)
-        .await
-        .unwrap();
+    let tick =
+        autosend::delivery::scheduler::tick(&app.state.delivery(), &autosend::clock::Clock::System)
+            .await
+            .unwrap();
     assert!(tick.started.is_empty(), "{tick:?}");
     assert_eq!(
         app.outbox.messages().len(),

@@ -45,7 +45,7 @@ async fn mailing(app: &TestApp, owner: i64, emails: &[&str]) -> i64 {
 /// Runs the mailing now and sends everything, on the real clock (so today's figures move).
 async fn run(app: &TestApp, mailing_id: i64, dry_run: bool) {
     engine::start_run(
-        &app.state,
+        &app.state.delivery(),
         &Clock::System,
         mailing_id,
         Trigger::Manual("test@example.com".into()),
@@ -53,9 +53,13 @@ async fn run(app: &TestApp, mailing_id: i64, dry_run: bool) {
     )
     .await
     .unwrap();
-    engine::drive(&app.state, &Clock::System, &DriveLimits::default())
-        .await
-        .unwrap();
+    engine::drive(
+        &app.state.delivery(),
+        &Clock::System,
+        &DriveLimits::default(),
+    )
+    .await
+    .unwrap();
 }
 
 /// The number in the element with this id (`<p class="figure" id=…>N</p>`).
