@@ -20,9 +20,7 @@ use crate::state::AppState;
 use crate::telemetry::{RequestContext, in_context};
 use crate::web::client;
 use crate::web::csrf::{self, CsrfSecret};
-use crate::web::error::InternalError;
-use crate::web::htmx::PageCtx;
-use crate::web::views::errors;
+use crate::web::error::{self, Busy};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -225,7 +223,7 @@ pub async fn edge<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Res
     in_context(ctx.clone(), async move {
         let started = Instant::now();
         let snapshot = RequestSnapshot::of(&req, form);
-        let page = error_page_ctx(&req);
+        let page = error::page_ctx(&req);
         let outcome = AssertUnwindSafe(ep.call(req)).catch_unwind().await;
         let (mut resp, route) = match outcome {
             Ok(Ok(resp)) => {
@@ -244,7 +242,17 @@ pub async fn edge<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Res
             }
             Ok(Err(err)) => {
                 let route = route_template(err.data::<PathPattern>());
-                let resp = error_response(&state, &ctx, &snapshot, &page, route.as_deref(), err);
+                let (resp, failure) = error::answer(err, &state, &ctx.request_id, &page, || {
+                    snapshot.describe(&state)
+                });
+                if let Some(details) = failure {
+                    tracing::error!(
+                        error = %details.chain.join(": "),
+                        status = resp.status().as_u16(),
+                        "request failed"
+                    );
+                    report_failure(&state, &ctx, &snapshot, route.as_deref(), details);
+                }
                 (resp, route)
             }
             Err(payload) => {
@@ -253,13 +261,13 @@ pub async fn edge<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Res
                 tracing::error!(error = %details.chain.join(" "), "request panicked");
                 let route = Some(guessed_template(&snapshot.path));
                 report_failure(&state, &ctx, &snapshot, route.as_deref(), details.clone());
-                let resp = server_error(
+                let resp = error::server_error(
                     &state,
-                    &ctx,
-                    &snapshot,
+                    &ctx.request_id,
                     &page,
                     &details,
                     StatusCode::INTERNAL_SERVER_ERROR,
+                    || snapshot.describe(&state),
                 );
                 (resp, route)
             }
@@ -321,170 +329,6 @@ fn report_failure(
     state
         .reporter
         .report_request(details, snapshot.raw(state, ctx, &route));
-}
-
-/// Error pages render outside the CSRF middleware; they get a token from the cookie if any.
-fn error_page_ctx(req: &Request) -> PageCtx {
-    let mut ctx = PageCtx::from_request(req);
-    if ctx.csrf_token.is_empty() {
-        let secret = cookie_value(req.headers(), csrf::COOKIE_NAME)
-            .and_then(|v| CsrfSecret::from_cookie(&v));
-        if let (Some(secret), Some(state)) = (secret, req.data::<AppState>()) {
-            ctx.csrf_token = secret.token(&state.signer);
-        }
-    }
-    ctx
-}
-
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| Cookie::parse(pair.trim()).ok())
-        .find(|c| c.name() == name)
-        .map(|c| c.value_str().to_string())
-}
-
-fn error_response(
-    state: &AppState,
-    ctx: &RequestContext,
-    snapshot: &RequestSnapshot,
-    page: &PageCtx,
-    route: Option<&str>,
-    err: poem::Error,
-) -> Response {
-    let status = err.status();
-    // Redirects raised as errors (an anonymous visitor sent to the login page) pass as they are.
-    if status.is_redirection() {
-        return err.into_response();
-    }
-    // Overload is a refusal by design, not a failure: no report, a wait to come back after.
-    if let Some(busy) = err.downcast_ref::<Busy>() {
-        let mut resp = page.render(
-            "Busy",
-            errors::client_error(status.as_u16(), "Service Unavailable", &busy.to_string()),
-        );
-        resp.set_status(StatusCode::SERVICE_UNAVAILABLE);
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(Busy::RETRY_SECS));
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        return resp;
-    }
-    if status.is_server_error() {
-        let details = match err.downcast_ref::<InternalError>() {
-            Some(internal) => {
-                ErrorDetails::from_anyhow_with(&internal.error, internal.backtrace.clone())
-            }
-            None => ErrorDetails {
-                error_type: format!("HTTP {}", status.as_u16()),
-                message: err.to_string(),
-                chain: vec![err.to_string()],
-                ..ErrorDetails::default()
-            },
-        };
-        tracing::error!(
-            error = %details.chain.join(": "),
-            status = status.as_u16(),
-            "request failed"
-        );
-        report_failure(state, ctx, snapshot, route, details.clone());
-        return server_error(state, ctx, snapshot, page, &details, status);
-    }
-    let reason = status.canonical_reason().unwrap_or("Error");
-    let message = match status {
-        StatusCode::NOT_FOUND => {
-            "The page you asked for does not exist, or you may not see it.".to_string()
-        }
-        StatusCode::METHOD_NOT_ALLOWED => {
-            "This address does not accept that kind of request.".to_string()
-        }
-        _ => err.to_string(),
-    };
-    let mut resp = page.render(
-        reason,
-        errors::client_error(status.as_u16(), reason, &message),
-    );
-    resp.set_status(status);
-    if status == StatusCode::TOO_MANY_REQUESTS
-        && let Some(retry) = err.downcast_ref::<RetryAfter>()
-    {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(retry.0.max(1)));
-    }
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    // htmx requests show this in a banner (assets/app.js): the page itself is not swapped in.
-    let encoded =
-        percent_encoding::utf8_percent_encode(&message, percent_encoding::NON_ALPHANUMERIC)
-            .to_string();
-    if let Ok(value) = HeaderValue::from_str(&encoded) {
-        resp.headers_mut().insert("x-error-message", value);
-    }
-    resp
-}
-
-/// Attached to a 429 error: how many seconds the client should wait.
-#[derive(Debug, thiserror::Error)]
-#[error("Too many attempts. Please wait {0} seconds and try again.")]
-pub struct RetryAfter(pub u64);
-
-/// The server is at a bound it keeps on purpose (password hashing, large bodies): 503 with
-/// `Retry-After`, not reported as an error.
-#[derive(Debug, thiserror::Error)]
-#[error("The server is busy. Please try again in a few seconds.")]
-pub struct Busy;
-
-impl Busy {
-    pub const RETRY_SECS: u64 = 5;
-}
-
-impl From<Busy> for poem::Error {
-    fn from(busy: Busy) -> Self {
-        poem::Error::new(busy, StatusCode::SERVICE_UNAVAILABLE)
-    }
-}
-
-/// The 500 page: a reference for everyone, the masked details with `DEBUG=true`. A 503 (a
-/// dependency down for a moment, as the session store says) keeps its status and asks
-/// clients to come back, so a load balancer or a script can tell it from a bug.
-fn server_error(
-    state: &AppState,
-    ctx: &RequestContext,
-    snapshot: &RequestSnapshot,
-    page: &PageCtx,
-    details: &ErrorDetails,
-    status: StatusCode,
-) -> Response {
-    let secrets = state.settings.secret_values();
-    let chain: Vec<String> = details
-        .chain
-        .iter()
-        .map(|c| mask::scrub(c, &secrets))
-        .collect();
-    let backtrace = match state.settings.debug {
-        true => mask::scrub(&details.backtrace_text(), &secrets),
-        false => String::new(),
-    };
-    let request = snapshot.describe(state);
-    let debug = state.settings.debug.then(|| errors::Debug {
-        chain: &chain,
-        backtrace: &backtrace,
-        request: &request,
-    });
-    let mut resp = page.render("Server error", errors::server_error(&ctx.request_id, debug));
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.set_status(status);
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    } else {
-        resp.set_status(StatusCode::INTERNAL_SERVER_ERROR);
-    }
-    resp
 }
 
 /// `ALLOWED_HOSTS` (SPEC §3): any other `Host` gets 400.

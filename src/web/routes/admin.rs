@@ -1,6 +1,5 @@
 //! `/admin/…`: superuser pages.
 
-use poem::http::StatusCode;
 use poem::web::{Data, Form, Path, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
@@ -10,7 +9,7 @@ use crate::domain::PageRequest;
 use crate::domain::TimeZone;
 use crate::state::AppState;
 use crate::web::auth::Superuser;
-use crate::web::error::AppError;
+use crate::web::error::{AppError, AppResult};
 use crate::web::htmx::{PageCtx, flash, see_other};
 use crate::web::views::admin as views;
 
@@ -27,12 +26,10 @@ pub async fn users(
     Data(state): Data<&AppState>,
     Superuser(_admin): Superuser,
     Query(query): Query<ListQuery>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let q = query.q.trim().chars().take(200).collect::<String>();
     let page = PageRequest::parse(query.page.as_deref());
-    let (list, total) = user_db::search(&state.db, &q, page.per_page, page.offset())
-        .await
-        .map_err(AppError::from)?;
+    let (list, total) = user_db::search(&state.db, &q, page.per_page, page.offset()).await?;
     Ok(ctx.render(
         "Users",
         views::users(&ctx, &list, &q, page, total, server_zone(state)),
@@ -62,7 +59,7 @@ pub async fn update_user(
     Superuser(admin): Superuser,
     Path(id): Path<String>,
     Form(form): Form<AccessForm>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
     let flags = AccessFlags {
         is_active: checked(&form.is_active),
@@ -70,16 +67,12 @@ pub async fn update_user(
         disable_mailing: checked(&form.disable_mailing),
     };
     if id == admin.id && !flags.is_active {
-        return Err(poem::Error::from_string(
-            "You cannot deactivate your own account: ask another superuser.",
-            StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(AppError::Unprocessable(
+            "You cannot deactivate your own account: ask another superuser.".into(),
         ));
     }
-    if !user_db::set_access(&state.db, id, flags)
-        .await
-        .map_err(AppError::from)?
-    {
-        return Err(AppError::NotFound.into());
+    if !user_db::set_access(&state.db, id, flags).await? {
+        return Err(AppError::NotFound);
     }
     if !flags.is_active {
         crate::accounts::sessions::end_all(state.accounts(), id).await;
@@ -87,8 +80,7 @@ pub async fn update_user(
     tracing::info!(target_user = id, ?flags, "user access changed");
     if ctx.fragment {
         let user = user_db::find_by_id(&state.db, id)
-            .await
-            .map_err(AppError::from)?
+            .await?
             .ok_or(AppError::NotFound)?;
         let row = views::user_row(&ctx, &user, server_zone(state));
         return Ok(row

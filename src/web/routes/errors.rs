@@ -11,7 +11,7 @@ use crate::domain::PageRequest;
 use crate::domain::TimeZone;
 use crate::state::AppState;
 use crate::web::auth::Superuser;
-use crate::web::error::AppError;
+use crate::web::error::{AppError, AppResult};
 use crate::web::htmx::{PageCtx, flash, see_other};
 use crate::web::views::error_groups as views;
 
@@ -27,14 +27,10 @@ pub async fn list(
     Data(state): Data<&AppState>,
     Superuser(admin): Superuser,
     Query(query): Query<ListQuery>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let page = PageRequest::parse(query.page.as_deref());
-    let groups = error_groups::list_groups(&state.db, page.per_page, page.offset())
-        .await
-        .map_err(AppError::from)?;
-    let total = error_groups::count_groups(&state.db)
-        .await
-        .map_err(AppError::from)?;
+    let groups = error_groups::list_groups(&state.db, page.per_page, page.offset()).await?;
+    let total = error_groups::count_groups(&state.db).await?;
     let zone = TimeZone::for_user(admin.time_zone.as_deref(), &state.settings.time_zone);
     Ok(ctx.render("Errors", views::list(&ctx, &groups, page, total, zone)))
 }
@@ -47,19 +43,15 @@ pub async fn resolve(
     Data(state): Data<&AppState>,
     Superuser(admin): Superuser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
-    if !error_groups::resolve(&state.db, id)
-        .await
-        .map_err(AppError::from)?
-    {
-        return Err(AppError::NotFound.into());
+    if !error_groups::resolve(&state.db, id).await? {
+        return Err(AppError::NotFound);
     }
     tracing::info!(group_id = id, "error group resolved");
     if ctx.fragment {
         let group = error_groups::find_by_id(&state.db, id)
-            .await
-            .map_err(AppError::from)?
+            .await?
             .ok_or(AppError::NotFound)?;
         let zone = TimeZone::for_user(admin.time_zone.as_deref(), &state.settings.time_zone);
         return Ok(views::group_row(&ctx, &group, zone)
@@ -80,13 +72,12 @@ pub async fn test_page(ctx: PageCtx, Superuser(_admin): Superuser) -> Response {
 
 /// Fails on purpose with an unhandled error that has a cause chain, like a real bug would.
 #[handler]
-pub async fn test_raise(Superuser(admin): Superuser) -> poem::Result<Response> {
+pub async fn test_raise(Superuser(admin): Superuser) -> AppResult<Response> {
     tracing::warn!(by = %admin.email, "raising the test error of /admin/error-test");
     let root: Result<(), std::io::Error> = Err(std::io::Error::other(
         "simulated I/O failure at the root of the test error",
     ));
     root.context("a step under the test handler failed")
-        .context("Deliberate test error from /admin/error-test")
-        .map_err(AppError::from)?;
+        .context("Deliberate test error from /admin/error-test")?;
     Ok(see_other("/admin/error-test"))
 }

@@ -7,7 +7,7 @@ use poem::{Request, Response, handler};
 use crate::reports;
 use crate::state::AppState;
 use crate::web::conditional;
-use crate::web::error::AppError;
+use crate::web::error::AppResult;
 use crate::web::htmx::PageCtx;
 use crate::web::views::home;
 
@@ -16,21 +16,17 @@ pub async fn index(
     req: &Request,
     ctx: PageCtx,
     Data(state): Data<&AppState>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let Some(user) = ctx.user.clone() else {
         return Ok(ctx.render("Welcome", home::landing()));
     };
     let scope = user.scope();
-    let version = reports::viewer_version(state, &scope)
-        .await
-        .map_err(AppError::from)?;
+    let version = reports::viewer_version(state, &scope).await?;
     let validator = conditional::for_page(&ctx, &user, &version, "dashboard", "");
     if let Some(resp) = conditional::not_modified(req, &ctx, &validator) {
         return Ok(resp);
     }
-    let counters = reports::dashboard(state, &scope, &version)
-        .await
-        .map_err(AppError::from)?;
+    let counters = reports::dashboard(state, &scope, &version).await?;
     let mut resp = ctx.render(
         "Dashboard",
         home::dashboard(&user, &counters, scope.owner_filter().is_none()),

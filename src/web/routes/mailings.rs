@@ -14,7 +14,7 @@ use crate::mailings::{self, MailingForm};
 use crate::objects::ObjectError;
 use crate::state::AppState;
 use crate::web::auth::{AuthUser, CurrentUser};
-use crate::web::error::AppError;
+use crate::web::error::AppResult;
 use crate::web::htmx::{PageCtx, after_action, flash, see_other, wants_fragment};
 use crate::web::views::mailings as views;
 
@@ -34,7 +34,7 @@ pub async fn list(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Query(params): Query<ListParams>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let scope = user.scope();
     let archived = params.status.trim() == views::ARCHIVED;
     let status = MailingStatus::parse(params.status.trim()).ok();
@@ -47,8 +47,7 @@ pub async fn list(
         page.per_page,
         page.offset(),
     )
-    .await
-    .map_err(AppError::from)?;
+    .await?;
     let view = views::ListView {
         rows: &rows,
         status,
@@ -82,18 +81,14 @@ async fn render_form(
     errors: &FieldErrors,
     status: StatusCode,
     editing: Editing<'_>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let sending = match editing.mailing_id {
-        Some(id) => runs::active(&state.db, id)
-            .await
-            .map_err(AppError::from)?
-            .is_some(),
+        Some(id) => runs::active(&state.db, id).await?.is_some(),
         None => false,
     };
     let zone = mailings::owner_zone(state, owner_id).await?;
     let messages: Vec<(i64, String)> = message_db::list(&state.db, Some(owner_id), "", 1000, 0)
-        .await
-        .map_err(AppError::from)?
+        .await?
         .into_iter()
         .map(|m| (m.id, m.subject))
         .collect();
@@ -102,12 +97,8 @@ async fn render_form(
         search: form.recipient_q.trim().to_string(),
         ..ListQuery::default()
     };
-    let candidates = recipient_db::list(&state.db, &query, PICKER_ROWS, 0)
-        .await
-        .map_err(AppError::from)?;
-    let matching = recipient_db::count(&state.db, &query)
-        .await
-        .map_err(AppError::from)?;
+    let candidates = recipient_db::list(&state.db, &query, PICKER_ROWS, 0).await?;
+    let matching = recipient_db::count(&state.db, &query).await?;
     let view = views::FormView {
         action,
         page_url,
@@ -142,7 +133,7 @@ pub async fn new_page(
     ctx: PageCtx,
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let form = picker_form(req).unwrap_or_else(|| MailingForm {
         period: "once".into(),
         ..MailingForm::default()
@@ -169,7 +160,7 @@ pub async fn create(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Form(pairs): Form<Vec<(String, String)>>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let form = MailingForm::from_pairs(&pairs);
     match mailings::create(state, &user.scope(), user.zone(&state.settings), &form).await {
         Ok(id) => {
@@ -205,26 +196,17 @@ pub async fn detail(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let scope = user.scope();
     let mailing = mailings::get(state, &scope, &id).await?;
     let subject = subject_of(state, &mailing).await?;
-    let owner_user = users::find_by_id(&state.db, mailing.owner_id)
-        .await
-        .map_err(AppError::from)?;
+    let owner_user = users::find_by_id(&state.db, mailing.owner_id).await?;
     // A deactivated owner's mailings wait (nothing is claimed or started) until reactivated.
     let owner_paused = owner_user.as_ref().is_some_and(|u| !u.is_active);
     let owner = owner_user.map(|u| u.email).unwrap_or_default();
-    let recipients = db::recipient_ids(&state.db, mailing.id)
-        .await
-        .map_err(AppError::from)?
-        .len();
-    let (history, _) = runs::list_for_mailing(&state.db, mailing.id, 20, 0)
-        .await
-        .map_err(AppError::from)?;
-    let current = delivery::progress(&state.db, mailing.id, now_ms())
-        .await
-        .map_err(AppError::from)?;
+    let recipients = db::recipient_ids(&state.db, mailing.id).await?.len();
+    let (history, _) = runs::list_for_mailing(&state.db, mailing.id, 20, 0).await?;
+    let current = delivery::progress(&state.db, mailing.id, now_ms()).await?;
     let view = views::DetailView {
         mailing: &mailing,
         subject: &subject,
@@ -250,15 +232,13 @@ pub async fn edit_page(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let mailing = mailings::get_for_edit(state, &user.scope(), &id).await?;
     let form = match picker_form(req) {
         Some(form) => form,
         None => {
             let zone = mailings::owner_zone(state, mailing.owner_id).await?;
-            let ids = db::recipient_ids(&state.db, mailing.id)
-                .await
-                .map_err(AppError::from)?;
+            let ids = db::recipient_ids(&state.db, mailing.id).await?;
             MailingForm::from_mailing(&mailing, &ids, zone)
         }
     };
@@ -289,7 +269,7 @@ pub async fn edit(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let form = MailingForm::from_pairs(&pairs);
     match mailings::update(state, &user.scope(), &id, &form).await {
         Ok(id) => {
@@ -321,9 +301,7 @@ pub async fn edit(
             // input, and let a second save (made from their version) replace it knowingly.
             let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
             let zone = mailings::owner_zone(state, mailing.owner_id).await?;
-            let ids = db::recipient_ids(&state.db, mailing.id)
-                .await
-                .map_err(AppError::from)?;
+            let ids = db::recipient_ids(&state.db, mailing.id).await?;
             let theirs = MailingForm::from_mailing(&mailing, &ids, zone);
             let subject = subject_of(state, &mailing).await?;
             let saved = [
@@ -360,10 +338,9 @@ pub async fn edit(
 }
 
 /// The subject of the mailing's message, as its pages name it.
-async fn subject_of(state: &AppState, mailing: &Mailing) -> poem::Result<String> {
+async fn subject_of(state: &AppState, mailing: &Mailing) -> AppResult<String> {
     Ok(message_db::get(&state.db, mailing.message_id)
-        .await
-        .map_err(AppError::from)?
+        .await?
         .map(|m| m.subject)
         .unwrap_or_default())
 }
@@ -375,15 +352,10 @@ async fn confirm(
     mailing: &Mailing,
     title: &str,
     render: fn(&PageCtx, &views::ConfirmView<'_>) -> maud::Markup,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let subject = subject_of(state, mailing).await?;
-    let recipients = db::recipient_ids(&state.db, mailing.id)
-        .await
-        .map_err(AppError::from)?
-        .len();
-    let (latest, runs) = runs::list_for_mailing(&state.db, mailing.id, 1, 0)
-        .await
-        .map_err(AppError::from)?;
+    let recipients = db::recipient_ids(&state.db, mailing.id).await?.len();
+    let (latest, runs) = runs::list_for_mailing(&state.db, mailing.id, 1, 0).await?;
     let zone = mailings::owner_zone(state, mailing.owner_id).await?;
     let view = views::ConfirmView {
         mailing,
@@ -405,7 +377,7 @@ pub async fn delete_page(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
     confirm(&ctx, state, &mailing, "Delete mailing", views::delete_page).await
 }
@@ -416,7 +388,7 @@ pub async fn delete(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let (mailing, removed) = mailings::delete(state, &user.scope(), &id).await?;
     let message = match removed {
         Removed::Deleted => format!("Mailing #{} was deleted.", mailing.id),
@@ -435,7 +407,7 @@ pub async fn restore_page(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
     confirm(
         &ctx,
@@ -453,7 +425,7 @@ pub async fn restore(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let mailing = mailings::restore(state, &user.scope(), &id).await?;
     let target = format!("/mailings/{}", mailing.id);
     Ok(after_action(
@@ -470,7 +442,7 @@ pub async fn send_page(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
     confirm(&ctx, state, &mailing, "Send mailing", views::send_page).await
 }
@@ -481,7 +453,7 @@ pub async fn disable_page(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let mailing = mailings::get(state, &user.scope(), &id).await?;
     if !may_disable(&user, mailing.owner_id) {
         return Err(ObjectError::ReadOnly.into());
@@ -509,7 +481,7 @@ pub async fn send(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     Form(form): Form<SendForm>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let dry_run = matches!(form.dry_run.trim(), "1" | "true" | "on");
     let run_id = mailings::send_now(state, &user.scope(), &user.email, &id, dry_run).await?;
     let what = if dry_run { "Dry run" } else { "Run" };
@@ -527,7 +499,7 @@ pub async fn disable(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let cancelled = mailings::disable(state, &user.scope(), user.disable_mailing, &id).await?;
     Ok(after_action(
         req,
@@ -546,11 +518,9 @@ pub async fn progress(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let mailing = mailings::get(state, &user.scope(), &id).await?;
-    let current = delivery::progress(&state.db, mailing.id, now_ms())
-        .await
-        .map_err(AppError::from)?;
+    let current = delivery::progress(&state.db, mailing.id, now_ms()).await?;
     let active = current.as_ref().is_some_and(|p| p.active());
     let mut resp = views::progress(mailing.id, current.as_ref())
         .with_header("Cache-Control", "no-store")
@@ -581,14 +551,12 @@ pub async fn logs(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     Query(params): Query<LogParams>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let mailing = mailings::get(state, &user.scope(), &id).await?;
     let status = DeliveryStatus::parse(params.status.trim()).ok();
     let page = PageRequest::parse(params.page.as_deref());
     let (rows, total) =
-        deliveries::list(&state.db, mailing.id, status, page.per_page, page.offset())
-            .await
-            .map_err(AppError::from)?;
+        deliveries::list(&state.db, mailing.id, status, page.per_page, page.offset()).await?;
     Ok(ctx.render(
         &format!("Delivery log of mailing #{}", mailing.id),
         views::logs(

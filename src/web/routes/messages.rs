@@ -12,7 +12,7 @@ use crate::messages::{self, MessageForm};
 use crate::objects::{ObjectError, parse_id};
 use crate::state::AppState;
 use crate::web::auth::AuthUser;
-use crate::web::error::AppError;
+use crate::web::error::AppResult;
 use crate::web::htmx::{PageCtx, after_action, flash, see_other, wants_results};
 use crate::web::views::messages as views;
 
@@ -34,19 +34,15 @@ pub async fn list(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Query(params): Query<ListParams>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let scope = user.scope();
     let q: String = params.q.trim().chars().take(200).collect();
     let page = PageRequest::parse(params.page.as_deref());
     let owner = scope.owner_filter();
-    let rows = db::list(&state.db, owner, &q, page.per_page, page.offset())
-        .await
-        .map_err(AppError::from)?;
+    let rows = db::list(&state.db, owner, &q, page.per_page, page.offset()).await?;
     let total = match page.known_total(rows.len()) {
         Some(total) => total,
-        None => db::count(&state.db, owner, &q)
-            .await
-            .map_err(AppError::from)?,
+        None => db::count(&state.db, owner, &q).await?,
     };
     let can_change = |owner: i64| scope.can_change(owner);
     let view = views::ListView {
@@ -88,7 +84,7 @@ pub async fn create(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Form(form): Form<MessageForm>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     match messages::create(state, &user.scope(), &form).await {
         Ok(id) => {
             flash(req, "The message was saved.");
@@ -116,15 +112,12 @@ pub async fn detail(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let scope = user.scope();
     let message = messages::get(state, &scope, parse_id(&id)?).await?;
-    let used_by = db::used_by(&state.db, message.id)
-        .await
-        .map_err(AppError::from)?;
+    let used_by = db::used_by(&state.db, message.id).await?;
     let owner = users::find_by_id(&state.db, message.owner_id)
-        .await
-        .map_err(AppError::from)?
+        .await?
         .map(|u| u.email)
         .unwrap_or_default();
     let (subject, text, html) = messages::preview(&message, SAMPLE_NAME, SAMPLE_EMAIL);
@@ -155,7 +148,7 @@ pub async fn edit_page(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let message = messages::get_for_change(state, &user.scope(), parse_id(&id)?).await?;
     let form = MessageForm::from_message(&message);
     render_edit(&ctx, state, message.id, &form, &FieldErrors::new(), None).await
@@ -170,10 +163,8 @@ async fn render_edit(
     form: &MessageForm,
     errors: &FieldErrors,
     saved: Option<(&[(&str, String)], StatusCode)>,
-) -> poem::Result<Response> {
-    let sending = db::sending_mailings(&state.db, id)
-        .await
-        .map_err(AppError::from)?;
+) -> AppResult<Response> {
+    let sending = db::sending_mailings(&state.db, id).await?;
     let status = match (&saved, errors.is_empty()) {
         (Some((_, status)), _) => *status,
         (None, true) => StatusCode::OK,
@@ -205,13 +196,11 @@ pub async fn edit(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     Form(form): Form<MessageForm>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let id = parse_id(&id)?;
     match messages::update(state, &user.scope(), id, &form).await {
         Ok(()) => {
-            let sending = db::sending_mailings(&state.db, id)
-                .await
-                .map_err(AppError::from)?;
+            let sending = db::sending_mailings(&state.db, id).await?;
             flash(
                 req,
                 if sending.is_empty() {
@@ -259,11 +248,9 @@ pub async fn delete_page(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let message = messages::get_for_change(state, &user.scope(), parse_id(&id)?).await?;
-    let used_by = db::used_by(&state.db, message.id)
-        .await
-        .map_err(AppError::from)?;
+    let used_by = db::used_by(&state.db, message.id).await?;
     Ok(ctx.render(
         "Delete message",
         views::delete_page(&ctx, &message, &used_by),
@@ -276,7 +263,7 @@ pub async fn delete(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     messages::delete(state, &user.scope(), parse_id(&id)?).await?;
     Ok(after_action(
         req,

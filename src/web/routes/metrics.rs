@@ -12,10 +12,10 @@ use crate::config::Secret;
 use crate::metrics::CONTENT_TYPE;
 use crate::state::AppState;
 use crate::web::auth::CurrentUser;
-use crate::web::error::AppError;
+use crate::web::error::{AppError, AppResult};
 
 #[handler]
-pub async fn metrics(req: &Request, Data(state): Data<&AppState>) -> poem::Result<Response> {
+pub async fn metrics(req: &Request, Data(state): Data<&AppState>) -> AppResult<Response> {
     let superuser = req
         .extensions()
         .get::<CurrentUser>()
@@ -28,7 +28,7 @@ pub async fn metrics(req: &Request, Data(state): Data<&AppState>) -> poem::Resul
         _ => false,
     };
     if !(superuser || token_ok) {
-        return Err(AppError::NotFound.into());
+        return Err(AppError::NotFound);
     }
     Ok(state
         .metrics

@@ -11,7 +11,7 @@ use crate::objects::{ObjectError, parse_id};
 use crate::recipients::{self, RecipientForm, csv_io};
 use crate::state::AppState;
 use crate::web::auth::AuthUser;
-use crate::web::error::AppError;
+use crate::web::error::AppResult;
 use crate::web::htmx::{PageCtx, after_action, flash, see_other, wants_results};
 use crate::web::views::recipients as views;
 
@@ -47,16 +47,14 @@ pub async fn list(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Query(params): Query<ListParams>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let scope = user.scope();
     let query = params.query(scope.owner_filter());
     let page = PageRequest::parse(params.page.as_deref());
-    let rows = db::list(&state.db, &query, page.per_page, page.offset())
-        .await
-        .map_err(AppError::from)?;
+    let rows = db::list(&state.db, &query, page.per_page, page.offset()).await?;
     let total = match page.known_total(rows.len()) {
         Some(total) => total,
-        None => db::count(&state.db, &query).await.map_err(AppError::from)?,
+        None => db::count(&state.db, &query).await?,
     };
     let can_change = |owner: i64| scope.can_change(owner);
     let view = views::ListView {
@@ -99,7 +97,7 @@ pub async fn create(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Form(form): Form<RecipientForm>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     match recipients::create(state, &user.scope(), &form).await {
         Ok(_) => {
             flash(req, format!("{} was added.", form.email.trim()));
@@ -120,7 +118,7 @@ pub async fn detail(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let scope = user.scope();
     let recipient = recipients::get(state, &scope, parse_id(&id)?).await?;
     let zone = user.zone(&state.settings);
@@ -136,7 +134,7 @@ pub async fn edit_page(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let recipient = recipients::get_for_change(state, &user.scope(), parse_id(&id)?).await?;
     let action = format!("/clients/{}/edit", recipient.id);
     Ok(ctx.render(
@@ -160,7 +158,7 @@ pub async fn edit(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     Form(form): Form<RecipientForm>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let id = parse_id(&id)?;
     match recipients::update(state, &user.scope(), id, &form).await {
         Ok(()) => {
@@ -215,7 +213,7 @@ pub async fn delete_page(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let recipient = recipients::get_for_change(state, &user.scope(), parse_id(&id)?).await?;
     Ok(ctx.render("Delete recipient", views::delete_page(&ctx, &recipient)))
 }
@@ -226,7 +224,7 @@ pub async fn delete(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let removed = recipients::delete(state, &user.scope(), parse_id(&id)?).await?;
     Ok(after_action(
         req,
@@ -241,10 +239,10 @@ pub async fn export(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Query(params): Query<ListParams>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let query = params.query(user.scope().owner_filter());
-    let rows = db::all(&state.db, &query).await.map_err(AppError::from)?;
-    let csv = csv_io::export(&rows).map_err(AppError::from)?;
+    let rows = db::all(&state.db, &query).await?;
+    let csv = csv_io::export(&rows)?;
     Ok(Response::builder()
         .header(header::CONTENT_TYPE, "text/csv; charset=utf-8")
         .header(
@@ -265,7 +263,7 @@ pub async fn import_page(ctx: PageCtx, AuthUser(_user): AuthUser) -> Response {
 /// passing trouble (a warning); anything else is a bug the operator must see (an error with
 /// how far it got), but on SQLite the chunks before it are saved all the same, so a bare 500
 /// would hide from the user that part of the file is in.
-fn import_stopped(ctx: &PageCtx, stopped: db::ImportStopped) -> poem::Result<Response> {
+fn import_stopped(ctx: &PageCtx, stopped: db::ImportStopped) -> AppResult<Response> {
     let transient = crate::db::is_transient_chain(&stopped.error);
     if transient {
         tracing::warn!(
@@ -316,7 +314,7 @@ pub async fn import(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     mut multipart: Multipart,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let mut upload = None;
     while let Some(part) = multipart.next_field().await? {
         if part.name() == Some("file") {

@@ -11,7 +11,7 @@ use crate::reports::{self, ReportError, ReportParams, StatsSort};
 use crate::state::AppState;
 use crate::web::auth::AuthUser;
 use crate::web::conditional;
-use crate::web::error::AppError;
+use crate::web::error::{AppError, AppResult};
 use crate::web::htmx::PageCtx;
 use crate::web::views::reports as views;
 
@@ -30,22 +30,18 @@ pub async fn stats(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Query(params): Query<StatsParams>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let scope = user.scope();
     let sort = StatsSort::parse(&params.sort);
     let ascending = params.dir == "asc";
     let page = PageRequest::parse(params.page.as_deref());
-    let version = reports::viewer_version(state, &scope)
-        .await
-        .map_err(AppError::from)?;
+    let version = reports::viewer_version(state, &scope).await?;
     let variant = format!("{}:{ascending}:{}", sort.word(), page.page);
     let validator = conditional::for_page(&ctx, &user, &version, "stats", &variant);
     if let Some(resp) = conditional::not_modified(req, &ctx, &validator) {
         return Ok(resp);
     }
-    let mut stats = reports::stats(state, &scope, &version)
-        .await
-        .map_err(AppError::from)?;
+    let mut stats = reports::stats(state, &scope, &version).await?;
     reports::sort_rows(&mut stats.rows, sort, ascending);
     let view = views::StatsView {
         stats: &stats,
@@ -68,7 +64,7 @@ pub async fn report(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Query(params): Query<ReportParams>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let csv = params.format.eq_ignore_ascii_case("csv");
     respond(req, &ctx, state, &user, &params, csv).await
 }
@@ -81,7 +77,7 @@ pub async fn export(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Query(params): Query<ReportParams>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     respond(req, &ctx, state, &user, &params, true).await
 }
 
@@ -92,12 +88,12 @@ async fn respond(
     user: &crate::web::auth::CurrentUser,
     params: &ReportParams,
     csv: bool,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let scope = user.scope();
     let today = user.zone(&state.settings).date_at(crate::db::now_ms());
     let query = match reports::resolve(state, &scope, params, today).await {
         Ok(query) => query,
-        Err(ReportError::NotFound) => return Err(AppError::NotFound.into()),
+        Err(ReportError::NotFound) => return Err(AppError::NotFound),
         Err(ReportError::Invalid(errors)) => {
             let form = views::ReportForm {
                 from: &params.from,
@@ -112,11 +108,9 @@ async fn respond(
                 views::report_invalid(&form),
             ));
         }
-        Err(ReportError::Unexpected(err)) => return Err(AppError::from(err).into()),
+        Err(ReportError::Unexpected(err)) => return Err(err.into()),
     };
-    let version = crate::db::versions::of_user(&state.db, query.user_id)
-        .await
-        .map_err(AppError::from)?;
+    let version = crate::db::versions::of_user(&state.db, query.user_id).await?;
     let days = params.rows == "days";
     let variant = format!(
         "{}:{}:{}:{}:{}",
@@ -130,11 +124,9 @@ async fn respond(
     if let Some(resp) = conditional::not_modified(req, ctx, &validator) {
         return Ok(resp);
     }
-    let rep = reports::report(state, &scope, &query, &version)
-        .await
-        .map_err(AppError::from)?;
+    let rep = reports::report(state, &scope, &query, &version).await?;
     let mut resp = if csv {
-        let body = reports::to_csv(&rep, days).map_err(AppError::from)?;
+        let body = reports::to_csv(&rep, days)?;
         let name = format!(
             "attachment; filename=\"report-{}-{}-{}.csv\"",
             rep.user_id, rep.from, rep.to

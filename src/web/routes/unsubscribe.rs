@@ -8,7 +8,7 @@ use poem::{Response, handler};
 
 use crate::delivery::unsubscribe::{self as service, UnsubscribeError};
 use crate::state::AppState;
-use crate::web::error::AppError;
+use crate::web::error::AppResult;
 use crate::web::htmx::PageCtx;
 use crate::web::views::unsubscribe as views;
 
@@ -37,10 +37,10 @@ pub async fn confirm(
     ctx: PageCtx,
     Data(state): Data<&AppState>,
     Path(token): Path<String>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     match service::unsubscribe(&state.delivery(), &token).await {
         Ok(subscriber) => Ok(ctx.render("Unsubscribed", views::done(&subscriber.email))),
         Err(err @ UnsubscribeError::InvalidToken) => Ok(invalid(&ctx, &err)),
-        Err(UnsubscribeError::Unexpected(err)) => Err(AppError::from(err).into()),
+        Err(UnsubscribeError::Unexpected(err)) => Err(err.into()),
     }
 }

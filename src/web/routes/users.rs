@@ -12,9 +12,8 @@ use crate::domain::{FieldErrors, MAX_EMAIL_LEN, MAX_PASSWORD_LEN};
 use crate::state::AppState;
 use crate::web::auth::{AuthUser, safe_next};
 use crate::web::client::client_ip;
-use crate::web::error::AppError;
+use crate::web::error::{AppResult, Busy, RetryAfter};
 use crate::web::htmx::{PageCtx, flash, see_other};
-use crate::web::middleware::{Busy, RetryAfter};
 use crate::web::views::users as views;
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,7 +46,7 @@ pub async fn login(
     Data(state): Data<&AppState>,
     Query(query): Query<NextQuery>,
     Form(form): Form<LoginForm>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let next = safe_next(query.next.as_deref());
     let client = client_ip(req, &state.settings);
     // Fields past their longest valid length are refused before anything keys on them (the
@@ -57,10 +56,7 @@ pub async fn login(
     let account = (!oversized).then_some(form.email.as_str());
     if let Err(wait) = state.throttle.login(client, account) {
         tracing::warn!(%client, "login rate limit reached");
-        return Err(poem::Error::new(
-            RetryAfter(wait),
-            StatusCode::TOO_MANY_REQUESTS,
-        ));
+        return Err(RetryAfter(wait).into());
     }
     if oversized {
         return Ok(ctx.render_status(
@@ -88,7 +84,7 @@ pub async fn login(
             };
             Ok(see_other(&target))
         }
-        Err(LoginError::Unexpected(err)) => Err(AppError::from(err).into()),
+        Err(LoginError::Unexpected(err)) => Err(err.into()),
         Err(LoginError::Busy) => Err(Busy.into()),
         Err(refusal) => {
             let message = refusal.to_string();
@@ -121,7 +117,7 @@ pub async fn signup(
     ctx: PageCtx,
     Data(state): Data<&AppState>,
     Form(form): Form<SignupForm>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     match accounts::signup(state.accounts(), client_ip(req, &state.settings), &form).await {
         Ok(sent) => Ok(ctx.render(
             "Check your e-mail",
@@ -186,7 +182,7 @@ pub async fn reset_request(
     ctx: PageCtx,
     Data(state): Data<&AppState>,
     Form(form): Form<EmailForm>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let client = client_ip(req, &state.settings);
     match accounts::request_password_reset(state.accounts(), client, &form.email).await {
         Ok(()) => Ok(ctx.render(
@@ -240,7 +236,7 @@ pub async fn reset(
     Data(state): Data<&AppState>,
     Path(token): Path<String>,
     Form(form): Form<NewPasswordForm>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     let user = match accounts::check_reset_token(state.accounts(), &token).await {
         Ok(user) => user,
         Err(err) => return Ok(bad_link(&ctx, &err.to_string())),
@@ -275,7 +271,7 @@ pub async fn password_change(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Form(form): Form<NewPasswordForm>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     match accounts::change_password(state.accounts(), &user, &form).await {
         Ok(updated) => {
             // Every other session ended with the change; this one carries on, renewed.
@@ -339,7 +335,7 @@ pub async fn profile_edit(
     Data(state): Data<&AppState>,
     AuthUser(user): AuthUser,
     Form(form): Form<ProfileForm>,
-) -> poem::Result<Response> {
+) -> AppResult<Response> {
     match accounts::update_profile(state.accounts(), &user, &form).await {
         Ok(()) => {
             flash(req, "Your profile was saved.");
