@@ -22,7 +22,7 @@ use crate::mail::Mailer;
 use crate::signing::Signer;
 use throttle::Throttle;
 
-use crate::db::users::{self, CreateUserError, NewUser, Profile, User};
+use crate::db::users::{self, AccessFlags, CreateUserError, NewUser, Profile, User};
 use crate::domain::{Email, FieldErrors, Password, one_line};
 use crate::mail::compose;
 use passwords::HashError;
@@ -424,6 +424,38 @@ pub async fn update_profile(
     }
     users::update_profile(&deps.db, user.id, &profile).await?;
     Ok(())
+}
+
+/// The user of that id, if there is one.
+pub async fn find_user(db: &Db, id: i64) -> anyhow::Result<Option<User>> {
+    users::find_by_id(db, id).await
+}
+
+/// A page of users whose e-mail or name matches `search` (the superuser's list), and how many
+/// match in all.
+pub async fn search_users(
+    db: &Db,
+    search: &str,
+    page: crate::domain::PageRequest,
+) -> anyhow::Result<(Vec<User>, i64)> {
+    users::search(db, search, page.per_page, page.offset()).await
+}
+
+/// A superuser sets a user's access flags; a deactivated user's sessions end at once.
+/// Returns the user as saved, `None` when there is no such user.
+pub async fn set_access(
+    deps: Accounts<'_>,
+    id: i64,
+    flags: AccessFlags,
+) -> anyhow::Result<Option<User>> {
+    if !users::set_access(deps.db, id, flags).await? {
+        return Ok(None);
+    }
+    if !flags.is_active {
+        sessions::end_all(deps, id).await;
+    }
+    tracing::info!(target_user = id, ?flags, "user access changed");
+    users::find_by_id(deps.db, id).await
 }
 
 /// How often [`purge_idle`] runs.

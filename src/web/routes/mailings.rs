@@ -200,7 +200,7 @@ pub async fn detail(
     let scope = user.scope();
     let mailing = mailings::get(state, &scope, &id).await?;
     let subject = subject_of(state, &mailing).await?;
-    let owner_user = users::find_by_id(&state.db, mailing.owner_id).await?;
+    let owner_user = crate::accounts::find_user(&state.db, mailing.owner_id).await?;
     // A deactivated owner's mailings wait (nothing is claimed or started) until reactivated.
     let owner_paused = owner_user.as_ref().is_some_and(|u| !u.is_active);
     let owner = owner_user.map(|u| u.email).unwrap_or_default();
