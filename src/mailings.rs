@@ -2,14 +2,18 @@
 //! do what, and the actions the mailing page offers.
 
 use crate::clock::Clock;
-use crate::db::mailings::{self as db, Mailing, MailingError, NewMailing, Removed};
-use crate::db::recipients::{self as recipient_db, ListQuery};
+use crate::db::Db;
+use crate::db::mailings::{self as db, ListedMailing, Mailing, MailingError, NewMailing, Removed};
+use crate::db::recipients::{self as recipient_db, ListQuery, ListedRecipient};
+use crate::db::runs::{self, Run};
 use crate::db::{messages as message_db, now_ms, users};
-use crate::delivery::StartRunError;
 use crate::delivery::engine;
+use crate::delivery::{Progress, StartRunError};
 use crate::domain::instant::{from_ms, to_ms};
 use crate::domain::local_time::parse_local;
-use crate::domain::{FieldErrors, MailingStatus, Period, Scope, TimeZone, Trigger};
+use crate::domain::{
+    FieldErrors, MailingStatus, PageRequest, Period, RunStatus, Scope, TimeZone, Trigger,
+};
 use crate::objects::{ObjectError, cap_version, changeable, expected_version, parse_id, visible};
 use crate::state::AppState;
 
@@ -356,4 +360,152 @@ pub async fn disable(
         .await
         .map_err(mailing_error)?;
     Ok(disabled.cancelled)
+}
+
+/// A page of the mailings the viewer sees, filtered by status (or the archived ones), and
+/// how many match in all.
+pub async fn list(
+    db: &Db,
+    scope: &Scope,
+    status: Option<MailingStatus>,
+    archived: bool,
+    page: PageRequest,
+) -> anyhow::Result<(Vec<ListedMailing>, i64)> {
+    db::list(
+        db,
+        scope.owner_filter(),
+        status,
+        archived,
+        page.per_page,
+        page.offset(),
+    )
+    .await
+}
+
+/// The subject of the mailing's message, as its pages name it.
+pub async fn subject_of(db: &Db, mailing: &Mailing) -> anyhow::Result<String> {
+    Ok(message_db::get(db, mailing.message_id)
+        .await?
+        .map(|m| m.subject)
+        .unwrap_or_default())
+}
+
+/// What the mailing form offers its owner: their messages, the recipients the picker's
+/// search finds (and how many match), the zone times are entered in, and whether the
+/// mailing being edited is sending right now.
+pub struct FormChoices {
+    pub messages: Vec<(i64, String)>,
+    pub candidates: Vec<ListedRecipient>,
+    pub matching: i64,
+    pub zone: TimeZone,
+    pub sending: bool,
+}
+
+/// Recipients shown in the picker at once; "all matching" covers the rest.
+pub const PICKER_ROWS: i64 = 200;
+
+pub async fn form_choices(
+    state: &AppState,
+    owner_id: i64,
+    editing: Option<i64>,
+    recipient_q: &str,
+) -> Result<FormChoices, ObjectError> {
+    let sending = match editing {
+        Some(id) => runs::active(&state.db, id).await?.is_some(),
+        None => false,
+    };
+    let zone = owner_zone(state, owner_id).await?;
+    let messages = message_db::list(&state.db, Some(owner_id), "", 1000, 0)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m.subject))
+        .collect();
+    let query = ListQuery {
+        owner: Some(owner_id),
+        search: recipient_q.trim().to_string(),
+        ..ListQuery::default()
+    };
+    let candidates = recipient_db::list(&state.db, &query, PICKER_ROWS, 0).await?;
+    let matching = recipient_db::count(&state.db, &query).await?;
+    Ok(FormChoices {
+        messages,
+        candidates,
+        matching,
+        zone,
+        sending,
+    })
+}
+
+/// The form filled from the mailing as saved (times in its owner's zone), and how many
+/// recipients it has.
+pub async fn saved_form(
+    state: &AppState,
+    mailing: &Mailing,
+) -> Result<(MailingForm, usize), ObjectError> {
+    let zone = owner_zone(state, mailing.owner_id).await?;
+    let ids = db::recipient_ids(&state.db, mailing.id).await?;
+    Ok((MailingForm::from_mailing(mailing, &ids, zone), ids.len()))
+}
+
+/// A page of the mailing's delivery log, filtered by status, and how many match in all.
+pub async fn deliveries(
+    db: &Db,
+    mailing: &Mailing,
+    status: Option<crate::domain::DeliveryStatus>,
+    page: PageRequest,
+) -> anyhow::Result<(Vec<crate::db::deliveries::Delivery>, i64)> {
+    crate::db::deliveries::list(db, mailing.id, status, page.per_page, page.offset()).await
+}
+
+/// What a mailing's detail page shows besides the mailing.
+pub struct Detail {
+    pub subject: String,
+    pub owner: String,
+    /// A deactivated owner's mailings wait (nothing is claimed or started) until reactivated.
+    pub owner_paused: bool,
+    pub recipients: i64,
+    pub runs: Vec<Run>,
+    pub progress: Option<Progress>,
+}
+
+/// Runs listed on the detail page.
+const DETAIL_RUNS: i64 = 20;
+
+pub async fn detail(db: &Db, mailing: &Mailing) -> anyhow::Result<Detail> {
+    let subject = subject_of(db, mailing).await?;
+    let owner = users::find_by_id(db, mailing.owner_id).await?;
+    let (runs, _) = runs::list_for_mailing(db, mailing.id, DETAIL_RUNS, 0).await?;
+    Ok(Detail {
+        subject,
+        owner_paused: owner.as_ref().is_some_and(|u| !u.is_active),
+        owner: owner.map(|u| u.email).unwrap_or_default(),
+        recipients: db::count_recipients(db, mailing.id).await?,
+        runs,
+        progress: crate::delivery::progress(db, mailing.id, now_ms()).await?,
+    })
+}
+
+/// What the delete and restore confirmation pages show about a mailing.
+pub struct Summary {
+    pub subject: String,
+    pub recipients: i64,
+    pub runs: i64,
+    pub active_run: bool,
+    pub next_run_after_restore: Option<i64>,
+    pub zone: TimeZone,
+}
+
+pub async fn summary(state: &AppState, mailing: &Mailing) -> Result<Summary, ObjectError> {
+    let (latest, runs) = runs::list_for_mailing(&state.db, mailing.id, 1, 0).await?;
+    let zone = owner_zone(state, mailing.owner_id).await?;
+    Ok(Summary {
+        subject: subject_of(&state.db, mailing).await?,
+        recipients: db::count_recipients(&state.db, mailing.id).await?,
+        runs,
+        active_run: latest
+            .first()
+            .is_some_and(|r| r.status == RunStatus::Running),
+        next_run_after_restore: next_run_after_restore(mailing, zone, now_ms()),
+        zone,
+    })
 }

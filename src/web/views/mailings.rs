@@ -203,7 +203,7 @@ pub struct DetailView<'a> {
     pub owner: &'a str,
     /// The owner's account is deactivated: the mailing waits.
     pub owner_paused: bool,
-    pub recipients: usize,
+    pub recipients: i64,
     pub runs: &'a [Run],
     pub progress: Option<&'a Progress>,
     pub can_change: bool,
@@ -408,7 +408,7 @@ pub fn logs(
 pub struct ConfirmView<'a> {
     pub mailing: &'a Mailing,
     pub subject: &'a str,
-    pub recipients: usize,
+    pub recipients: i64,
     pub runs: i64,
     /// A run of it is sending now.
     pub active_run: bool,
