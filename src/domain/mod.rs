@@ -1,6 +1,7 @@
 //! Pure types of the product: no framework, no I/O. Parse, don't validate: a value of these
 //! types is valid by construction.
 
+pub mod choice;
 pub mod csv_cell;
 mod email;
 mod fields;

@@ -427,7 +427,8 @@ pub async fn disable_page(
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct SendForm {
-    dry_run: String,
+    #[serde(deserialize_with = "crate::domain::choice::flag")]
+    dry_run: bool,
 }
 
 #[handler]
@@ -438,7 +439,7 @@ pub async fn send(
     Path(id): Path<String>,
     Form(form): Form<SendForm>,
 ) -> AppResult<Response> {
-    let dry_run = matches!(form.dry_run.trim(), "1" | "true" | "on");
+    let dry_run = form.dry_run;
     let run_id = mailings::send_now(state, &user.scope(), &user.email, &id, dry_run).await?;
     let what = if dry_run { "Dry run" } else { "Run" };
     Ok(after_action(

@@ -21,7 +21,8 @@ const MAX_QUERY: usize = 200;
 #[serde(default)]
 pub struct ListParams {
     q: String,
-    sort: String,
+    #[serde(deserialize_with = "crate::domain::choice::choice")]
+    sort: Sort,
     page: Option<String>,
 }
 
@@ -30,11 +31,7 @@ impl ListParams {
         ListQuery {
             owner,
             search: self.q.trim().chars().take(MAX_QUERY).collect(),
-            sort: if self.sort == "name" {
-                Sort::Name
-            } else {
-                Sort::Newest
-            },
+            sort: self.sort,
         }
     }
 }

@@ -5,6 +5,7 @@ use maud::{Markup, html};
 
 use crate::db::stats::{DayTotals, MailingStats, rate};
 use crate::domain::TimeZone;
+use crate::domain::choice::Choice as _;
 use crate::domain::mailing::ARCHIVED;
 use crate::domain::{FieldErrors, MailingStatus, PageRequest};
 use crate::reports::{Report, Stats, StatsSort, day_date, format_date};
