@@ -1,5 +1,7 @@
 //! Mailings (SPEC §6 `/mailings/…`, §7): parsing the form in the owner's time zone, who may
-//! do what, and the actions the mailing page offers.
+//! do what, the actions the mailing page offers, and everything the mailing pages load (the
+//! list, the form's choices, the detail page, the confirmation pages, the delivery log): the
+//! mailing routes call this module, never `db`.
 
 use crate::clock::Clock;
 use crate::db::Db;

@@ -1,5 +1,7 @@
-//! Messages (SPEC §6 `/messages/…`): parsing, visibility, and the rule that a message used by
-//! a mailing cannot be deleted.
+//! Messages (SPEC §6 `/messages/…`): parsing, visibility, the rule that a message used by
+//! a mailing cannot be deleted, and what the message pages load (the routes call this
+//! module, never `db`). Placeholders are filled by `domain::template` alone, for the preview
+//! here as for the sent mail.
 
 use crate::db::Db;
 use crate::db::messages::{self as db, DeleteError, ListedMessage, Message};

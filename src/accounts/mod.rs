@@ -1,7 +1,9 @@
 //! Accounts (SPEC §5): sign-up, activation, login, password reset and change, profiles.
 //!
 //! Routes call these functions with what the user typed; validation turns it into domain
-//! types or per-field messages, and nothing reaches the database unparsed.
+//! types or per-field messages, and nothing reaches the database unparsed. They take
+//! [`Accounts`] (what account work uses), never the whole `AppState`. [`housekeeping`] is
+//! the one timer for expired sessions and idle login limits; `serve` and `scheduler` run it.
 
 pub mod emails;
 pub mod passwords;

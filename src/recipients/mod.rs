@@ -1,5 +1,5 @@
-//! Recipients (SPEC §6 `/clients/…`): parsing what users type, the visibility rules, and
-//! CSV import and export.
+//! Recipients (SPEC §6 `/clients/…`): parsing what users type, the visibility rules, the
+//! list and CSV import and export (the routes call this module, never `db`).
 
 pub mod csv_io;
 
