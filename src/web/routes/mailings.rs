@@ -306,6 +306,29 @@ async fn edit_form(
     .await
 }
 
+/// The confirmation pages of the actions on a mailing the viewer may change: each loads the
+/// mailing for change and shows [`confirm`] with its own title and view.
+macro_rules! confirm_pages {
+    ($($name:ident => $title:literal, $render:path;)+) => {$(
+        #[handler]
+        pub async fn $name(
+            ctx: PageCtx,
+            Data(state): Data<&AppState>,
+            AuthUser(user): AuthUser,
+            Path(id): Path<String>,
+        ) -> AppResult<Response> {
+            let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
+            confirm(&ctx, state, &mailing, $title, $render).await
+        }
+    )+};
+}
+
+confirm_pages! {
+    delete_page => "Delete mailing", views::delete_page;
+    restore_page => "Restore mailing", views::restore_page;
+    send_page => "Send mailing", views::send_page;
+}
+
 /// The confirmation page of `render`, for a mailing the viewer may act on.
 async fn confirm(
     ctx: &PageCtx,
@@ -328,17 +351,6 @@ async fn confirm(
 }
 
 #[handler]
-pub async fn delete_page(
-    ctx: PageCtx,
-    Data(state): Data<&AppState>,
-    AuthUser(user): AuthUser,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
-    confirm(&ctx, state, &mailing, "Delete mailing", views::delete_page).await
-}
-
-#[handler]
 pub async fn delete(
     req: &Request,
     Data(state): Data<&AppState>,
@@ -358,24 +370,6 @@ pub async fn delete(
 }
 
 #[handler]
-pub async fn restore_page(
-    ctx: PageCtx,
-    Data(state): Data<&AppState>,
-    AuthUser(user): AuthUser,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
-    confirm(
-        &ctx,
-        state,
-        &mailing,
-        "Restore mailing",
-        views::restore_page,
-    )
-    .await
-}
-
-#[handler]
 pub async fn restore(
     req: &Request,
     Data(state): Data<&AppState>,
@@ -390,17 +384,6 @@ pub async fn restore(
         "mailing-restored",
         format!("Mailing #{} was restored.", mailing.id),
     ))
-}
-
-#[handler]
-pub async fn send_page(
-    ctx: PageCtx,
-    Data(state): Data<&AppState>,
-    AuthUser(user): AuthUser,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
-    confirm(&ctx, state, &mailing, "Send mailing", views::send_page).await
 }
 
 #[handler]
