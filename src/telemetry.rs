@@ -6,7 +6,7 @@
 
 use std::fmt::{self, Write as _};
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use anyhow::Context as _;
 use time::OffsetDateTime;
@@ -56,6 +56,18 @@ impl RequestContext {
             *user = email.to_string();
         }
     }
+}
+
+/// This machine's name, looked up once: reports, summaries and test e-mails say where they
+/// come from.
+pub fn host_name() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        hostname::get()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "unknown-host".to_string())
+    })
 }
 
 tokio::task_local! {

@@ -1,4 +1,4 @@
-//! Chunked report e-mails (SPEC §8): `chunk::chunk` and `chunk::compose_parts`.
+//! Chunked report e-mails (SPEC §8): `chunk::chunk` and `compose::compose_parts`.
 //!
 //! The input is text (invalid UTF-8 is replaced); a first line of decimal digits is the size
 //! limit in characters, else the first byte picks a small one.
@@ -20,7 +20,8 @@
 //!   chunks put back together give the plain-text report.
 #![no_main]
 
-use autosend::reporting::chunk::{MailHead, chunk, compose_parts};
+use autosend::reporting::chunk::chunk;
+use autosend::reporting::compose::{MailHead, compose_parts};
 use autosend::reporting::subject::{MAX_SUBJECT_CHARS, cut, error_subject};
 use autosend::reporting::{ErrorDetails, ErrorReport, RawRequest, render_text};
 use autosend_fuzz::SETTINGS;

@@ -70,11 +70,17 @@ fn cut_chars(text: &str, max: usize) -> String {
 
 pub use crate::domain::instant::from_ms;
 
-/// Counts one occurrence: creates the group or bumps it. A resolved group that recurs is
+/// Counts one occurrence: creates the group or bumps it. With `reopen`, a resolved group is
 /// reopened as new: `resolved_at`, `last_emailed_at` and `suppressed` are cleared, so it is
-/// e-mailed again like a first occurrence. Returns the number of occurrences so far.
+/// e-mailed again like a first occurrence (whether it is, is the notifier policy's call).
+/// Returns the number of occurrences so far.
 #[tracing::instrument(skip_all, fields(fingerprint = %occ.fingerprint))]
-pub async fn record(db: &Db, occ: &Occurrence<'_>, now_ms: i64) -> anyhow::Result<i64> {
+pub async fn record(
+    db: &Db,
+    occ: &Occurrence<'_>,
+    now_ms: i64,
+    reopen: bool,
+) -> anyhow::Result<i64> {
     // Every right-hand side reads the row as it was before the update (both dialects).
     let (occurrences,): (i64,) = sqlx::query_as(
         "INSERT INTO error_groups (fingerprint, kind, error_type, message, route, occurrences, \
@@ -86,11 +92,11 @@ pub async fn record(db: &Db, occ: &Occurrence<'_>, now_ms: i64) -> anyhow::Resul
              message = excluded.message, \
              last_seen_at = excluded.last_seen_at, \
              last_request_id = excluded.last_request_id, \
-             last_emailed_at = CASE WHEN error_groups.resolved_at IS NULL \
-                 THEN error_groups.last_emailed_at ELSE NULL END, \
-             suppressed = CASE WHEN error_groups.resolved_at IS NULL \
-                 THEN error_groups.suppressed ELSE 0 END, \
-             resolved_at = NULL \
+             last_emailed_at = CASE WHEN error_groups.resolved_at IS NOT NULL AND $8 = 1 \
+                 THEN NULL ELSE error_groups.last_emailed_at END, \
+             suppressed = CASE WHEN error_groups.resolved_at IS NOT NULL AND $8 = 1 \
+                 THEN 0 ELSE error_groups.suppressed END, \
+             resolved_at = CASE WHEN $8 = 1 THEN NULL ELSE error_groups.resolved_at END \
          RETURNING occurrences",
     )
     .bind(occ.fingerprint)
@@ -100,21 +106,23 @@ pub async fn record(db: &Db, occ: &Occurrence<'_>, now_ms: i64) -> anyhow::Resul
     .bind(cut_chars(occ.route, 200))
     .bind(now_ms)
     .bind(occ.request_id)
+    .bind(i64::from(reopen))
     .fetch_one(&db.pool)
     .await
     .context("Failed to record an error occurrence")?;
     Ok(occurrences)
 }
 
-/// Takes the right to e-mail `fingerprint` now, when it was never e-mailed or its last e-mail
-/// is at least `cooldown_ms` old. `None`: another e-mail (maybe another instance's) is
-/// recent; the caller counts the occurrence with [`add_suppressed`].
+/// Takes the right to e-mail `fingerprint` now, when its last e-mail is still `expected` (the
+/// time the notifier policy decided on; `None`: never e-mailed). `None`: another e-mail
+/// (maybe another instance's) came first; the caller counts the occurrence with
+/// [`add_suppressed`]. The cooldown itself is the policy's (`reporting::policy`).
 #[tracing::instrument(skip_all, fields(fingerprint = %fingerprint))]
 pub async fn claim_email(
     db: &Db,
     fingerprint: &str,
+    expected: Option<i64>,
     now_ms: i64,
-    cooldown_ms: i64,
 ) -> anyhow::Result<Option<EmailClaim>> {
     let before: Option<(Option<i64>, i64)> = sqlx::query_as(
         "SELECT last_emailed_at, suppressed FROM error_groups WHERE fingerprint = $1",
@@ -126,18 +134,30 @@ pub async fn claim_email(
     let Some((previous_emailed_at, suppressed)) = before else {
         return Ok(None);
     };
+    if previous_emailed_at != expected {
+        return Ok(None);
+    }
     // The atomic step: of several instances, only one changes the row.
-    let claimed = sqlx::query(
-        "UPDATE error_groups SET last_emailed_at = $2 \
-         WHERE fingerprint = $1 AND (last_emailed_at IS NULL OR last_emailed_at <= $3)",
-    )
-    .bind(fingerprint)
-    .bind(now_ms)
-    .bind(now_ms - cooldown_ms)
-    .execute(&db.pool)
-    .await
-    .context("Failed to claim an error e-mail")?
-    .rows_affected()
+    let update = match expected {
+        None => sqlx::query(
+            "UPDATE error_groups SET last_emailed_at = $2 \
+             WHERE fingerprint = $1 AND last_emailed_at IS NULL",
+        )
+        .bind(fingerprint)
+        .bind(now_ms),
+        Some(last) => sqlx::query(
+            "UPDATE error_groups SET last_emailed_at = $2 \
+             WHERE fingerprint = $1 AND last_emailed_at = $3",
+        )
+        .bind(fingerprint)
+        .bind(now_ms)
+        .bind(last),
+    };
+    let claimed = update
+        .execute(&db.pool)
+        .await
+        .context("Failed to claim an error e-mail")?
+        .rows_affected()
         == 1;
     if !claimed {
         return Ok(None);
@@ -363,9 +383,9 @@ mod tests {
     #[tokio::test]
     async fn occurrences_are_counted_per_fingerprint() {
         let (_dir, db) = test_db().await;
-        assert_eq!(record(&db, &occ("a", "r1"), 1_000).await.unwrap(), 1);
-        assert_eq!(record(&db, &occ("a", "r2"), 2_000).await.unwrap(), 2);
-        assert_eq!(record(&db, &occ("b", "r3"), 3_000).await.unwrap(), 1);
+        assert_eq!(record(&db, &occ("a", "r1"), 1_000, true).await.unwrap(), 1);
+        assert_eq!(record(&db, &occ("a", "r2"), 2_000, true).await.unwrap(), 2);
+        assert_eq!(record(&db, &occ("b", "r3"), 3_000, true).await.unwrap(), 1);
         let a = find(&db, "a").await.unwrap().unwrap();
         assert_eq!(a.occurrences, 2);
         assert_eq!(a.first_seen_at, from_ms(1_000));
@@ -385,23 +405,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_one_claim_wins_inside_the_cooldown() {
+    async fn a_claim_wins_only_against_the_last_e_mail_it_expected() {
         let (_dir, db) = test_db().await;
-        record(&db, &occ("a", "r"), 0).await.unwrap();
-        let first = claim_email(&db, "a", 1_000, 60_000).await.unwrap().unwrap();
+        record(&db, &occ("a", "r"), 0, true).await.unwrap();
+        let first = claim_email(&db, "a", None, 1_000).await.unwrap().unwrap();
         assert_eq!(first.previous_emailed_at, None);
         assert_eq!(first.suppressed, 0);
         // A second instance, a moment later: refused.
-        assert!(
-            claim_email(&db, "a", 1_001, 60_000)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(claim_email(&db, "a", None, 1_001).await.unwrap().is_none());
         add_suppressed(&db, "a").await.unwrap();
         add_suppressed(&db, "a").await.unwrap();
         // After the cooldown: granted, with the repeats and the time of the last e-mail.
-        let next = claim_email(&db, "a", 61_000, 60_000)
+        let next = claim_email(&db, "a", Some(1_000), 61_000)
             .await
             .unwrap()
             .unwrap();
@@ -409,16 +424,16 @@ mod tests {
         assert_eq!(next.suppressed, 2);
         assert_eq!(find(&db, "a").await.unwrap().unwrap().suppressed, 0);
         // Unknown fingerprints are never claimed.
-        assert!(claim_email(&db, "zzz", 0, 0).await.unwrap().is_none());
+        assert!(claim_email(&db, "zzz", None, 0).await.unwrap().is_none());
     }
 
     #[tokio::test]
     async fn concurrent_claims_grant_exactly_one() {
         let (_dir, db) = test_db().await;
-        record(&db, &occ("a", "r"), 0).await.unwrap();
+        record(&db, &occ("a", "r"), 0, true).await.unwrap();
         let claims = futures_util::future::join_all((0..8).map(|i| {
             let db = db.clone();
-            async move { claim_email(&db, "a", 10_000 + i, 60_000).await.unwrap() }
+            async move { claim_email(&db, "a", None, 10_000 + i).await.unwrap() }
         }))
         .await;
         assert_eq!(claims.iter().filter(|c| c.is_some()).count(), 1);
@@ -427,43 +442,40 @@ mod tests {
     #[tokio::test]
     async fn a_released_claim_can_be_taken_again() {
         let (_dir, db) = test_db().await;
-        record(&db, &occ("a", "r"), 0).await.unwrap();
-        let claim = claim_email(&db, "a", 1_000, 60_000).await.unwrap().unwrap();
+        record(&db, &occ("a", "r"), 0, true).await.unwrap();
+        let claim = claim_email(&db, "a", None, 1_000).await.unwrap().unwrap();
         release_email(&db, "a", &claim).await.unwrap();
         let group = find(&db, "a").await.unwrap().unwrap();
         assert_eq!(group.last_emailed_at, None);
         assert_eq!(group.suppressed, 1);
-        assert!(
-            claim_email(&db, "a", 1_001, 60_000)
-                .await
-                .unwrap()
-                .is_some()
-        );
+        assert!(claim_email(&db, "a", None, 1_001).await.unwrap().is_some());
     }
 
     #[tokio::test]
     async fn a_resolved_group_that_recurs_is_new_again() {
         let (_dir, db) = test_db().await;
-        record(&db, &occ("a", "r"), 0).await.unwrap();
-        claim_email(&db, "a", 1_000, 600_000)
-            .await
-            .unwrap()
-            .unwrap();
+        record(&db, &occ("a", "r"), 0, true).await.unwrap();
+        claim_email(&db, "a", None, 1_000).await.unwrap().unwrap();
         add_suppressed(&db, "a").await.unwrap();
         let id = find(&db, "a").await.unwrap().unwrap().id;
         assert!(resolve(&db, id).await.unwrap());
         assert!(find(&db, "a").await.unwrap().unwrap().resolved_at.is_some());
         assert!(!resolve(&db, id + 100).await.unwrap());
-        assert_eq!(record(&db, &occ("a", "r2"), 2_000).await.unwrap(), 2);
+        // Counted without reopening (the policy's call): still resolved, e-mail state kept.
+        assert_eq!(record(&db, &occ("a", "r2"), 1_500, false).await.unwrap(), 2);
+        let kept = find(&db, "a").await.unwrap().unwrap();
+        assert!(kept.resolved_at.is_some());
+        assert_eq!(
+            (kept.last_emailed_at, kept.suppressed),
+            (Some(from_ms(1_000)), 1)
+        );
+        assert_eq!(record(&db, &occ("a", "r3"), 2_000, true).await.unwrap(), 3);
         let group = find(&db, "a").await.unwrap().unwrap();
         assert_eq!(group.resolved_at, None);
         assert_eq!(group.last_emailed_at, None);
         assert_eq!(group.suppressed, 0);
         // Inside the old cooldown, yet claimable: it is a first occurrence again.
-        let claim = claim_email(&db, "a", 2_000, 600_000)
-            .await
-            .unwrap()
-            .unwrap();
+        let claim = claim_email(&db, "a", None, 2_000).await.unwrap().unwrap();
         assert_eq!(claim.previous_emailed_at, None);
     }
 

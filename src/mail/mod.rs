@@ -335,7 +335,7 @@ pub fn compose(
 
 /// The e-mail of `autosend sendtestemail` (Django's wording), to `to` in one message.
 pub fn test_email(from: &Mailbox, to: &[Mailbox], subject_prefix: &str) -> anyhow::Result<Message> {
-    let host = crate::reporting::report::host_name();
+    let host = crate::telemetry::host_name();
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();

@@ -270,7 +270,7 @@ pub fn compose_summary(
          counted, not sent or stored one by one.\nHost: {}\n\n",
         storm.total,
         settings.error_email_max_per_minute,
-        crate::reporting::report::host_name(),
+        crate::telemetry::host_name(),
     );
     for (path, referer) in &storm.samples {
         body.push_str(&format!(

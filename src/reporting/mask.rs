@@ -1,6 +1,12 @@
-//! Masking of sensitive values (SPEC §8), shared by error reports, the DEBUG page and logs.
+//! Masking of sensitive values (SPEC §8), shared by error reports, the DEBUG page and logs:
+//! the rules for names, URLs, paths and free text, and [`Masker`], which applies them to
+//! everything a report is built from.
 
 use std::sync::OnceLock;
+
+use crate::config::Settings;
+use crate::reporting::report::{RawRequest, RequestInfo};
+use crate::reporting::subject;
 
 use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, utf8_percent_encode};
 use regex::Regex;
@@ -186,6 +192,121 @@ fn decode_component(raw: &str) -> String {
         .into_owned()
 }
 
+/// The masking rules of SPEC §8 applied to a report's inputs, with what they need from the
+/// settings: [`crate::reporting::ErrorReport`]'s constructors run everything through it.
+pub(crate) struct Masker {
+    secrets: Vec<String>,
+    extra: Vec<String>,
+}
+
+impl Masker {
+    pub(crate) fn new(settings: &Settings) -> Self {
+        Self {
+            secrets: settings.secret_values(),
+            extra: settings.sensitive_fields.clone(),
+        }
+    }
+
+    /// Free text: secrets and `user:pass@` scrubbed.
+    pub(crate) fn text(&self, text: &str) -> String {
+        scrub(text, &self.secrets)
+    }
+
+    /// A (name, value) pair: the value masked when the name is sensitive or `all` is set.
+    pub(crate) fn pair(&self, name: &str, value: &str, all: bool) -> (String, String) {
+        let value = if all || is_sensitive(name, &self.extra) {
+            MASK.to_string()
+        } else {
+            self.text(value)
+        };
+        (self.text(name), value)
+    }
+
+    pub(crate) fn url(&self, url: &str) -> String {
+        mask_url(url, &self.extra, &self.secrets)
+    }
+
+    pub(crate) fn request(&self, raw: &RawRequest, settings: &Settings) -> RequestInfo {
+        let (path, query) = split_url(&raw.url);
+        let query = url::form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| self.pair(&k, &v, false))
+            .collect();
+        let account = is_account_route(&path);
+        let form = raw
+            .form
+            .iter()
+            .map(|(k, v)| self.pair(k, v, account))
+            .collect();
+        let headers = raw
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                if is_url_header(name) && !is_sensitive(name, &self.extra) {
+                    (self.text(name), self.url(value))
+                } else {
+                    self.pair(name, value, false)
+                }
+            })
+            .collect();
+        let cookie_names = raw
+            .headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
+            .flat_map(|(_, value)| value.split(';'))
+            .filter_map(|pair| {
+                let name = pair.split('=').next().unwrap_or_default().trim();
+                (!name.is_empty()).then(|| self.text(name))
+            })
+            .collect();
+        let client_ip = raw.peer.map(|peer| {
+            subject::client_ip(
+                peer,
+                raw.header("x-forwarded-for").as_deref(),
+                &settings.trusted_proxies,
+            )
+        });
+        RequestInfo {
+            method: self.text(&raw.method),
+            url: self.url(&raw.url),
+            path: self.text(&mask_path(&path)),
+            route: self.text(&raw.route),
+            query,
+            form,
+            cookie_names,
+            headers,
+            user: raw
+                .user
+                .as_deref()
+                .map(|u| self.text(u))
+                .unwrap_or_else(|| "-".to_string()),
+            client_ip,
+            request_id: self.text(&raw.request_id),
+        }
+    }
+}
+
+/// Headers whose values are URLs that may carry tokens or sensitive parameters.
+fn is_url_header(name: &str) -> bool {
+    ["referer", "origin", "location", "hx-current-url"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// (path, query) of an absolute URL or of a bare `/path?query`.
+fn split_url(url: &str) -> (String, String) {
+    if let Ok(parsed) = url::Url::parse(url) {
+        return (
+            parsed.path().to_string(),
+            parsed.query().unwrap_or_default().to_string(),
+        );
+    }
+    let without_fragment = url.split('#').next().unwrap_or_default();
+    match without_fragment.split_once('?') {
+        Some((path, query)) => (path.to_string(), query.to_string()),
+        None => (without_fragment.to_string(), String::new()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,5 +456,230 @@ mod tests {
             format!("/clients/?page=2#access_token={MASK}&state=1&x")
         );
         assert_eq!(mask_url("/docs#section-2", &[], &[]), "/docs#section-2");
+    }
+}
+
+/// The rules as a built report shows them (masking is applied when a report is built).
+#[cfg(test)]
+mod report_tests {
+    use proptest::prelude::*;
+
+    use super::MASK;
+    use crate::reporting::testing::{details, raw, request_info, settings_with, value};
+    use crate::reporting::{
+        BackgroundTask, ErrorDetails, ErrorReport, RawRequest, render_html, render_text,
+    };
+
+    const KEY: &str = crate::reporting::testing::SECRET_KEY;
+
+    #[test]
+    fn sensitive_names_are_masked_everywhere() {
+        let settings = settings_with(&[("SENSITIVE_FIELDS", "iban, X-Tenant")]);
+        let mut req = raw("https://example.com/clients/7?q=bob&access_token=t0k&page=2");
+        req.form = vec![
+            ("full_name".into(), "Bob".into()),
+            ("password".into(), "hunter2".into()),
+            ("csrf_token".into(), "abc".into()),
+            ("IBAN".into(), "DE00 1234".into()),
+        ];
+        req.headers = vec![
+            ("Accept".into(), "text/html".into()),
+            ("Authorization".into(), "Bearer xyz".into()),
+            ("X-Api-Key".into(), "k".into()),
+            ("X-Tenant".into(), "acme".into()),
+            (
+                "Cookie".into(),
+                "sessionid=s3ss; csrftoken=c; theme=dark".into(),
+            ),
+        ];
+        let report = ErrorReport::for_request(details("boom"), req, &settings);
+        let info = request_info(&report);
+        assert_eq!(value(&info.query, "q"), "bob");
+        assert_eq!(value(&info.query, "access_token"), MASK);
+        assert_eq!(value(&info.form, "full_name"), "Bob");
+        assert_eq!(value(&info.form, "password"), MASK);
+        assert_eq!(value(&info.form, "csrf_token"), MASK);
+        assert_eq!(value(&info.form, "IBAN"), MASK);
+        assert_eq!(value(&info.headers, "Accept"), "text/html");
+        assert_eq!(value(&info.headers, "Authorization"), MASK);
+        assert_eq!(value(&info.headers, "X-Api-Key"), MASK);
+        assert_eq!(value(&info.headers, "X-Tenant"), MASK);
+        // The cookie header's value is never shown; its names are.
+        assert_eq!(value(&info.headers, "Cookie"), MASK);
+        assert_eq!(info.cookie_names, vec!["sessionid", "csrftoken", "theme"]);
+        assert_eq!(
+            info.url,
+            format!("https://example.com/clients/7?q=bob&access_token={MASK}&page=2")
+        );
+        assert_eq!(value(&report.settings, "SECRET_KEY"), MASK);
+        let text = render_text(&report);
+        for leaked in ["hunter2", "Bearer xyz", "s3ss", "t0k", "DE00", "acme"] {
+            assert!(!text.contains(leaked), "{leaked} leaked:\n{text}");
+        }
+    }
+
+    #[test]
+    fn account_route_forms_are_masked_whole() {
+        let settings = settings_with(&[]);
+        for path in [
+            "/users/login",
+            "/users/signup",
+            "/users/password-reset",
+            "/users/password-change",
+        ] {
+            let mut req = raw(&format!("https://example.com{path}"));
+            req.form = vec![
+                ("email".into(), "bob@example.com".into()),
+                ("full_name".into(), "Bob".into()),
+            ];
+            let report = ErrorReport::for_request(details("x"), req, &settings);
+            let info = request_info(&report);
+            assert_eq!(value(&info.form, "email"), MASK, "{path}");
+            assert_eq!(value(&info.form, "full_name"), MASK, "{path}");
+        }
+        // Elsewhere only sensitive names are.
+        let mut req = raw("https://example.com/users/profile/edit");
+        req.form = vec![("full_name".into(), "Bob".into())];
+        let report = ErrorReport::for_request(details("x"), req, &settings);
+        assert_eq!(value(&request_info(&report).form, "full_name"), "Bob");
+    }
+
+    #[test]
+    fn urls_lose_passwords_and_capability_tokens() {
+        let settings = settings_with(&[]);
+        let mut req = raw("https://bob:pa55w0rd@example.com/users/password-reset/abc.sig");
+        req.headers = vec![(
+            "Referer".into(),
+            "https://example.com/u/unsub-token?secret=1".into(),
+        )];
+        let report = ErrorReport::for_request(details("x"), req, &settings);
+        let info = request_info(&report);
+        assert_eq!(
+            info.url,
+            format!("https://bob:{MASK}@example.com/users/password-reset/{MASK}")
+        );
+        assert_eq!(info.path, format!("/users/password-reset/{MASK}"));
+        assert_eq!(
+            value(&info.headers, "Referer"),
+            format!("https://example.com/u/{MASK}?secret={MASK}")
+        );
+        let subject = report.subject(&settings);
+        assert!(!subject.contains("abc.sig"), "{subject}");
+    }
+
+    #[test]
+    fn configured_secrets_are_scrubbed_from_every_string() {
+        let settings = settings_with(&[("SMTP_PASSWORD", "smtp-pass-value")]);
+        let mut req = raw(&format!("https://example.com/clients/1?x={KEY}"));
+        req.headers = vec![("X-Debug".into(), format!("v={KEY}"))];
+        req.form = vec![("note".into(), "smtp-pass-value".into())];
+        let details = ErrorDetails {
+            error_type: "anyhow::Error".into(),
+            message: format!("cannot sign with {KEY}"),
+            chain: vec![
+                format!("cannot sign with {KEY}"),
+                "smtp-pass-value rejected".into(),
+            ],
+            backtrace: format!("frame {KEY}"),
+            ..ErrorDetails::default()
+        };
+        let report = ErrorReport::for_request(details, req, &settings);
+        for rendered in [render_text(&report), render_html(&report)] {
+            assert!(!rendered.contains(KEY));
+            assert!(!rendered.contains("smtp-pass-value"));
+            assert!(rendered.contains(MASK));
+        }
+        // Mail-style text of an SMTP URL with a password is masked even when not configured.
+        let bg = ErrorReport::for_background(
+            ErrorDetails::from_panic("connect smtp://u:other@mx failed", "", ""),
+            BackgroundTask {
+                task: "delivery.send".into(),
+                run_id: Some(3),
+                mailing_id: Some(9),
+            },
+            &settings,
+        );
+        assert!(!render_text(&bg).contains("other@"));
+    }
+
+    #[test]
+    fn client_ip_uses_trusted_proxies() {
+        let settings = settings_with(&[
+            ("TRUSTED_PROXIES", "127.0.0.1"),
+            ("INTERNAL_IPS", "10.0.0.0/8"),
+        ]);
+        let mut req = raw("https://example.com/clients/1");
+        req.peer = Some("127.0.0.1".parse().unwrap());
+        req.headers = vec![("X-Forwarded-For".into(), "10.2.3.4".into())];
+        let report = ErrorReport::for_request(details("x"), req, &settings);
+        assert_eq!(
+            request_info(&report).client_ip,
+            Some("10.2.3.4".parse().unwrap())
+        );
+        assert_eq!(
+            report.subject(&settings),
+            "[autosend] ERROR (internal IP): Internal Server Error: /clients/1"
+        );
+    }
+
+    /// Text around a secret, so it sits anywhere inside a value.
+    fn around() -> impl Strategy<Value = (String, String)> {
+        ("[ -~]{0,12}", "[ -~]{0,12}")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn no_configured_secret_survives_rendering(
+            secret in "[A-Za-z0-9]{12,24}",
+            (pre, post) in around(),
+            slot in 0usize..12,
+        ) {
+            let settings = settings_with(&[("SMTP_PASSWORD", secret.as_str())]);
+            let planted = format!("{pre}{secret}{post}");
+            // The secret goes into one field (or all, for slot 11); the rest stays ordinary.
+            let pick = |n: usize| if slot == n || slot == 11 { planted.clone() } else { format!("v{n}") };
+            let encoded: String = url::form_urlencoded::byte_serialize(planted.as_bytes()).collect();
+            let url = if slot == 3 || slot == 11 {
+                format!("https://example.com/x/{encoded}?p={encoded}")
+            } else {
+                "https://example.com/x".to_string()
+            };
+            let req = RawRequest {
+                method: pick(0),
+                url,
+                route: pick(1),
+                form: vec![(pick(2), pick(4))],
+                headers: vec![
+                    (pick(5), pick(6)),
+                    ("Cookie".into(), format!("{}={}", pick(7), pick(7))),
+                    ("Referer".into(), pick(8)),
+                ],
+                user: Some(pick(9)),
+                peer: None,
+                request_id: pick(10),
+            };
+            let details = ErrorDetails {
+                error_type: pick(1),
+                message: pick(2),
+                chain: vec![pick(3), pick(4)],
+                backtrace: pick(5),
+                ..ErrorDetails::default()
+            };
+            let report = ErrorReport::for_request(details.clone(), req, &settings);
+            let text = render_text(&report);
+            let html = render_html(&report);
+            prop_assert!(!text.contains(&secret), "text leaked the secret:\n{}", text);
+            prop_assert!(!html.contains(&secret), "html leaked the secret");
+            prop_assert!(!report.subject(&settings).contains(&secret));
+            let background = ErrorReport::for_background(
+                details,
+                BackgroundTask { task: pick(6), run_id: None, mailing_id: None },
+                &settings,
+            );
+            prop_assert!(!render_text(&background).contains(&secret));
+            prop_assert!(!render_html(&background).contains(&secret));
+        }
     }
 }

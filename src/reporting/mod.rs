@@ -1,27 +1,41 @@
-//! Error reporting (SPEC §8): what a report may show and how secrets are kept out of it
-//! ([`mask`], [`report`]), how it is titled and split into e-mails ([`subject`], [`chunk`]),
-//! how repeats are grouped ([`fingerprint`]), how reports reach ADMINS without slowing the
-//! failing request ([`notifier`]), and which 404s reach MANAGERS ([`broken_links`]).
+//! Error reporting (SPEC §8), one file per job:
+//! - the report: its model ([`report`]), the masking every report goes through ([`mask`]), its
+//!   backtrace ([`backtrace`]), grouping ([`fingerprint`]), and its renderings ([`text`],
+//!   [`html`]);
+//! - the e-mails: subjects ([`subject`]), cutting into parts ([`chunk`]), composing report
+//!   e-mails and storm summaries ([`compose`]);
+//! - the notifier: the queue ([`notifier`]), the policy that decides what happens to a report
+//!   ([`policy`], no I/O) and the worker that carries it out ([`worker`]);
+//! - broken links for MANAGERS ([`broken_links`]).
 //!
 //! The edge middleware builds an [`ErrorReport`] (or hands the raw parts to
 //! [`ErrorNotifier::report_request`]) and calls [`ErrorNotifier::report`]; 404s go to
 //! [`ErrorNotifier::report_not_found`]. Everything else happens in the [`ReportWorker`].
+//! Reporting depends on `mail` to send; `mail` never depends on reporting.
 
+pub mod backtrace;
 pub mod broken_links;
 pub mod chunk;
+pub mod compose;
 pub mod fingerprint;
+pub mod html;
 pub mod mask;
 pub mod notifier;
+pub mod policy;
 pub mod report;
 pub mod subject;
+pub mod text;
+pub mod worker;
 
 pub use crate::clock::Clock;
 pub use broken_links::{NotFound, Skip};
-pub use notifier::{ErrorNotifier, NotifierOptions, ReportWorker, ReportingStats};
+pub use html::render_html;
+pub use notifier::{ErrorNotifier, NotifierOptions, ReportingStats};
 pub use report::{
-    BackgroundTask, ErrorDetails, ErrorReport, RawRequest, ReportSource, RequestInfo, render_html,
-    render_text,
+    BackgroundTask, ErrorDetails, ErrorReport, RawRequest, ReportSource, RequestInfo,
 };
+pub use text::render_text;
+pub use worker::ReportWorker;
 
 /// Settings, databases and mail for the tests of this module and of `db::error_groups`.
 #[cfg(test)]
@@ -32,6 +46,9 @@ pub(crate) mod testing {
     use crate::config::Settings;
     use crate::db::Db;
     use crate::mail::{Mailer, Outbox};
+    use crate::reporting::report::{
+        ErrorDetails, ErrorReport, RawRequest, ReportSource, RequestInfo,
+    };
 
     /// 40 characters, as configured in every test.
     pub const SECRET_KEY: &str = "0123456789abcdefghij0123456789abcdefghij";
@@ -162,5 +179,47 @@ pub(crate) mod testing {
         part.get_body()
             .expect("decodable body")
             .replace("\r\n", "\n")
+    }
+
+    /// A request to `url` as the edge hands it over: a POST by a logged-in user.
+    pub fn raw(url: &str) -> RawRequest {
+        RawRequest {
+            method: "POST".into(),
+            url: url.into(),
+            route: "/clients/{id}".into(),
+            form: vec![],
+            headers: vec![],
+            user: Some("owner@example.com".into()),
+            peer: Some("203.0.113.7".parse().unwrap()),
+            request_id: "rid-1".into(),
+        }
+    }
+
+    /// An error with a cause and a one-frame backtrace.
+    pub fn details(message: &str) -> ErrorDetails {
+        ErrorDetails {
+            error_type: "anyhow::Error".into(),
+            message: message.into(),
+            chain: vec![message.into(), "root cause".into()],
+            backtrace: "   0: autosend::web::routes::clients::show\n".into(),
+            ..ErrorDetails::default()
+        }
+    }
+
+    /// The request section of a request report.
+    pub fn request_info(report: &ErrorReport) -> &RequestInfo {
+        match &report.source {
+            ReportSource::Request(info) => info,
+            ReportSource::Background { .. } => panic!("not a request report"),
+        }
+    }
+
+    /// The value of `name` in a report's pairs.
+    pub fn value<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("{name} missing in {pairs:?}"))
     }
 }

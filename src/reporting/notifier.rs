@@ -1,84 +1,32 @@
 //! The error notifier (SPEC §8): reports leave the failing request through a bounded queue and
 //! are e-mailed by one background task, de-duplicated and throttled.
 //!
-//! Owns: the queue ([`ErrorNotifier`], cheap to clone, never blocks, never fails), the worker
-//! ([`ReportWorker`]) and its decisions:
-//! - every report is counted in its group (`error_groups`), whatever happens next;
-//! - nothing is e-mailed with `DEBUG=true` or without `ADMINS` (`MANAGERS` for broken links);
-//! - a fingerprint is e-mailed when it is new (or reopened after being resolved), and then at
-//!   most once per `ERROR_EMAIL_COOLDOWN_SECS`; repeats in between are counted and the next
-//!   e-mail says "N more since …". The right to e-mail is one conditional `UPDATE`, so two
-//!   instances never both send it;
-//! - at most `ERROR_EMAIL_MAX_PER_MINUTE` error e-mails a minute: counted in Redis
-//!   (`{prefix}errors:minute:{unix_minute}`) when there is one, so instances share it, else
-//!   by governor in-process. Reports over the cap are gathered into one storm summary, sent
-//!   when the cap allows again (at most one a minute). New broken links have a cap of the
-//!   same size, counted apart (`{prefix}broken-links:minute:{unix_minute}`) so that a storm
-//!   of 404s never holds back an error e-mail; past it they are counted into one summary
-//!   ("N more broken links since …") and write no rows;
-//! - a failure while reporting is logged (target `reporting`, at most once a minute per kind)
-//!   and counted, never reported: reporting cannot loop on itself.
+//! Owns: the queue ([`ErrorNotifier`], cheap to clone, never blocks, never fails), what it
+//! has counted ([`ReportingStats`]) and the notifier's [`Clock`]. What happens to a report is
+//! [`crate::reporting::policy`]'s decision, carried out by [`crate::reporting::worker`].
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::num::NonZeroU32;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
 
 use futures_util::FutureExt as _;
-use governor::middleware::NoOpMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
-use lettre::Message;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::cache::Cache;
-use crate::clock::Clock;
+pub use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
-use crate::db::error_groups::{self, EmailClaim, KIND_BROKEN_LINK, KIND_ERROR, Occurrence};
 use crate::mail::Mailer;
-use crate::reporting::broken_links::{self, LinkStorm, MaskedLink, NotFound, Skip};
-use crate::reporting::chunk::{MailHead, compose_parts};
-use crate::reporting::report::{
-    BackgroundTask, ErrorDetails, ErrorReport, RawRequest, format_time,
-};
-use crate::reporting::subject;
+use crate::reporting::broken_links::{self, NotFound, Skip};
+use crate::reporting::report::{BackgroundTask, ErrorDetails, ErrorReport, RawRequest};
+use crate::reporting::worker::ReportWorker;
 
 /// Reports waiting for the worker; past it new ones are dropped (and counted).
 pub const QUEUE_CAPACITY: usize = 256;
-/// How often a pending storm summary is retried.
-const STORM_RETRY: Duration = Duration::from_secs(5);
-/// Storm summaries are at least this far apart.
-const SUMMARY_INTERVAL_MS: i64 = 60_000;
-/// Longest wait for the shared per-minute counter in Redis.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
-/// Failures of one kind are logged at most once per this many milliseconds.
+/// A full queue is logged at most once per this many milliseconds.
 const WARN_INTERVAL_MS: i64 = 60_000;
-/// Fingerprints remembered for the fallback used while the database fails.
-const LOCAL_MEMORY: usize = 10_000;
-
-type MinuteLimiter = RateLimiter<NotKeyed, InMemoryState, Clock, NoOpMiddleware<Duration>>;
-
-/// Which per-minute cap an e-mail counts against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cap {
-    Errors,
-    BrokenLinks,
-}
-
-impl Cap {
-    /// The shared counter's key part in Redis.
-    fn key(self) -> &'static str {
-        match self {
-            Cap::Errors => "errors",
-            Cap::BrokenLinks => "broken-links",
-        }
-    }
-}
 
 /// What the notifier has done, for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -97,21 +45,22 @@ pub struct ReportingStats {
 }
 
 #[derive(Debug, Default)]
-struct Counters {
-    sent: AtomicU64,
-    suppressed: AtomicU64,
-    dropped: AtomicU64,
-    failed: AtomicU64,
-    broken_links_sent: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) sent: AtomicU64,
+    pub(crate) suppressed: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) broken_links_sent: AtomicU64,
 }
 
 impl Counters {
-    fn bump(counter: &AtomicU64) {
+    pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-enum Job {
+/// What the queue carries to the worker.
+pub(crate) enum Job {
     Error(Box<ErrorReport>),
     /// Built (masked, backtrace resolved) by the worker, not by the failing request.
     Request(Box<(ErrorDetails, RawRequest)>),
@@ -162,29 +111,15 @@ impl ErrorNotifier {
     ) -> (Self, ReportWorker) {
         let (tx, rx) = mpsc::channel(options.capacity.max(1));
         let counters = Arc::new(Counters::default());
-        let per_minute =
-            NonZeroU32::new(settings.error_email_max_per_minute).unwrap_or(NonZeroU32::MIN);
-        let limiter =
-            RateLimiter::direct_with_clock(Quota::per_minute(per_minute), options.clock.clone());
-        let link_limiter =
-            RateLimiter::direct_with_clock(Quota::per_minute(per_minute), options.clock.clone());
-        let worker = ReportWorker {
+        let worker = ReportWorker::new(
             rx,
-            settings: settings.clone(),
+            settings.clone(),
             db,
             mailer,
             cache,
-            counters: counters.clone(),
-            clock: options.clock.clone(),
-            limiter,
-            link_limiter,
-            storm: Storm::default(),
-            last_summary_ms: None,
-            link_storm: LinkStorm::default(),
-            last_link_summary_ms: None,
-            local: HashMap::new(),
-            warnings: HashMap::new(),
-        };
+            counters.clone(),
+            options.clock.clone(),
+        );
         let notifier = Self {
             shared: Arc::new(Shared {
                 tx,
@@ -315,544 +250,14 @@ impl ErrorNotifier {
     }
 }
 
-/// One group in a storm summary.
-#[derive(Debug, Clone)]
-struct StormGroup {
-    fingerprint: String,
-    error_type: String,
-    message: String,
-    route: String,
-    count: u64,
-    last_request_id: String,
-}
-
-/// Reports held back by the per-minute cap, waiting for their summary.
-#[derive(Debug, Default)]
-struct Storm {
-    groups: Vec<StormGroup>,
-    total: u64,
-    since_ms: Option<i64>,
-}
-
-impl Storm {
-    fn is_empty(&self) -> bool {
-        self.total == 0
-    }
-
-    fn add(&mut self, report: &ErrorReport, now_ms: i64) {
-        self.total += 1;
-        self.since_ms.get_or_insert(now_ms);
-        match self
-            .groups
-            .iter_mut()
-            .find(|g| g.fingerprint == report.fingerprint)
-        {
-            Some(group) => {
-                group.count += 1;
-                group.last_request_id = report.request_id().to_string();
-            }
-            None => self.groups.push(StormGroup {
-                fingerprint: report.fingerprint.clone(),
-                error_type: report.error_type.clone(),
-                message: subject::cut(report.message.lines().next().unwrap_or_default(), 200),
-                route: report.route(),
-                count: 1,
-                last_request_id: report.request_id().to_string(),
-            }),
-        }
-    }
-}
-
-/// The receiving side: one task that records, decides and sends.
-pub struct ReportWorker {
-    rx: mpsc::Receiver<Job>,
-    settings: Arc<Settings>,
-    db: Db,
-    mailer: Mailer,
-    cache: Option<Arc<Cache>>,
-    counters: Arc<Counters>,
-    clock: Clock,
-    limiter: MinuteLimiter,
-    link_limiter: MinuteLimiter,
-    storm: Storm,
-    last_summary_ms: Option<i64>,
-    link_storm: LinkStorm,
-    last_link_summary_ms: Option<i64>,
-    /// Last e-mail and repeats per fingerprint, used only while the database fails.
-    local: HashMap<String, (i64, i64)>,
-    /// Last warning time and warnings skipped since, per kind of failure.
-    warnings: HashMap<&'static str, (i64, u64)>,
-}
-
-impl ReportWorker {
-    /// Runs the worker on the runtime. It ends when every [`ErrorNotifier`] clone is dropped.
-    pub fn spawn(self) -> JoinHandle<()> {
-        tokio::spawn(self.run())
-    }
-
-    /// Handles jobs until every sender is gone; retries a pending storm summary meanwhile.
-    pub async fn run(mut self) {
-        let mut retry = tokio::time::interval(STORM_RETRY);
-        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tokio::select! {
-                job = self.rx.recv() => match job {
-                    Some(job) => self.handle_guarded(job).await,
-                    None => break,
-                },
-                _ = retry.tick(), if !self.storm.is_empty() || !self.link_storm.is_empty() => {
-                    if AssertUnwindSafe(Box::pin(self.try_summary())).catch_unwind().await.is_err() {
-                        self.warn("panic", "panic while sending a storm summary");
-                    }
-                    if AssertUnwindSafe(Box::pin(self.try_link_summary())).catch_unwind().await.is_err() {
-                        self.warn("panic", "panic while sending a broken-link summary");
-                    }
-                }
-            }
-        }
-        Box::pin(self.try_summary()).await;
-        Box::pin(self.try_link_summary()).await;
-    }
-
-    /// A bug in reporting must not end reporting: a panic is logged and the next job runs.
-    async fn handle_guarded(&mut self, job: Job) {
-        if AssertUnwindSafe(Box::pin(self.handle(job)))
-            .catch_unwind()
-            .await
-            .is_err()
-        {
-            self.warn("panic", "panic while handling an error report");
-        }
-    }
-
-    async fn handle(&mut self, job: Job) {
-        match job {
-            // Every job's future is boxed: inline, the nested frames of report building,
-            // masking and the SMTP send made the worker outgrow a 2 MiB stack in debug builds
-            // (a test thread's stack; a long report over a real SMTP server overflowed it).
-            Job::Error(report) => Box::pin(self.handle_error(*report)).await,
-            Job::Request(job) => {
-                let (details, request) = *job;
-                let report = ErrorReport::for_request(details, request, &self.settings);
-                Box::pin(self.handle_error(report)).await;
-            }
-            Job::Background(job) => {
-                let (details, task) = *job;
-                let report = ErrorReport::for_background(details, task, &self.settings);
-                Box::pin(self.handle_error(report)).await;
-            }
-            Job::BrokenLink(not_found) => Box::pin(self.handle_broken_link(*not_found)).await,
-            Job::Flush(done) => {
-                Box::pin(self.try_summary()).await;
-                Box::pin(self.try_link_summary()).await;
-                let _ = done.send(());
-            }
-        }
-    }
-
-    fn error_mail_enabled(&self) -> bool {
-        !self.settings.debug && !self.settings.admins.is_empty()
-    }
-
-    async fn handle_error(&mut self, report: ErrorReport) {
-        let now = self.clock.now_ms();
-        let route = report.route();
-        let occurrence = Occurrence {
-            fingerprint: &report.fingerprint,
-            kind: KIND_ERROR,
-            error_type: &report.error_type,
-            message: &report.message,
-            route: &route,
-            request_id: report.request_id(),
-        };
-        let occurrences = match error_groups::record(&self.db, &occurrence, now).await {
-            Ok(n) => Some(n),
-            Err(err) => {
-                self.fail("database", "cannot record an error group", &err);
-                None
-            }
-        };
-        if !self.error_mail_enabled() {
-            return;
-        }
-
-        let cooldown_ms = self.settings.error_email_cooldown_secs as i64 * 1000;
-        let claim = match occurrences {
-            Some(_) => {
-                match error_groups::claim_email(&self.db, &report.fingerprint, now, cooldown_ms)
-                    .await
-                {
-                    Ok(claim) => claim.map(|c| (c, true)),
-                    Err(err) => {
-                        self.fail("database", "cannot claim an error e-mail", &err);
-                        self.local_claim(&report.fingerprint, now, cooldown_ms)
-                    }
-                }
-            }
-            None => self.local_claim(&report.fingerprint, now, cooldown_ms),
-        };
-        let Some((claim, in_db)) = claim else {
-            Counters::bump(&self.counters.suppressed);
-            if occurrences.is_some()
-                && let Err(err) = error_groups::add_suppressed(&self.db, &report.fingerprint).await
-            {
-                self.fail("database", "cannot count a suppressed error", &err);
-            }
-            return;
-        };
-
-        // Over the cap, or a storm already gathering: into the summary. The claim stays
-        // taken, so the group's repeats wait for its cooldown like after an e-mail.
-        if !self.storm.is_empty() || !self.allow_email(Cap::Errors).await {
-            Counters::bump(&self.counters.suppressed);
-            self.storm.add(&report, now);
-            return;
-        }
-
-        let mut notes = Vec::new();
-        if claim.suppressed > 0 {
-            let since = claim
-                .previous_emailed_at
-                .map(|ms| format_time(error_groups::from_ms(ms)))
-                .unwrap_or_else(|| "the last e-mail".to_string());
-            notes.push(format!(
-                "{} more since {since} (repeats inside ERROR_EMAIL_COOLDOWN_SECS={} are \
-                 counted, not e-mailed).",
-                claim.suppressed, self.settings.error_email_cooldown_secs
-            ));
-        }
-        if let Some(n) = occurrences.filter(|n| *n > 1) {
-            notes.push(format!("Occurrences of this error so far: {n}."));
-        }
-        let head = MailHead {
-            from: self.settings.server_email.clone(),
-            to: self.settings.admins.clone(),
-            subject: report.subject(&self.settings),
-            notes,
-        };
-        let sent = match compose_parts(&report, &head, self.settings.error_email_chunk_size) {
-            Ok(messages) => self.send_all(messages).await,
-            Err(err) => Err(err),
-        };
-        match sent {
-            Ok(()) => Counters::bump(&self.counters.sent),
-            Err(err) => {
-                Counters::bump(&self.counters.failed);
-                self.fail("send", "cannot send an error report", &err);
-                if in_db
-                    && let Err(err) =
-                        error_groups::release_email(&self.db, &report.fingerprint, &claim).await
-                {
-                    self.fail("database", "cannot release an error e-mail claim", &err);
-                }
-            }
-        }
-    }
-
-    /// The per-instance stand-in for [`error_groups::claim_email`] while the database fails.
-    fn local_claim(
-        &mut self,
-        fingerprint: &str,
-        now: i64,
-        cooldown_ms: i64,
-    ) -> Option<(EmailClaim, bool)> {
-        if self.local.len() >= LOCAL_MEMORY {
-            self.local.clear();
-        }
-        match self.local.get_mut(fingerprint) {
-            Some((last, suppressed)) if now - *last < cooldown_ms => {
-                *suppressed += 1;
-                None
-            }
-            Some((last, suppressed)) => {
-                let claim = EmailClaim {
-                    previous_emailed_at: Some(*last),
-                    suppressed: *suppressed,
-                    claimed_at: now,
-                };
-                *last = now;
-                *suppressed = 0;
-                Some((claim, false))
-            }
-            None => {
-                self.local.insert(fingerprint.to_string(), (now, 0));
-                Some((
-                    EmailClaim {
-                        previous_emailed_at: None,
-                        suppressed: 0,
-                        claimed_at: now,
-                    },
-                    false,
-                ))
-            }
-        }
-    }
-
-    /// One more e-mail of this kind this minute? Redis's shared counter when there is one
-    /// (falling back to this instance's governor when Redis fails), else governor.
-    async fn allow_email(&mut self, cap: Cap) -> bool {
-        let max = i64::from(self.settings.error_email_max_per_minute);
-        if let Some(cache) = self.cache.clone()
-            && let Some(pool) = cache.redis_pool()
-        {
-            let minute = self.clock.now_ms().div_euclid(60_000);
-            let key = format!("{}{}:minute:{minute}", cache.prefix(), cap.key());
-            match tokio::time::timeout(REDIS_TIMEOUT, count_in_redis(pool, &key)).await {
-                Ok(Ok(count)) => return count <= max,
-                Ok(Err(err)) => self.warn_with(
-                    "redis",
-                    "shared error e-mail cap unavailable; using this instance's",
-                    &err,
-                ),
-                Err(_) => self.warn_with(
-                    "redis",
-                    "shared error e-mail cap unavailable; using this instance's",
-                    &"timed out",
-                ),
-            }
-        }
-        match cap {
-            Cap::Errors => self.limiter.check().is_ok(),
-            Cap::BrokenLinks => self.link_limiter.check().is_ok(),
-        }
-    }
-
-    /// Sends the storm summary when one is pending, the last was a minute ago or more, and
-    /// the cap allows.
-    async fn try_summary(&mut self) {
-        if self.storm.is_empty() || !self.error_mail_enabled() {
-            return;
-        }
-        let Some(now) = self.summary_due(Cap::Errors).await else {
-            return;
-        };
-        let storm = std::mem::take(&mut self.storm);
-        let sent = match self.storm_message(&storm, now) {
-            Ok(message) => self.send_all(vec![message]).await,
-            Err(err) => Err(err),
-        };
-        match sent {
-            Ok(()) => Counters::bump(&self.counters.sent),
-            Err(err) => {
-                Counters::bump(&self.counters.failed);
-                self.fail("send", "cannot send an error storm summary", &err);
-            }
-        }
-    }
-
-    /// `Some(now)` when a summary counted against `cap` may go now — the last one went a
-    /// minute ago or more and the cap allows — and records it as sent now.
-    async fn summary_due(&mut self, cap: Cap) -> Option<i64> {
-        let now = self.clock.now_ms();
-        let last = match cap {
-            Cap::Errors => self.last_summary_ms,
-            Cap::BrokenLinks => self.last_link_summary_ms,
-        };
-        if last.is_some_and(|last| now - last < SUMMARY_INTERVAL_MS) || !self.allow_email(cap).await
-        {
-            return None;
-        }
-        match cap {
-            Cap::Errors => self.last_summary_ms = Some(now),
-            Cap::BrokenLinks => self.last_link_summary_ms = Some(now),
-        }
-        Some(now)
-    }
-
-    fn storm_message(&self, storm: &Storm, now: i64) -> anyhow::Result<Message> {
-        let settings = &self.settings;
-        let groups = storm.groups.len();
-        let subject = subject::cut(
-            &subject::escape(&format!(
-                "{}Error storm: {} errors in {groups} groups suppressed",
-                settings.email_subject_prefix, storm.total
-            )),
-            subject::MAX_SUBJECT_CHARS,
-        );
-        let since = format_time(error_groups::from_ms(storm.since_ms.unwrap_or(now)));
-        let mut body = format!(
-            "Error storm: {} errors in {groups} groups suppressed between {since} and {}: \
-             more than ERROR_EMAIL_MAX_PER_MINUTE={} error e-mails a minute were due, so they \
-             were not sent one by one.\nHost: {}\nEvery group is listed at /admin/errors.\n\n",
-            storm.total,
-            format_time(error_groups::from_ms(now)),
-            settings.error_email_max_per_minute,
-            crate::reporting::report::host_name(),
-        );
-        // The summary stays one e-mail of at most ERROR_EMAIL_CHUNK_SIZE characters.
-        let budget = settings.error_email_chunk_size.saturating_sub(100);
-        for (i, group) in storm.groups.iter().enumerate() {
-            let entry = format!(
-                "{:>5} × {}: {}\n        route {}, fingerprint {}, last request {}\n",
-                group.count,
-                group.error_type,
-                group.message,
-                group.route,
-                group.fingerprint,
-                group.last_request_id
-            );
-            if body.chars().count() + entry.chars().count() > budget {
-                body.push_str(&format!("… and {} more groups\n", groups - i));
-                break;
-            }
-            body.push_str(&entry);
-        }
-        let mut builder = Message::builder()
-            .from(settings.server_email.clone())
-            .subject(subject)
-            .raw_header(crate::mail::auto_submitted());
-        for admin in &settings.admins {
-            builder = builder.to(admin.clone());
-        }
-        Ok(crate::mail::plain_text(builder, body)?)
-    }
-
-    /// The broken-link storm's summary, on the same terms as the error storm's.
-    async fn try_link_summary(&mut self) {
-        if self.link_storm.is_empty() || self.settings.managers.is_empty() {
-            return;
-        }
-        let Some(now) = self.summary_due(Cap::BrokenLinks).await else {
-            return;
-        };
-        let storm = std::mem::take(&mut self.link_storm);
-        let since = format_time(error_groups::from_ms(storm.since_ms.unwrap_or(now)));
-        let until = format_time(error_groups::from_ms(now));
-        // Sent here, not through a shared helper: one more async frame on this path made the
-        // worker outgrow a 2 MiB stack in debug builds.
-        let sent = match broken_links::compose_summary(&storm, &self.settings, &since, &until) {
-            Ok(message) => self.send_all(vec![message]).await,
-            Err(err) => Err(err),
-        };
-        match sent {
-            Ok(()) => Counters::bump(&self.counters.broken_links_sent),
-            Err(err) => {
-                Counters::bump(&self.counters.failed);
-                self.fail("send", "cannot send a broken-link summary", &err);
-            }
-        }
-    }
-
-    async fn handle_broken_link(&mut self, not_found: NotFound) {
-        let now = self.clock.now_ms();
-        let link = MaskedLink::new(&not_found, &self.settings);
-        // Reported today already: counted in its group (a row that exists), not e-mailed.
-        let reported = error_groups::broken_link_reported(
-            &self.db,
-            &link.path,
-            &link.referer,
-            now,
-            broken_links::REPORT_PERIOD_MS,
-        )
-        .await
-        .unwrap_or_else(|err| {
-            self.fail("database", "cannot look up a broken-link report", &err);
-            false
-        });
-        // A new link over the cap (or a storm gathering): one count in the summary, no rows.
-        if !reported && (!self.link_storm.is_empty() || !self.allow_email(Cap::BrokenLinks).await) {
-            Counters::bump(&self.counters.suppressed);
-            self.link_storm.add(&link, now);
-            return;
-        }
-        let fingerprint = broken_links::group_fingerprint(&link.path);
-        let message = format!("Broken link to {} from {}", link.path, link.referer);
-        let occurrence = Occurrence {
-            fingerprint: &fingerprint,
-            kind: KIND_BROKEN_LINK,
-            error_type: "404 Not Found",
-            message: &message,
-            route: &link.path,
-            request_id: &link.request_id,
-        };
-        if let Err(err) = error_groups::record(&self.db, &occurrence, now).await {
-            self.fail("database", "cannot record a broken link", &err);
-        }
-        let claimed = match error_groups::claim_broken_link(
-            &self.db,
-            &link.path,
-            &link.referer,
-            now,
-            broken_links::REPORT_PERIOD_MS,
-        )
-        .await
-        {
-            Ok(claimed) => claimed,
-            Err(err) => {
-                self.fail("database", "cannot claim a broken-link report", &err);
-                let key = format!("broken-link {} {}", link.path, link.referer);
-                self.local_claim(&key, now, broken_links::REPORT_PERIOD_MS)
-                    .is_some()
-            }
-        };
-        if !claimed {
-            Counters::bump(&self.counters.suppressed);
-            return;
-        }
-        let sent = match broken_links::compose(&link, &self.settings) {
-            Ok(message) => self.send_all(vec![message]).await,
-            Err(err) => Err(err),
-        };
-        match sent {
-            Ok(()) => Counters::bump(&self.counters.broken_links_sent),
-            Err(err) => {
-                Counters::bump(&self.counters.failed);
-                self.fail("send", "cannot send a broken-link report", &err);
-            }
-        }
-    }
-
-    /// Sends parts in order over one connection; stops at the first failure.
-    async fn send_all(&self, messages: Vec<Message>) -> anyhow::Result<()> {
-        Box::pin(self.mailer.send_in_order(messages))
-            .await
-            .map_err(anyhow::Error::from)
-    }
-
-    fn fail(&mut self, kind: &'static str, what: &str, err: &anyhow::Error) {
-        self.warn_with(kind, what, &format!("{err:#}"));
-    }
-
-    fn warn(&mut self, kind: &'static str, what: &str) {
-        self.warn_with(kind, what, &"");
-    }
-
-    /// Logs a reporting failure, at most once a minute per kind; never reports it.
-    fn warn_with(&mut self, kind: &'static str, what: &str, error: &dyn std::fmt::Display) {
-        let now = self.clock.now_ms();
-        let (last, skipped) = self.warnings.entry(kind).or_insert((i64::MIN, 0));
-        if now.saturating_sub(*last) < WARN_INTERVAL_MS {
-            *skipped += 1;
-            return;
-        }
-        tracing::warn!(
-            target: "reporting",
-            error = %error,
-            similar_skipped = *skipped,
-            "{what} (not reported; similar warnings at most once a minute)"
-        );
-        *last = now;
-        *skipped = 0;
-    }
-}
-
-/// `INCR key` and `EXPIRE key 60` in one round trip; the count after this increment.
-async fn count_in_redis(pool: &deadpool_redis::Pool, key: &str) -> Result<i64, String> {
-    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-    let (count,): (i64,) = deadpool_redis::redis::pipe()
-        .atomic()
-        .incr(key, 1)
-        .expire(key, 60)
-        .ignore()
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(count)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use std::collections::HashMap;
+
+    use crate::db::error_groups;
     use crate::reporting::report::{RawRequest, format_time};
     use crate::reporting::testing::{TestEnv, body_text, test_env};
 

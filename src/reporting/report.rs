@@ -1,21 +1,20 @@
-//! The error report (SPEC §8): one model, masked once when built, rendered as text and HTML.
+//! The error report model (SPEC §8): what a report holds ([`ErrorReport`], [`RequestInfo`])
+//! and the raw inputs it is built from ([`ErrorDetails`], [`RawRequest`], [`BackgroundTask`]).
 //!
-//! Owns: what a report holds ([`ErrorReport`], [`RequestInfo`]), the raw inputs it is built
-//! from ([`ErrorDetails`], [`RawRequest`], [`BackgroundTask`]), every masking rule applied on
-//! the way in, and the two renderings. Nothing unmasked can reach a renderer: a report can
-//! only be built by this module's constructors, which mask before they return.
+//! A report can only be built by this module's constructors, which apply every masking rule
+//! ([`crate::reporting::mask`]) before they return: nothing unmasked reaches a renderer
+//! ([`crate::reporting::text`], [`crate::reporting::html`]).
 
 use std::backtrace::Backtrace;
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use maud::{DOCTYPE, Markup, html};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::config::Settings;
-use crate::reporting::mask::{self, MASK};
-use crate::reporting::{fingerprint, subject};
+use crate::reporting::mask::Masker;
+use crate::reporting::{backtrace, fingerprint, subject};
 
 /// What failed, before masking: filled from an `anyhow::Error`, any error, or a panic.
 #[derive(Debug, Clone, Default)]
@@ -197,7 +196,7 @@ impl RawRequest {
             .collect()
     }
 
-    fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         let values: Vec<&str> = self
             .headers
             .iter()
@@ -283,7 +282,13 @@ impl ErrorReport {
         let masker = Masker::new(settings);
         let info = masker.request(&request, settings);
         let route = info.route.clone();
-        masker.report(details, ReportSource::Request(info), &route, settings)
+        Self::assemble(
+            &masker,
+            details,
+            ReportSource::Request(info),
+            &route,
+            settings,
+        )
     }
 
     /// A report of a failed background task (scheduler, delivery).
@@ -300,7 +305,7 @@ impl ErrorReport {
             run_id: task.run_id,
             mailing_id: task.mailing_id,
         };
-        masker.report(details, source, &route, settings)
+        Self::assemble(&masker, details, source, &route, settings)
     }
 
     /// The request id, or `-` for a background task.
@@ -341,110 +346,50 @@ impl ErrorReport {
             }
         }
     }
-}
 
-/// The masking rules of SPEC §8, with what they need from the settings.
-struct Masker {
-    secrets: Vec<String>,
-    extra: Vec<String>,
-}
-
-impl Masker {
-    fn new(settings: &Settings) -> Self {
-        Self {
-            secrets: settings.secret_values(),
-            extra: settings.sensitive_fields.clone(),
+    /// The (label, value) rows at the top of both renderings.
+    pub fn summary_rows(&self) -> Vec<(&'static str, String)> {
+        let mut rows = vec![
+            ("Error", self.error_type.clone()),
+            ("Message", self.message.clone()),
+            ("Time", format_time(self.occurred_at)),
+            ("Host", self.host.clone()),
+            ("Version", self.version.clone()),
+            ("Fingerprint", self.fingerprint.clone()),
+        ];
+        match &self.source {
+            ReportSource::Request(info) => rows.extend([
+                ("Request method", info.method.clone()),
+                ("Request URL", info.url.clone()),
+                ("Route", info.route.clone()),
+                ("Request ID", info.request_id.clone()),
+                ("User", info.user.clone()),
+                ("Client IP", ip_text(info.client_ip)),
+            ]),
+            ReportSource::Background {
+                task,
+                run_id,
+                mailing_id,
+            } => rows.extend([
+                ("Task", task.clone()),
+                ("Mailing ID", id_text(*mailing_id)),
+                ("Run ID", id_text(*run_id)),
+            ]),
         }
+        rows
     }
 
-    /// Free text: secrets and `user:pass@` scrubbed.
-    fn text(&self, text: &str) -> String {
-        mask::scrub(text, &self.secrets)
-    }
-
-    /// A (name, value) pair: the value masked when the name is sensitive or `all` is set.
-    fn pair(&self, name: &str, value: &str, all: bool) -> (String, String) {
-        let value = if all || mask::is_sensitive(name, &self.extra) {
-            MASK.to_string()
-        } else {
-            self.text(value)
-        };
-        (self.text(name), value)
-    }
-
-    fn url(&self, url: &str) -> String {
-        mask::mask_url(url, &self.extra, &self.secrets)
-    }
-
-    fn request(&self, raw: &RawRequest, settings: &Settings) -> RequestInfo {
-        let (path, query) = split_url(&raw.url);
-        let query = url::form_urlencoded::parse(query.as_bytes())
-            .map(|(k, v)| self.pair(&k, &v, false))
-            .collect();
-        let account = mask::is_account_route(&path);
-        let form = raw
-            .form
-            .iter()
-            .map(|(k, v)| self.pair(k, v, account))
-            .collect();
-        let headers = raw
-            .headers
-            .iter()
-            .map(|(name, value)| {
-                if is_url_header(name) && !mask::is_sensitive(name, &self.extra) {
-                    (self.text(name), self.url(value))
-                } else {
-                    self.pair(name, value, false)
-                }
-            })
-            .collect();
-        let cookie_names = raw
-            .headers
-            .iter()
-            .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
-            .flat_map(|(_, value)| value.split(';'))
-            .filter_map(|pair| {
-                let name = pair.split('=').next().unwrap_or_default().trim();
-                (!name.is_empty()).then(|| self.text(name))
-            })
-            .collect();
-        let client_ip = raw.peer.map(|peer| {
-            subject::client_ip(
-                peer,
-                raw.header("x-forwarded-for").as_deref(),
-                &settings.trusted_proxies,
-            )
-        });
-        RequestInfo {
-            method: self.text(&raw.method),
-            url: self.url(&raw.url),
-            path: self.text(&mask::mask_path(&path)),
-            route: self.text(&raw.route),
-            query,
-            form,
-            cookie_names,
-            headers,
-            user: raw
-                .user
-                .as_deref()
-                .map(|u| self.text(u))
-                .unwrap_or_else(|| "-".to_string()),
-            client_ip,
-            request_id: self.text(&raw.request_id),
-        }
-    }
-
-    fn report(
-        &self,
+    fn assemble(
+        masker: &Masker,
         details: ErrorDetails,
         source: ReportSource,
         route: &str,
         settings: &Settings,
     ) -> ErrorReport {
-        let error_type = self.text(&details.error_type);
-        let message = self.text(&details.message);
-        let backtrace = self.text(&compact_backtrace(&details.backtrace_text()));
-        let mut chain: Vec<String> = details.chain.iter().map(|c| self.text(c)).collect();
+        let error_type = masker.text(&details.error_type);
+        let message = masker.text(&details.message);
+        let backtrace = masker.text(&backtrace::compact(&details.backtrace_text()));
+        let mut chain: Vec<String> = details.chain.iter().map(|c| masker.text(c)).collect();
         if chain.is_empty() {
             chain.push(message.clone());
         }
@@ -454,7 +399,7 @@ impl Masker {
         let settings_pairs = settings
             .report_pairs()
             .into_iter()
-            .map(|(name, value)| self.pair(name, &value, false))
+            .map(|(name, value)| masker.pair(name, &value, false))
             .collect();
         ErrorReport {
             fingerprint,
@@ -463,136 +408,13 @@ impl Masker {
             chain,
             backtrace,
             occurred_at: OffsetDateTime::now_utc(),
-            host: self.text(host_name()),
+            host: masker.text(crate::telemetry::host_name()),
             version: env!("CARGO_PKG_VERSION").to_string(),
             settings: settings_pairs,
             source,
             _masked: (),
         }
     }
-}
-
-/// Frames at the top of every backtrace that only show how it was captured.
-const CAPTURE_PREFIXES: &[&str] = &[
-    "std::backtrace",
-    "std::panicking",
-    "std::panic::",
-    "core::panicking",
-    "__rustc::",
-    "rust_begin_unwind",
-    "anyhow::",
-    "<anyhow::",
-    "autosend::web::error::",
-    "<autosend::web::error::",
-    "autosend::panics::",
-    "autosend::reporting::",
-];
-
-/// autosend frames that only carry a request to its handler (the middleware stack).
-const PLUMBING: &[&str] = &[
-    "autosend::web::middleware::",
-    "autosend::web::server::",
-    "autosend::web::auth::load_user",
-    "autosend::telemetry::",
-];
-
-/// A backtrace without the frames that never help: capture machinery at the top, and the
-/// middleware and runtime (tokio, poem, std) below the outermost autosend frame that is not
-/// middleware (the handler or task), each replaced by a line
-/// saying how many were left out. Frames between (a dependency autosend called) stay. A
-/// backtrace without autosend frames, or not in std's format, is kept whole.
-pub fn compact_backtrace(backtrace: &str) -> String {
-    // A frame is its "N: name" line and the "at file:line" lines under it.
-    let mut frames: Vec<Vec<&str>> = Vec::new();
-    for line in backtrace.lines() {
-        let is_head = line
-            .trim_start()
-            .split_once(": ")
-            .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-        match frames.last_mut() {
-            Some(frame) if !is_head => frame.push(line),
-            _ if is_head => frames.push(vec![line]),
-            _ => return backtrace.to_string(),
-        }
-    }
-    let name = |frame: &Vec<&str>| {
-        frame[0]
-            .trim_start()
-            .split_once(": ")
-            .map(|(_, name)| name.to_string())
-            .unwrap_or_default()
-    };
-    let own = |f: &Vec<&str>| name(f).contains("autosend::");
-    let plumbing = |f: &Vec<&str>| {
-        let name = name(f);
-        PLUMBING.iter().any(|p| name.contains(p))
-    };
-    // The handler (or task) is the last frame of ours that is not middleware; an error raised
-    // in the middleware itself keeps the middleware.
-    let Some(last_own) = frames
-        .iter()
-        .rposition(|f| own(f) && !plumbing(f))
-        .or_else(|| frames.iter().rposition(own))
-    else {
-        return backtrace.to_string();
-    };
-    let first_kept = frames[..last_own]
-        .iter()
-        .position(|f| {
-            let name = name(f);
-            !CAPTURE_PREFIXES.iter().any(|p| name.starts_with(p))
-        })
-        .unwrap_or(last_own);
-    let mut out = String::new();
-    if first_kept > 0 {
-        out.push_str(&format!("      … {first_kept} capture frames left out\n"));
-    }
-    for frame in &frames[first_kept..=last_own] {
-        for line in frame {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    let below = frames.len() - last_own - 1;
-    if below > 0 {
-        out.push_str(&format!(
-            "      … {below} middleware and runtime frames left out\n"
-        ));
-    }
-    out
-}
-
-/// Headers whose values are URLs that may carry tokens or sensitive parameters.
-fn is_url_header(name: &str) -> bool {
-    ["referer", "origin", "location", "hx-current-url"]
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
-}
-
-/// (path, query) of an absolute URL or of a bare `/path?query`.
-fn split_url(url: &str) -> (String, String) {
-    if let Ok(parsed) = url::Url::parse(url) {
-        return (
-            parsed.path().to_string(),
-            parsed.query().unwrap_or_default().to_string(),
-        );
-    }
-    let without_fragment = url.split('#').next().unwrap_or_default();
-    match without_fragment.split_once('?') {
-        Some((path, query)) => (path.to_string(), query.to_string()),
-        None => (without_fragment.to_string(), String::new()),
-    }
-}
-
-/// This machine's name, looked up once.
-pub fn host_name() -> &'static str {
-    static HOST: OnceLock<String> = OnceLock::new();
-    HOST.get_or_init(|| {
-        hostname::get()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "unknown-host".to_string())
-    })
 }
 
 /// `2026-11-20T12:00:00.123Z`.
@@ -604,103 +426,6 @@ pub fn format_time(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
 }
 
-/// The plain-text report: a title line, then one section per kind of detail.
-pub fn render_text(report: &ErrorReport) -> String {
-    let mut out = String::new();
-    let title = report.title();
-    out.push_str(&title);
-    out.push('\n');
-    out.push_str(&"=".repeat(title.chars().count().min(72)));
-    out.push_str("\n\n");
-
-    for (label, value) in summary_rows(report) {
-        out.push_str(&format!("{:<15} {}\n", format!("{label}:"), indent(&value)));
-    }
-
-    section(&mut out, "Cause chain (outermost first)");
-    for (i, cause) in report.chain.iter().enumerate() {
-        out.push_str(&format!("{i:>3}: {}\n", indent(cause)));
-    }
-
-    section(&mut out, "Backtrace");
-    if report.backtrace.trim().is_empty() {
-        out.push_str("(not captured)\n");
-    } else {
-        out.push_str(report.backtrace.trim_end());
-        out.push('\n');
-    }
-
-    if let ReportSource::Request(info) = &report.source {
-        pairs_section(&mut out, "Query parameters", &info.query, " = ");
-        pairs_section(&mut out, "Form fields", &info.form, " = ");
-        section(&mut out, "Cookies (names only)");
-        if info.cookie_names.is_empty() {
-            out.push_str("(none)\n");
-        } else {
-            out.push_str(&info.cookie_names.join(", "));
-            out.push('\n');
-        }
-        pairs_section(&mut out, "Headers", &info.headers, ": ");
-    }
-    pairs_section(&mut out, "Settings", &report.settings, " = ");
-    out
-}
-
-/// The (label, value) rows at the top of both renderings.
-fn summary_rows(report: &ErrorReport) -> Vec<(&'static str, String)> {
-    let mut rows = vec![
-        ("Error", report.error_type.clone()),
-        ("Message", report.message.clone()),
-        ("Time", format_time(report.occurred_at)),
-        ("Host", report.host.clone()),
-        ("Version", report.version.clone()),
-        ("Fingerprint", report.fingerprint.clone()),
-    ];
-    match &report.source {
-        ReportSource::Request(info) => rows.extend([
-            ("Request method", info.method.clone()),
-            ("Request URL", info.url.clone()),
-            ("Route", info.route.clone()),
-            ("Request ID", info.request_id.clone()),
-            ("User", info.user.clone()),
-            ("Client IP", ip_text(info.client_ip)),
-        ]),
-        ReportSource::Background {
-            task,
-            run_id,
-            mailing_id,
-        } => rows.extend([
-            ("Task", task.clone()),
-            ("Mailing ID", id_text(*mailing_id)),
-            ("Run ID", id_text(*run_id)),
-        ]),
-    }
-    rows
-}
-
-fn section(out: &mut String, name: &str) {
-    out.push('\n');
-    out.push_str(name);
-    out.push('\n');
-    out.push_str(&"-".repeat(name.chars().count()));
-    out.push('\n');
-}
-
-fn pairs_section(out: &mut String, name: &str, pairs: &[(String, String)], sep: &str) {
-    section(out, name);
-    if pairs.is_empty() {
-        out.push_str("(none)\n");
-    }
-    for (k, v) in pairs {
-        out.push_str(&format!("{k}{sep}{}\n", indent(v)));
-    }
-}
-
-/// Continuation lines of a multi-line value, indented under it.
-fn indent(value: &str) -> String {
-    value.replace('\n', "\n    ")
-}
-
 fn ip_text(ip: Option<IpAddr>) -> String {
     ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into())
 }
@@ -709,364 +434,10 @@ fn id_text(id: Option<i64>) -> String {
     id.map(|id| id.to_string()).unwrap_or_else(|| "-".into())
 }
 
-const BODY: &str = "font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;\
-                    color:#222;background:#fff;margin:0;padding:16px;";
-const H1: &str = "font-size:20px;margin:0 0 12px 0;color:#a40000;";
-const H2: &str = "font-size:16px;margin:20px 0 6px 0;border-bottom:1px solid #ddd;";
-const TABLE: &str = "border-collapse:collapse;width:100%;font-size:13px;";
-const TH: &str = "text-align:left;vertical-align:top;padding:3px 8px;background:#f4f4f4;\
-                  border:1px solid #ddd;white-space:nowrap;width:1%;";
-const TD: &str = "vertical-align:top;padding:3px 8px;border:1px solid #ddd;\
-                  font-family:Menlo,Consolas,monospace;white-space:pre-wrap;word-break:break-all;";
-const PRE: &str = "font-family:Menlo,Consolas,monospace;font-size:12px;background:#f8f8f8;\
-                   border:1px solid #ddd;padding:8px;white-space:pre-wrap;word-break:break-all;";
-const NOTE: &str =
-    "background:#fff3cd;border:1px solid #e0c36b;padding:6px 10px;margin:0 0 12px 0;";
-
-/// The HTML report (an e-mail: escaped by maud, inline styles, no external resources).
-pub fn render_html(report: &ErrorReport) -> String {
-    render_html_with_notes(report, &[])
-}
-
-/// The HTML report with notes (repeat counts, part notes) shown above it.
-pub fn render_html_with_notes(report: &ErrorReport, notes: &[String]) -> String {
-    let title = report.title();
-    let summary = summary_rows(report);
-    let markup: Markup = html! {
-        (DOCTYPE)
-        html {
-            head {
-                meta charset="utf-8";
-                title { (title) }
-            }
-            body style=(BODY) {
-                h1 style=(H1) { (title) }
-                @for note in notes {
-                    p style=(NOTE) { (note) }
-                }
-                table style=(TABLE) {
-                    @for (label, value) in &summary {
-                        tr { th style=(TH) { (label) } td style=(TD) { (value) } }
-                    }
-                }
-                h2 style=(H2) { "Cause chain (outermost first)" }
-                ol style="margin:0;padding-left:24px;font-family:Menlo,Consolas,monospace;font-size:13px;" start="0" {
-                    @for cause in &report.chain {
-                        li style="white-space:pre-wrap;" { (cause) }
-                    }
-                }
-                h2 style=(H2) { "Backtrace" }
-                @if report.backtrace.trim().is_empty() {
-                    p { "(not captured)" }
-                } @else {
-                    pre style=(PRE) { (report.backtrace.trim_end()) }
-                }
-                @if let ReportSource::Request(info) = &report.source {
-                    (pairs_table("Query parameters", &info.query))
-                    (pairs_table("Form fields", &info.form))
-                    h2 style=(H2) { "Cookies (names only)" }
-                    @if info.cookie_names.is_empty() {
-                        p { "(none)" }
-                    } @else {
-                        p style="font-family:Menlo,Consolas,monospace;" { (info.cookie_names.join(", ")) }
-                    }
-                    (pairs_table("Headers", &info.headers))
-                }
-                (pairs_table("Settings", &report.settings))
-            }
-        }
-    };
-    markup.into_string()
-}
-
-fn pairs_table(name: &str, pairs: &[(String, String)]) -> Markup {
-    html! {
-        h2 style=(H2) { (name) }
-        @if pairs.is_empty() {
-            p { "(none)" }
-        } @else {
-            table style=(TABLE) {
-                @for (k, v) in pairs {
-                    tr { th style=(TH) { (k) } td style=(TD) { (v) } }
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reporting::testing::settings_with;
-    use proptest::prelude::*;
-
-    const KEY: &str = crate::reporting::testing::SECRET_KEY;
-
-    fn raw(url: &str) -> RawRequest {
-        RawRequest {
-            method: "POST".into(),
-            url: url.into(),
-            route: "/clients/{id}".into(),
-            form: vec![],
-            headers: vec![],
-            user: Some("owner@example.com".into()),
-            peer: Some("203.0.113.7".parse().unwrap()),
-            request_id: "rid-1".into(),
-        }
-    }
-
-    fn details(message: &str) -> ErrorDetails {
-        ErrorDetails {
-            error_type: "anyhow::Error".into(),
-            message: message.into(),
-            chain: vec![message.into(), "root cause".into()],
-            backtrace: "   0: autosend::web::routes::clients::show\n".into(),
-            ..ErrorDetails::default()
-        }
-    }
-
-    fn request_info(report: &ErrorReport) -> &RequestInfo {
-        match &report.source {
-            ReportSource::Request(info) => info,
-            ReportSource::Background { .. } => panic!("not a request report"),
-        }
-    }
-
-    fn value<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("{name} missing in {pairs:?}"))
-    }
-
-    #[test]
-    fn sensitive_names_are_masked_everywhere() {
-        let settings = settings_with(&[("SENSITIVE_FIELDS", "iban, X-Tenant")]);
-        let mut req = raw("https://example.com/clients/7?q=bob&access_token=t0k&page=2");
-        req.form = vec![
-            ("full_name".into(), "Bob".into()),
-            ("password".into(), "hunter2".into()),
-            ("csrf_token".into(), "abc".into()),
-            ("IBAN".into(), "DE00 1234".into()),
-        ];
-        req.headers = vec![
-            ("Accept".into(), "text/html".into()),
-            ("Authorization".into(), "Bearer xyz".into()),
-            ("X-Api-Key".into(), "k".into()),
-            ("X-Tenant".into(), "acme".into()),
-            (
-                "Cookie".into(),
-                "sessionid=s3ss; csrftoken=c; theme=dark".into(),
-            ),
-        ];
-        let report = ErrorReport::for_request(details("boom"), req, &settings);
-        let info = request_info(&report);
-        assert_eq!(value(&info.query, "q"), "bob");
-        assert_eq!(value(&info.query, "access_token"), MASK);
-        assert_eq!(value(&info.form, "full_name"), "Bob");
-        assert_eq!(value(&info.form, "password"), MASK);
-        assert_eq!(value(&info.form, "csrf_token"), MASK);
-        assert_eq!(value(&info.form, "IBAN"), MASK);
-        assert_eq!(value(&info.headers, "Accept"), "text/html");
-        assert_eq!(value(&info.headers, "Authorization"), MASK);
-        assert_eq!(value(&info.headers, "X-Api-Key"), MASK);
-        assert_eq!(value(&info.headers, "X-Tenant"), MASK);
-        // The cookie header's value is never shown; its names are.
-        assert_eq!(value(&info.headers, "Cookie"), MASK);
-        assert_eq!(info.cookie_names, vec!["sessionid", "csrftoken", "theme"]);
-        assert_eq!(
-            info.url,
-            format!("https://example.com/clients/7?q=bob&access_token={MASK}&page=2")
-        );
-        assert_eq!(value(&report.settings, "SECRET_KEY"), MASK);
-        let text = render_text(&report);
-        for leaked in ["hunter2", "Bearer xyz", "s3ss", "t0k", "DE00", "acme"] {
-            assert!(!text.contains(leaked), "{leaked} leaked:\n{text}");
-        }
-    }
-
-    #[test]
-    fn account_route_forms_are_masked_whole() {
-        let settings = settings_with(&[]);
-        for path in [
-            "/users/login",
-            "/users/signup",
-            "/users/password-reset",
-            "/users/password-change",
-        ] {
-            let mut req = raw(&format!("https://example.com{path}"));
-            req.form = vec![
-                ("email".into(), "bob@example.com".into()),
-                ("full_name".into(), "Bob".into()),
-            ];
-            let report = ErrorReport::for_request(details("x"), req, &settings);
-            let info = request_info(&report);
-            assert_eq!(value(&info.form, "email"), MASK, "{path}");
-            assert_eq!(value(&info.form, "full_name"), MASK, "{path}");
-        }
-        // Elsewhere only sensitive names are.
-        let mut req = raw("https://example.com/users/profile/edit");
-        req.form = vec![("full_name".into(), "Bob".into())];
-        let report = ErrorReport::for_request(details("x"), req, &settings);
-        assert_eq!(value(&request_info(&report).form, "full_name"), "Bob");
-    }
-
-    #[test]
-    fn urls_lose_passwords_and_capability_tokens() {
-        let settings = settings_with(&[]);
-        let mut req = raw("https://bob:pa55w0rd@example.com/users/password-reset/abc.sig");
-        req.headers = vec![(
-            "Referer".into(),
-            "https://example.com/u/unsub-token?secret=1".into(),
-        )];
-        let report = ErrorReport::for_request(details("x"), req, &settings);
-        let info = request_info(&report);
-        assert_eq!(
-            info.url,
-            format!("https://bob:{MASK}@example.com/users/password-reset/{MASK}")
-        );
-        assert_eq!(info.path, format!("/users/password-reset/{MASK}"));
-        assert_eq!(
-            value(&info.headers, "Referer"),
-            format!("https://example.com/u/{MASK}?secret={MASK}")
-        );
-        let subject = report.subject(&settings);
-        assert!(!subject.contains("abc.sig"), "{subject}");
-    }
-
-    #[test]
-    fn configured_secrets_are_scrubbed_from_every_string() {
-        let settings = settings_with(&[("SMTP_PASSWORD", "smtp-pass-value")]);
-        let mut req = raw(&format!("https://example.com/clients/1?x={KEY}"));
-        req.headers = vec![("X-Debug".into(), format!("v={KEY}"))];
-        req.form = vec![("note".into(), "smtp-pass-value".into())];
-        let details = ErrorDetails {
-            error_type: "anyhow::Error".into(),
-            message: format!("cannot sign with {KEY}"),
-            chain: vec![
-                format!("cannot sign with {KEY}"),
-                "smtp-pass-value rejected".into(),
-            ],
-            backtrace: format!("frame {KEY}"),
-            ..ErrorDetails::default()
-        };
-        let report = ErrorReport::for_request(details, req, &settings);
-        for rendered in [render_text(&report), render_html(&report)] {
-            assert!(!rendered.contains(KEY));
-            assert!(!rendered.contains("smtp-pass-value"));
-            assert!(rendered.contains(MASK));
-        }
-        // Mail-style text of an SMTP URL with a password is masked even when not configured.
-        let bg = ErrorReport::for_background(
-            ErrorDetails::from_panic("connect smtp://u:other@mx failed", "", ""),
-            BackgroundTask {
-                task: "delivery.send".into(),
-                run_id: Some(3),
-                mailing_id: Some(9),
-            },
-            &settings,
-        );
-        assert!(!render_text(&bg).contains("other@"));
-    }
-
-    #[test]
-    fn client_ip_uses_trusted_proxies() {
-        let settings = settings_with(&[
-            ("TRUSTED_PROXIES", "127.0.0.1"),
-            ("INTERNAL_IPS", "10.0.0.0/8"),
-        ]);
-        let mut req = raw("https://example.com/clients/1");
-        req.peer = Some("127.0.0.1".parse().unwrap());
-        req.headers = vec![("X-Forwarded-For".into(), "10.2.3.4".into())];
-        let report = ErrorReport::for_request(details("x"), req, &settings);
-        assert_eq!(
-            request_info(&report).client_ip,
-            Some("10.2.3.4".parse().unwrap())
-        );
-        assert_eq!(
-            report.subject(&settings),
-            "[autosend] ERROR (internal IP): Internal Server Error: /clients/1"
-        );
-    }
-
-    #[test]
-    fn text_report_has_every_section() {
-        let settings = settings_with(&[]);
-        let mut req = raw("https://example.com/clients/7?q=1");
-        req.form = vec![("comment".into(), "line1\nline2".into())];
-        req.headers = vec![("Accept".into(), "*/*".into())];
-        let report = ErrorReport::for_request(details("recipient missing"), req, &settings);
-        let text = render_text(&report);
-        assert!(
-            text.starts_with("Internal Server Error: /clients/7\n====="),
-            "{text}"
-        );
-        for needle in [
-            "Error:          anyhow::Error",
-            "Message:        recipient missing",
-            "Request method: POST",
-            "Request URL:    https://example.com/clients/7?q=1",
-            "Route:          /clients/{id}",
-            "Request ID:     rid-1",
-            "User:           owner@example.com",
-            "Client IP:      203.0.113.7",
-            "Version:        ",
-            "Fingerprint:    ",
-            "  0: recipient missing",
-            "  1: root cause",
-            "Backtrace\n---------\n   0: autosend::web::routes::clients::show",
-            "Query parameters\n----------------\nq = 1",
-            "comment = line1\n    line2",
-            "Cookies (names only)\n--------------------\n(none)",
-            "Headers\n-------\nAccept: */*",
-            "Settings\n--------\nDEBUG = false",
-        ] {
-            assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
-        }
-    }
-
-    #[test]
-    fn background_report_names_task_run_and_mailing() {
-        let settings = settings_with(&[]);
-        let report = ErrorReport::for_background(
-            details("smtp down"),
-            BackgroundTask {
-                task: "delivery.send".into(),
-                run_id: Some(17),
-                mailing_id: Some(3),
-            },
-            &settings,
-        );
-        let text = render_text(&report);
-        assert!(text.starts_with("Background task failed: delivery.send\n"));
-        assert!(text.contains("Mailing ID:     3\n"));
-        assert!(text.contains("Run ID:         17\n"));
-        assert!(!text.contains("Request method"));
-        assert_eq!(report.request_id(), "-");
-        assert_eq!(report.route(), "task:delivery.send");
-        assert_eq!(
-            report.subject(&settings),
-            "[autosend] ERROR (background task): delivery.send"
-        );
-        assert!(render_html(&report).contains("Run ID"));
-    }
-
-    #[test]
-    fn html_is_escaped_and_self_contained() {
-        let settings = settings_with(&[]);
-        let mut req = raw("https://example.com/clients/1?q=<script>");
-        req.headers = vec![("User-Agent".into(), "<img src=x onerror=alert(1)>".into())];
-        let report = ErrorReport::for_request(details("<b>bold</b> & co"), req, &settings);
-        let html = render_html(&report);
-        assert!(html.starts_with("<!DOCTYPE html>"));
-        assert!(!html.contains("<script>"));
-        assert!(!html.contains("<img"));
-        assert!(html.contains("&lt;b&gt;bold&lt;/b&gt; &amp; co"));
-        assert!(!html.contains("<link") && !html.contains("<style"));
-        let with_note = render_html_with_notes(&report, &["3 more since then".to_string()]);
-        assert!(with_note.contains("3 more since then"));
-    }
+    use crate::reporting::testing::{details, raw, settings_with};
 
     #[test]
     fn error_types_are_named_from_the_root_cause() {
@@ -1105,101 +476,5 @@ mod tests {
         other_route.route = "/mailings/{id}".into();
         let c = ErrorReport::for_request(details("recipient 42 missing"), other_route, &settings);
         assert_ne!(a.fingerprint, c.fingerprint);
-    }
-
-    #[test]
-    fn backtraces_lose_capture_and_runtime_frames_only() {
-        let bt = "   0: std::backtrace::Backtrace::force_capture
-             at /rustc/x/library/std/src/backtrace.rs:312:13
-   1: autosend::web::error::InternalError::new
-             at ./src/web/error.rs:55:24
-   2: sqlx_core::pool::inner::acquire
-             at /cargo/sqlx-core/src/pool/inner.rs:10:1
-   3: autosend::db::recipients::find::{{closure}}
-             at ./src/db/recipients.rs:12:5
-   4: autosend::web::middleware::edge::{{closure}}
-   5: tokio::runtime::task::harness::poll
-             at /cargo/tokio/src/runtime/task/harness.rs:1:1
-   6: std::thread::start
-";
-        assert_eq!(
-            compact_backtrace(bt),
-            "      … 2 capture frames left out
-   2: sqlx_core::pool::inner::acquire
-             at /cargo/sqlx-core/src/pool/inner.rs:10:1
-   3: autosend::db::recipients::find::{{closure}}
-             at ./src/db/recipients.rs:12:5
-      … 3 middleware and runtime frames left out
-"
-        );
-        // Nothing of ours, or not a std backtrace: kept whole.
-        let foreign = "   0: tokio::x\n   1: std::y\n";
-        assert_eq!(compact_backtrace(foreign), foreign);
-        assert_eq!(
-            compact_backtrace("disabled backtrace"),
-            "disabled backtrace"
-        );
-        assert_eq!(compact_backtrace(""), "");
-    }
-
-    /// Text around a secret, so it sits anywhere inside a value.
-    fn around() -> impl Strategy<Value = (String, String)> {
-        ("[ -~]{0,12}", "[ -~]{0,12}")
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
-
-        #[test]
-        fn no_configured_secret_survives_rendering(
-            secret in "[A-Za-z0-9]{12,24}",
-            (pre, post) in around(),
-            slot in 0usize..12,
-        ) {
-            let settings = settings_with(&[("SMTP_PASSWORD", secret.as_str())]);
-            let planted = format!("{pre}{secret}{post}");
-            // The secret goes into one field (or all, for slot 11); the rest stays ordinary.
-            let pick = |n: usize| if slot == n || slot == 11 { planted.clone() } else { format!("v{n}") };
-            let encoded: String = url::form_urlencoded::byte_serialize(planted.as_bytes()).collect();
-            let url = if slot == 3 || slot == 11 {
-                format!("https://example.com/x/{encoded}?p={encoded}")
-            } else {
-                "https://example.com/x".to_string()
-            };
-            let req = RawRequest {
-                method: pick(0),
-                url,
-                route: pick(1),
-                form: vec![(pick(2), pick(4))],
-                headers: vec![
-                    (pick(5), pick(6)),
-                    ("Cookie".into(), format!("{}={}", pick(7), pick(7))),
-                    ("Referer".into(), pick(8)),
-                ],
-                user: Some(pick(9)),
-                peer: None,
-                request_id: pick(10),
-            };
-            let details = ErrorDetails {
-                error_type: pick(1),
-                message: pick(2),
-                chain: vec![pick(3), pick(4)],
-                backtrace: pick(5),
-                ..ErrorDetails::default()
-            };
-            let report = ErrorReport::for_request(details.clone(), req, &settings);
-            let text = render_text(&report);
-            let html = render_html(&report);
-            prop_assert!(!text.contains(&secret), "text leaked the secret:\n{}", text);
-            prop_assert!(!html.contains(&secret), "html leaked the secret");
-            prop_assert!(!report.subject(&settings).contains(&secret));
-            let background = ErrorReport::for_background(
-                details,
-                BackgroundTask { task: pick(6), run_id: None, mailing_id: None },
-                &settings,
-            );
-            prop_assert!(!render_text(&background).contains(&secret));
-            prop_assert!(!render_html(&background).contains(&secret));
-        }
     }
 }

@@ -546,11 +546,8 @@ impl SmtpSink {
     /// The sink on a free port; `None` (with a message) where aiosmtpd is not installed.
     /// In CI it must be: `.ci/run` installs it.
     async fn start() -> Option<Self> {
-        let Some(python) = aiosmtpd_python() else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "aiosmtpd is missing in CI: .ci/run installs python3-aiosmtpd"
-            );
+        // It fails in CI when aiosmtpd is missing there.
+        let Some(python) = crate::sink::python_with_aiosmtpd() else {
             eprintln!("skipped: no python3 with aiosmtpd here (apt-get install python3-aiosmtpd)");
             return None;
         };
@@ -608,21 +605,6 @@ impl SmtpSink {
             })
             .collect()
     }
-}
-
-/// A Python that can import aiosmtpd: `AIOSMTPD_PYTHON`, Debian's, or the one on PATH.
-fn aiosmtpd_python() -> Option<String> {
-    let candidates = std::env::var("AIOSMTPD_PYTHON")
-        .into_iter()
-        .chain(["/usr/bin/python3".to_string(), "python3".to_string()]);
-    candidates.into_iter().find(|python| {
-        std::process::Command::new(python)
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
 }
 
 #[tokio::test]
