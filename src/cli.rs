@@ -8,6 +8,7 @@ use crate::db::users::{self, CreateUserError, NewUser};
 use crate::domain::{Email, Password};
 
 use crate::cache::Cache;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{Db, Missing};
 use crate::delivery;
@@ -346,7 +347,15 @@ async fn scheduler(settings: Settings) -> anyhow::Result<()> {
             let _ = stop_tx.send(true);
         })
     };
-    delivery::scheduler::run(state.clone(), stop_rx).await;
+    // Sessions and login limits are kept by the database and this process too: a deployment
+    // that runs `scheduler` beside `serve` purges them from either (issue 13 item 6).
+    let housekeeping = tokio::spawn(accounts::housekeeping(
+        state.db.clone(),
+        state.throttle.clone(),
+        stop_rx.clone(),
+    ));
+    delivery::scheduler::run(state.delivery(), stop_rx).await;
+    let _ = housekeeping.await;
     signal.abort();
     state.mailer.close().await;
     state.db.close().await;
@@ -355,7 +364,7 @@ async fn scheduler(settings: Settings) -> anyhow::Result<()> {
 
 async fn send_due(settings: Settings) -> anyhow::Result<()> {
     let state = AppState::build(settings).await?;
-    let outcome = delivery::scheduler::tick_once(&state).await;
+    let outcome = delivery::scheduler::tick_once(&state.delivery()).await;
     state.mailer.close().await;
     state.db.close().await;
     let outcome = outcome?;
@@ -383,31 +392,35 @@ async fn send_due(settings: Settings) -> anyhow::Result<()> {
 async fn send_mailing(settings: Settings, id: i64, dry_run: bool) -> anyhow::Result<()> {
     use delivery::StartRunError;
     let state = AppState::build(settings).await?;
-    let clock = delivery::SystemClock;
-    let started = match delivery::engine::start_run(&state, &clock, id, Trigger::Cli, dry_run).await
-    {
-        Ok(started) => started,
-        Err(err) => {
-            state.db.close().await;
-            return Err(match err {
-                StartRunError::NotFound => anyhow::anyhow!("there is no mailing {id}"),
-                StartRunError::Finished => {
-                    anyhow::anyhow!("mailing {id} is finished; nothing more is sent for it")
-                }
-                StartRunError::Archived => {
-                    anyhow::anyhow!("mailing {id} is archived; restore it to send it")
-                }
-                StartRunError::AlreadyActive | StartRunError::NotClaimed => {
-                    anyhow::anyhow!("mailing {id} already has an active run; wait for it to finish")
-                }
-                StartRunError::OwnerInactive => anyhow::anyhow!(
-                    "mailing {id} is paused: its owner's account is deactivated; activate the \
+    let clock = Clock::System;
+    let started =
+        match delivery::engine::start_run(&state.delivery(), &clock, id, Trigger::Cli, dry_run)
+            .await
+        {
+            Ok(started) => started,
+            Err(err) => {
+                state.db.close().await;
+                return Err(match err {
+                    StartRunError::NotFound => anyhow::anyhow!("there is no mailing {id}"),
+                    StartRunError::Finished => {
+                        anyhow::anyhow!("mailing {id} is finished; nothing more is sent for it")
+                    }
+                    StartRunError::Archived => {
+                        anyhow::anyhow!("mailing {id} is archived; restore it to send it")
+                    }
+                    StartRunError::AlreadyActive | StartRunError::NotClaimed => {
+                        anyhow::anyhow!(
+                            "mailing {id} already has an active run; wait for it to finish"
+                        )
+                    }
+                    StartRunError::OwnerInactive => anyhow::anyhow!(
+                        "mailing {id} is paused: its owner's account is deactivated; activate the \
                      account to send it"
-                ),
-                StartRunError::Unexpected(err) => err,
-            });
-        }
-    };
+                    ),
+                    StartRunError::Unexpected(err) => err,
+                });
+            }
+        };
     let run_id = started.run_id;
     println!(
         "run {run_id} of mailing {id} started{}: {} recipient(s), {} skipped (unsubscribed)",
@@ -422,7 +435,7 @@ async fn send_mailing(settings: Settings, id: i64, dry_run: bool) -> anyhow::Res
                 run_id: Some(run_id),
                 ..Default::default()
             };
-            delivery::engine::drive(&state, &delivery::SystemClock, &limits).await
+            delivery::engine::drive(&state.delivery(), &Clock::System, &limits).await
         })
     };
     let result = progress::follow(&state, run_id, sending).await;
@@ -433,7 +446,7 @@ async fn send_mailing(settings: Settings, id: i64, dry_run: bool) -> anyhow::Res
 
 async fn seed_demo(settings: Settings, flush: bool) -> anyhow::Result<()> {
     let state = AppState::build(settings).await?;
-    let result = delivery::demo::seed(&state, flush).await;
+    let result = crate::demo::seed(&state.db, flush).await;
     state.db.close().await;
     let seeded = result?;
     match seeded {
@@ -447,7 +460,7 @@ async fn seed_demo(settings: Settings, flush: bool) -> anyhow::Result<()> {
             counts.users, counts.recipients, counts.messages, counts.mailings, counts.runs
         ),
     }
-    for (email, password) in delivery::demo::LOGINS {
+    for (email, password) in crate::demo::LOGINS {
         println!("  {email} {password}");
     }
     Ok(())
@@ -523,8 +536,9 @@ mod progress {
             .ok_or_else(|| anyhow::anyhow!("run {run_id} disappeared"))?;
         if run.status == RunStatus::Running {
             let next = deliveries::next_attempt_at(&state.db, Some(run_id)).await?;
+            let zone = crate::domain::TimeZone::for_user(None, &state.settings.time_zone);
             let when = next
-                .map(|ms| crate::web::views::layout::datetime(ms, &state.settings.time_zone))
+                .map(|ms| crate::web::views::layout::datetime(ms, zone))
                 .unwrap_or_default();
             println!(
                 "run {run_id} is waiting: {} deliveries will be retried (next at {when} {}) \

@@ -664,7 +664,7 @@ impl Parser<'_> {
         };
 
         let time_zone = self.raw("TIME_ZONE").unwrap_or("UTC").to_string();
-        if crate::domain::time_zone(&time_zone).is_none() {
+        if crate::domain::TimeZone::parse(&time_zone).is_none() {
             self.fail(
                 "TIME_ZONE",
                 format!("{time_zone:?} is not an IANA time zone such as Europe/Berlin"),

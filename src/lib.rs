@@ -5,9 +5,11 @@
 pub mod accounts;
 pub mod cache;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod delivery;
+pub mod demo;
 pub mod domain;
 pub mod mail;
 pub mod mailings;

@@ -1,14 +1,21 @@
 //! Mailings (SPEC §6 `/mailings/…`, §7): parsing the form in the owner's time zone, who may
-//! do what, and the actions the mailing page offers.
+//! do what, the actions the mailing page offers, and everything the mailing pages load (the
+//! list, the form's choices, the detail page, the confirmation pages, the delivery log): the
+//! mailing routes call this module, never `db`.
 
-use crate::db::mailings::{self as db, Mailing, MailingError, NewMailing, Removed};
-use crate::db::recipients::{self as recipient_db, ListQuery};
+use crate::clock::Clock;
+use crate::db::Db;
+use crate::db::mailings::{self as db, ListedMailing, Mailing, MailingError, NewMailing, Removed};
+use crate::db::recipients::{self as recipient_db, ListQuery, ListedRecipient};
+use crate::db::runs::{self, Run};
 use crate::db::{messages as message_db, now_ms, users};
-use crate::delivery::StartRunError;
-use crate::delivery::engine::{self, SystemClock};
+use crate::delivery::engine;
+use crate::delivery::{Progress, StartRunError};
+use crate::domain::instant::{from_ms, to_ms};
 use crate::domain::local_time::parse_local;
-use crate::domain::mailing::{from_ms, to_ms};
-use crate::domain::{FieldErrors, MailingStatus, Period, Scope, Trigger};
+use crate::domain::{
+    FieldErrors, MailingStatus, PageRequest, Period, RunStatus, Scope, TimeZone, Trigger,
+};
 use crate::objects::{ObjectError, cap_version, changeable, expected_version, parse_id, visible};
 use crate::state::AppState;
 
@@ -49,7 +56,7 @@ impl MailingForm {
         form
     }
 
-    pub fn from_mailing(m: &Mailing, recipient_ids: &[i64], zone: &str) -> Self {
+    pub fn from_mailing(m: &Mailing, recipient_ids: &[i64], zone: TimeZone) -> Self {
         use crate::domain::local_time::format_local;
         Self {
             message_id: m.message_id.to_string(),
@@ -75,7 +82,7 @@ impl MailingForm {
 async fn parse(
     state: &AppState,
     owner_id: i64,
-    zone: &str,
+    zone: TimeZone,
     form: &MailingForm,
 ) -> Result<NewMailing, ObjectError> {
     let mut errors = FieldErrors::new();
@@ -168,7 +175,7 @@ fn mailing_error(err: MailingError) -> ObjectError {
 pub async fn create(
     state: &AppState,
     scope: &Scope,
-    zone: &str,
+    zone: TimeZone,
     form: &MailingForm,
 ) -> Result<i64, ObjectError> {
     let new = parse(state, scope.user_id, zone, form).await?;
@@ -214,27 +221,24 @@ pub async fn get_for_edit(
 }
 
 /// The owner's zone: times of a mailing are entered in it.
-pub async fn owner_zone(state: &AppState, owner_id: i64) -> Result<String, ObjectError> {
+pub async fn owner_zone(state: &AppState, owner_id: i64) -> Result<TimeZone, ObjectError> {
     let owner = users::find_by_id(&state.db, owner_id).await?;
-    Ok(owner
-        .and_then(|u| u.time_zone)
-        .unwrap_or_else(|| state.settings.time_zone.clone()))
-}
-
-fn zone_of(zone: &str) -> &'static time_tz::Tz {
-    crate::domain::time_zone(zone).unwrap_or(time_tz::timezones::db::UTC)
+    Ok(TimeZone::for_user(
+        owner.and_then(|u| u.time_zone).as_deref(),
+        &state.settings.time_zone,
+    ))
 }
 
 /// When a restored mailing runs next: its next occurrence after `now`. A run that fell due
 /// while it was archived is not sent on restore (nobody confirmed it); a finished mailing,
 /// or one with no occurrence left in its window, has none.
-pub fn next_run_after_restore(mailing: &Mailing, zone: &str, now: i64) -> Option<i64> {
+pub fn next_run_after_restore(mailing: &Mailing, zone: TimeZone, now: i64) -> Option<i64> {
     if mailing.status == MailingStatus::Finished {
         return None;
     }
     mailing
         .period
-        .next_after(from_ms(mailing.start_at), from_ms(now), zone_of(zone))
+        .next_after(from_ms(mailing.start_at), from_ms(now), zone.tz())
         .map(to_ms)
         .filter(|&at| at < mailing.end_at)
 }
@@ -247,8 +251,8 @@ pub async fn update(
 ) -> Result<i64, ObjectError> {
     let mailing = get_for_edit(state, scope, raw_id).await?;
     let zone = owner_zone(state, mailing.owner_id).await?;
-    let new = parse(state, mailing.owner_id, &zone, form).await?;
-    let tz = zone_of(&zone);
+    let new = parse(state, mailing.owner_id, zone, form).await?;
+    let tz = zone.tz();
     let expected = expected_version(&form.version);
     db::update_mailing(&state.db, mailing.id, expected, &new, tz, now_ms())
         .await
@@ -283,7 +287,7 @@ pub async fn restore(
     let mailing = get_for_change(state, scope, raw_id).await?;
     let now = now_ms();
     let zone = owner_zone(state, mailing.owner_id).await?;
-    let next = next_run_after_restore(&mailing, &zone, now);
+    let next = next_run_after_restore(&mailing, zone, now);
     if !db::restore(&state.db, mailing.id, mailing.owner_id, next, now).await? {
         return Err(ObjectError::Refused("This mailing is not archived.".into()));
     }
@@ -307,7 +311,14 @@ pub async fn send_now(
     if mailing.archived_at.is_some() {
         return Err(archived_refusal());
     }
-    match engine::send_now(state, mailing.id, Trigger::Manual(who.to_string()), dry_run).await {
+    match engine::send_now(
+        &state.delivery(),
+        mailing.id,
+        Trigger::Manual(who.to_string()),
+        dry_run,
+    )
+    .await
+    {
         Ok(started) => Ok(started.run_id),
         Err(StartRunError::AlreadyActive) => Err(ObjectError::Refused(
             "A run of this mailing is already active: wait for it to finish.".into(),
@@ -347,8 +358,156 @@ pub async fn disable(
     if !may_disable(scope, disable_mailing, mailing.owner_id) {
         return Err(ObjectError::ReadOnly);
     }
-    let disabled = engine::disable(state, &SystemClock, mailing.id)
+    let disabled = engine::disable(&state.delivery(), &Clock::System, mailing.id)
         .await
         .map_err(mailing_error)?;
     Ok(disabled.cancelled)
+}
+
+/// A page of the mailings the viewer sees, filtered by status (or the archived ones), and
+/// how many match in all.
+pub async fn list(
+    db: &Db,
+    scope: &Scope,
+    status: Option<MailingStatus>,
+    archived: bool,
+    page: PageRequest,
+) -> anyhow::Result<(Vec<ListedMailing>, i64)> {
+    db::list(
+        db,
+        scope.owner_filter(),
+        status,
+        archived,
+        page.per_page,
+        page.offset(),
+    )
+    .await
+}
+
+/// The subject of the mailing's message, as its pages name it.
+pub async fn subject_of(db: &Db, mailing: &Mailing) -> anyhow::Result<String> {
+    Ok(message_db::get(db, mailing.message_id)
+        .await?
+        .map(|m| m.subject)
+        .unwrap_or_default())
+}
+
+/// What the mailing form offers its owner: their messages, the recipients the picker's
+/// search finds (and how many match), the zone times are entered in, and whether the
+/// mailing being edited is sending right now.
+pub struct FormChoices {
+    pub messages: Vec<(i64, String)>,
+    pub candidates: Vec<ListedRecipient>,
+    pub matching: i64,
+    pub zone: TimeZone,
+    pub sending: bool,
+}
+
+/// Recipients shown in the picker at once; "all matching" covers the rest.
+pub const PICKER_ROWS: i64 = 200;
+
+pub async fn form_choices(
+    state: &AppState,
+    owner_id: i64,
+    editing: Option<i64>,
+    recipient_q: &str,
+) -> Result<FormChoices, ObjectError> {
+    let sending = match editing {
+        Some(id) => runs::active(&state.db, id).await?.is_some(),
+        None => false,
+    };
+    let zone = owner_zone(state, owner_id).await?;
+    let messages = message_db::list(&state.db, Some(owner_id), "", 1000, 0)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m.subject))
+        .collect();
+    let query = ListQuery {
+        owner: Some(owner_id),
+        search: recipient_q.trim().to_string(),
+        ..ListQuery::default()
+    };
+    let candidates = recipient_db::list(&state.db, &query, PICKER_ROWS, 0).await?;
+    let matching = recipient_db::count(&state.db, &query).await?;
+    Ok(FormChoices {
+        messages,
+        candidates,
+        matching,
+        zone,
+        sending,
+    })
+}
+
+/// The form filled from the mailing as saved (times in its owner's zone), and how many
+/// recipients it has.
+pub async fn saved_form(
+    state: &AppState,
+    mailing: &Mailing,
+) -> Result<(MailingForm, usize), ObjectError> {
+    let zone = owner_zone(state, mailing.owner_id).await?;
+    let ids = db::recipient_ids(&state.db, mailing.id).await?;
+    Ok((MailingForm::from_mailing(mailing, &ids, zone), ids.len()))
+}
+
+/// A page of the mailing's delivery log, filtered by status, and how many match in all.
+pub async fn deliveries(
+    db: &Db,
+    mailing: &Mailing,
+    status: Option<crate::domain::DeliveryStatus>,
+    page: PageRequest,
+) -> anyhow::Result<(Vec<crate::db::deliveries::Delivery>, i64)> {
+    crate::db::deliveries::list(db, mailing.id, status, page.per_page, page.offset()).await
+}
+
+/// What a mailing's detail page shows besides the mailing.
+pub struct Detail {
+    pub subject: String,
+    pub owner: String,
+    /// A deactivated owner's mailings wait (nothing is claimed or started) until reactivated.
+    pub owner_paused: bool,
+    pub recipients: i64,
+    pub runs: Vec<Run>,
+    pub progress: Option<Progress>,
+}
+
+/// Runs listed on the detail page.
+const DETAIL_RUNS: i64 = 20;
+
+pub async fn detail(db: &Db, mailing: &Mailing) -> anyhow::Result<Detail> {
+    let subject = subject_of(db, mailing).await?;
+    let owner = users::find_by_id(db, mailing.owner_id).await?;
+    let (runs, _) = runs::list_for_mailing(db, mailing.id, DETAIL_RUNS, 0).await?;
+    Ok(Detail {
+        subject,
+        owner_paused: owner.as_ref().is_some_and(|u| !u.is_active),
+        owner: owner.map(|u| u.email).unwrap_or_default(),
+        recipients: db::count_recipients(db, mailing.id).await?,
+        runs,
+        progress: crate::delivery::progress(db, mailing.id, now_ms()).await?,
+    })
+}
+
+/// What the delete and restore confirmation pages show about a mailing.
+pub struct Summary {
+    pub subject: String,
+    pub recipients: i64,
+    pub runs: i64,
+    pub active_run: bool,
+    pub next_run_after_restore: Option<i64>,
+    pub zone: TimeZone,
+}
+
+pub async fn summary(state: &AppState, mailing: &Mailing) -> Result<Summary, ObjectError> {
+    let (latest, runs) = runs::list_for_mailing(&state.db, mailing.id, 1, 0).await?;
+    let zone = owner_zone(state, mailing.owner_id).await?;
+    Ok(Summary {
+        subject: subject_of(&state.db, mailing).await?,
+        recipients: db::count_recipients(&state.db, mailing.id).await?,
+        runs,
+        active_run: latest
+            .first()
+            .is_some_and(|r| r.status == RunStatus::Running),
+        next_run_after_restore: next_run_after_restore(mailing, zone, now_ms()),
+        zone,
+    })
 }

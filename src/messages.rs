@@ -1,10 +1,15 @@
-//! Messages (SPEC §6 `/messages/…`): parsing, visibility, and the rule that a message used by
-//! a mailing cannot be deleted.
+//! Messages (SPEC §6 `/messages/…`): parsing, visibility, the rule that a message used by
+//! a mailing cannot be deleted, and what the message pages load (the routes call this
+//! module, never `db`). Placeholders are filled by `domain::template` alone, for the preview
+//! here as for the sent mail.
 
-use crate::db::messages::{self as db, DeleteError, Message};
+use crate::db::Db;
+use crate::db::messages::{self as db, DeleteError, ListedMessage, Message};
 use crate::domain::template::{self, Values};
-use crate::domain::{FieldErrors, Scope, one_line};
-use crate::objects::{ObjectError, changeable, expected_version, stale_unless_gone, visible};
+use crate::domain::{FieldErrors, PageRequest, Scope, one_line};
+use crate::objects::{
+    ObjectError, changeable, expected_version, stale_unless_gone, visible, with_total,
+};
 use crate::state::AppState;
 
 pub const MAX_SUBJECT: usize = 255;
@@ -111,6 +116,31 @@ pub async fn create(
         new.body_html.as_deref(),
     )
     .await?)
+}
+
+/// A page of the messages the viewer sees (their own, or everyone's) matching `search`, and
+/// how many match in all.
+pub async fn list(
+    db: &Db,
+    scope: &Scope,
+    search: &str,
+    page: PageRequest,
+) -> anyhow::Result<(Vec<ListedMessage>, i64)> {
+    let owner = scope.owner_filter();
+    let rows = db::list(db, owner, search, page.per_page, page.offset()).await?;
+    with_total(page, rows, || db::count(db, owner, search)).await
+}
+
+/// The mailings (id, subject line shown) that send this message: a message in use is not
+/// deleted, and its pages say where it is used.
+pub async fn used_by(db: &Db, id: i64) -> anyhow::Result<Vec<(i64, String)>> {
+    db::used_by(db, id).await
+}
+
+/// The mailings sending this message right now (their runs keep the version they started
+/// with; the edit page says so).
+pub async fn sending_mailings(db: &Db, id: i64) -> anyhow::Result<Vec<i64>> {
+    db::sending_mailings(db, id).await
 }
 
 pub async fn get(state: &AppState, scope: &Scope, id: i64) -> Result<Message, ObjectError> {

@@ -1,6 +1,6 @@
 //! What can go wrong with an owned object (a recipient, a message, a mailing), whatever it is.
 
-use crate::domain::{FieldErrors, Scope};
+use crate::domain::{FieldErrors, PageRequest, Scope};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
@@ -87,4 +87,21 @@ pub fn expected_version(raw: &str) -> Option<i64> {
         return None;
     }
     Some(raw.parse::<i64>().ok().filter(|v| *v > 0).unwrap_or(-1))
+}
+
+/// A page of a list and the total the pager shows: the count query runs only when the page
+/// itself does not tell it ([`PageRequest::known_total`]), the same way for every list.
+pub async fn with_total<T, F>(
+    page: PageRequest,
+    rows: Vec<T>,
+    count: impl FnOnce() -> F,
+) -> anyhow::Result<(Vec<T>, i64)>
+where
+    F: std::future::Future<Output = anyhow::Result<i64>>,
+{
+    let total = match page.known_total(rows.len()) {
+        Some(total) => total,
+        None => count().await?,
+    };
+    Ok((rows, total))
 }

@@ -18,6 +18,7 @@ use crate::db::dashboard::{self, Counters};
 use crate::db::stats::{self, MailingStats, PeriodFigures};
 use crate::db::users;
 use crate::db::versions::{self, DataVersion};
+use crate::domain::choice::Choice;
 use crate::domain::{FieldErrors, Scope, csv_cell};
 use crate::state::AppState;
 
@@ -94,9 +95,10 @@ pub async fn stats(
     .await
 }
 
-/// How `/mailings/stats/` rows can be ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How `/mailings/stats/` rows can be ordered (`?sort=`; anything else: most sent first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StatsSort {
+    #[default]
     Sent,
     Errors,
     Rate,
@@ -104,29 +106,29 @@ pub enum StatsSort {
     Recipients,
 }
 
-impl StatsSort {
-    pub const ALL: [(StatsSort, &'static str); 5] = [
+impl Choice for StatsSort {
+    const WORDS: &'static [(Self, &'static str)] = &[
         (StatsSort::Sent, "sent"),
         (StatsSort::Errors, "errors"),
         (StatsSort::Rate, "rate"),
         (StatsSort::LastSent, "last_sent"),
         (StatsSort::Recipients, "recipients"),
     ];
+}
 
-    /// The sort a `?sort=` word names; anything else keeps the default (most sent first).
-    pub fn parse(word: &str) -> Self {
-        Self::ALL
-            .iter()
-            .find(|(_, w)| *w == word)
-            .map_or(StatsSort::Sent, |(s, _)| *s)
-    }
+/// What the report's CSV holds (`?rows=`): one line per mailing (default) or per day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReportRows {
+    #[default]
+    Mailings,
+    Days,
+}
 
-    pub fn word(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(s, _)| *s == self)
-            .map_or("sent", |(_, w)| w)
-    }
+impl Choice for ReportRows {
+    const WORDS: &'static [(Self, &'static str)] = &[
+        (ReportRows::Mailings, "mailings"),
+        (ReportRows::Days, "days"),
+    ];
 }
 
 /// Orders rows by `sort`, descending unless `ascending`; ties by mailing id.
@@ -155,8 +157,8 @@ pub struct ReportParams {
     pub to: String,
     pub user: String,
     pub format: String,
-    /// What the CSV holds: `mailings` (default) or `days`.
-    pub rows: String,
+    #[serde(deserialize_with = "crate::domain::choice::choice")]
+    pub rows: ReportRows,
 }
 
 /// A report request that parsed: whose, and which days (inclusive).
@@ -405,16 +407,6 @@ async fn cached<T: Serialize + DeserializeOwned>(
     Ok(value)
 }
 
-/// The viewer's today in `zone` (the server's zone when the name is unknown).
-pub fn today_in(zone: &str, now_ms: i64) -> Date {
-    use time_tz::OffsetDateTimeExt;
-    let utc = crate::domain::mailing::from_ms(now_ms);
-    match crate::domain::time_zone(zone) {
-        Some(tz) => utc.to_timezone(tz).date(),
-        None => utc.date(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,7 +465,7 @@ mod tests {
 
     #[test]
     fn stats_sort_words() {
-        for (sort, word) in StatsSort::ALL {
+        for &(sort, word) in StatsSort::WORDS {
             assert_eq!(StatsSort::parse(word), sort);
             assert_eq!(sort.word(), word);
         }

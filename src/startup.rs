@@ -90,14 +90,17 @@ impl Application {
             trusted_proxies: self.state.settings.trusted_proxies.clone(),
         };
         let server = web::server::serve(self.acceptor, app, limits, signal, GRACEFUL_SHUTDOWN);
-        let housekeeping =
-            tokio::spawn(accounts::housekeeping(self.state.clone(), stop_rx.clone()));
+        let housekeeping = tokio::spawn(accounts::housekeeping(
+            self.state.db.clone(),
+            self.state.throttle.clone(),
+            stop_rx.clone(),
+        ));
         let scheduler_enabled = self.state.settings.scheduler_interval_secs > 0;
         let scheduler = {
             let state = self.state.clone();
             async move {
                 if scheduler_enabled {
-                    scheduler::run(state, stop_rx).await;
+                    scheduler::run(state.delivery(), stop_rx).await;
                 } else {
                     std::future::pending::<()>().await;
                 }

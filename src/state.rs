@@ -83,6 +83,32 @@ impl AppState {
         })))
     }
 
+    /// What the account functions use (`crate::accounts` never sees the whole state).
+    pub fn accounts(&self) -> crate::accounts::Accounts<'_> {
+        crate::accounts::Accounts {
+            db: &self.db,
+            cache: &self.cache,
+            mailer: &self.mailer,
+            signer: &self.signer,
+            settings: &self.settings,
+            throttle: &self.throttle,
+        }
+    }
+
+    /// What the delivery engine and scheduler use (`crate::delivery` never sees the whole
+    /// state).
+    pub fn delivery(&self) -> crate::delivery::Delivery {
+        crate::delivery::Delivery {
+            db: self.db.clone(),
+            mailer: self.mailer.clone(),
+            settings: self.settings.clone(),
+            signer: self.signer.clone(),
+            metrics: self.metrics.clone(),
+            send_gate: self.send_gate.clone(),
+            reporter: self.reporter.clone(),
+        }
+    }
+
     /// Lets the error notifier send what is queued, for at most `bound`; past it the worker
     /// is stopped (what it still held is logged as lost, not waited for).
     pub async fn finish_reporting(&self, bound: Duration) {

@@ -1,7 +1,9 @@
 //! Accounts (SPEC §5): sign-up, activation, login, password reset and change, profiles.
 //!
 //! Routes call these functions with what the user typed; validation turns it into domain
-//! types or per-field messages, and nothing reaches the database unparsed.
+//! types or per-field messages, and nothing reaches the database unparsed. They take
+//! [`Accounts`] (what account work uses), never the whole `AppState`. [`housekeeping`] is
+//! the one timer for expired sessions and idle login limits; `serve` and `scheduler` run it.
 
 pub mod emails;
 pub mod passwords;
@@ -11,14 +13,36 @@ pub mod tokens;
 
 use std::net::IpAddr;
 
+use std::sync::Arc;
+
 use lettre::message::Mailbox;
 
-use crate::db::users::{self, CreateUserError, NewUser, Profile, User};
+use crate::cache::Cache;
+use crate::config::Settings;
+use crate::db::Db;
+use crate::mail::Mailer;
+use crate::signing::Signer;
+use throttle::Throttle;
+
+use crate::db::users::{self, AccessFlags, CreateUserError, NewUser, Profile, User};
 use crate::domain::{Email, FieldErrors, Password, one_line};
 use crate::mail::compose;
-use crate::state::AppState;
 use passwords::HashError;
 use tokens::{Purpose, TokenError};
+
+/// What account work uses, and nothing more: the database, the cache (sessions live there
+/// on Redis), the mailer and signer for account e-mails and their tokens, the settings for
+/// links and the sender, and the login limits. `AppState::accounts` lends it; this module
+/// never sees the whole state (no `accounts ↔ state` cycle).
+#[derive(Clone, Copy)]
+pub struct Accounts<'a> {
+    pub db: &'a Db,
+    pub cache: &'a Cache,
+    pub mailer: &'a Mailer,
+    pub signer: &'a Signer,
+    pub settings: &'a Settings,
+    pub throttle: &'a Throttle,
+}
 
 /// Longest full name, phone and country accepted.
 const MAX_NAME: usize = 150;
@@ -81,7 +105,7 @@ pub struct SignupForm {
 /// has an account): its owner is mailed that someone tried, or, when the account is still
 /// pending activation, the new sign-up replaces it and a fresh link goes out.
 pub async fn signup(
-    state: &AppState,
+    deps: Accounts<'_>,
     client: IpAddr,
     form: &SignupForm,
 ) -> Result<bool, AccountError> {
@@ -97,8 +121,7 @@ pub async fn signup(
     };
     // Counted only once the form is valid: a typo does not use up the allowance, and
     // every counted sign-up is one mail.
-    state
-        .throttle
+    deps.throttle
         .signup(client, email.as_str())
         .map_err(AccountError::TooMany)?;
     let password_hash = passwords::hash(password.expose()).await?;
@@ -108,26 +131,26 @@ pub async fn signup(
         full_name: name,
         ..NewUser::default()
     };
-    let id = match users::create(&state.db, &new).await {
+    let id = match users::create(&deps.db, &new).await {
         Ok(id) => {
             tracing::info!(user_id = id, "account created, awaiting activation");
             id
         }
-        Err(CreateUserError::DuplicateEmail) => return signup_again(state, &new).await,
+        Err(CreateUserError::DuplicateEmail) => return signup_again(deps, &new).await,
         Err(CreateUserError::Unexpected(err)) => return Err(err.into()),
     };
-    let user = load(state, id).await?;
-    Ok(send_activation(state, &user).await)
+    let user = load(deps, id).await?;
+    Ok(send_activation(deps, &user).await)
 }
 
 /// A sign-up for an address that has an account already.
-async fn signup_again(state: &AppState, new: &NewUser) -> Result<bool, AccountError> {
-    let existing = users::find_by_email(&state.db, &new.email)
+async fn signup_again(deps: Accounts<'_>, new: &NewUser) -> Result<bool, AccountError> {
+    let existing = users::find_by_email(&deps.db, &new.email)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the account of a duplicate e-mail vanished"))?;
     if existing.is_pending_activation()
         && users::renew_pending(
-            &state.db,
+            &deps.db,
             existing.id,
             existing.updated_at,
             &new.password_hash,
@@ -136,41 +159,41 @@ async fn signup_again(state: &AppState, new: &NewUser) -> Result<bool, AccountEr
         .await?
     {
         tracing::info!(user_id = existing.id, "pending sign-up renewed");
-        let user = load(state, existing.id).await?;
-        return Ok(send_activation(state, &user).await);
+        let user = load(deps, existing.id).await?;
+        return Ok(send_activation(deps, &user).await);
     }
     tracing::info!(
         user_id = existing.id,
         "sign-up with the address of an existing account; its owner is told"
     );
-    let login = link(state, "/users/login", "");
-    let reset = link(state, "/users/password-reset", "");
+    let login = link(deps, "/users/login", "");
+    let reset = link(deps, "/users/password-reset", "");
     Ok(send(
-        state,
+        deps,
         &existing,
         emails::signup_attempt(&existing, &login, &reset),
     )
     .await)
 }
 
-async fn load(state: &AppState, id: i64) -> anyhow::Result<User> {
-    users::find_by_id(&state.db, id)
+async fn load(deps: Accounts<'_>, id: i64) -> anyhow::Result<User> {
+    users::find_by_id(&deps.db, id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("user {id} vanished"))
 }
 
-async fn send_activation(state: &AppState, user: &User) -> bool {
-    let token = tokens::issue(&state.signer, Purpose::Activation, user);
-    let link = link(state, "/users/activate/", &token);
-    send(state, user, emails::activation(&link)).await
+async fn send_activation(deps: Accounts<'_>, user: &User) -> bool {
+    let token = tokens::issue(&deps.signer, Purpose::Activation, user);
+    let link = link(deps, "/users/activate/", &token);
+    send(deps, user, emails::activation(&link)).await
 }
 
 /// Activates the account a link names.
-pub async fn activate(state: &AppState, token: &str) -> Result<User, TokenError> {
-    let user = user_for_token(state, token).await?;
-    tokens::check(&state.signer, Purpose::Activation, token, &user)?;
-    // Only if nothing changed since the check: the link names that very state.
-    match users::activate(&state.db, user.id, user.updated_at).await {
+pub async fn activate(deps: Accounts<'_>, token: &str) -> Result<User, TokenError> {
+    let user = user_for_token(deps, token).await?;
+    tokens::check(&deps.signer, Purpose::Activation, token, &user)?;
+    // Only if nothing changed since the check: the link names that very deps.
+    match users::activate(&deps.db, user.id, user.updated_at).await {
         Ok(true) => {
             tracing::info!(user_id = user.id, "account activated");
             Ok(user)
@@ -183,9 +206,9 @@ pub async fn activate(state: &AppState, token: &str) -> Result<User, TokenError>
     }
 }
 
-async fn user_for_token(state: &AppState, token: &str) -> Result<User, TokenError> {
+async fn user_for_token(deps: Accounts<'_>, token: &str) -> Result<User, TokenError> {
     let id = tokens::claimed_user(token)?;
-    match users::find_by_id(&state.db, id).await {
+    match users::find_by_id(&deps.db, id).await {
         Ok(Some(user)) => Ok(user),
         Ok(None) => Err(TokenError::Invalid),
         Err(err) => {
@@ -221,7 +244,7 @@ impl From<HashError> for LoginError {
 
 /// Checks credentials. Unknown e-mails cost the same time as wrong passwords.
 pub async fn authenticate(
-    state: &AppState,
+    deps: Accounts<'_>,
     email: &str,
     password: &str,
 ) -> Result<User, LoginError> {
@@ -229,7 +252,7 @@ pub async fn authenticate(
         passwords::verify_dummy(password).await?;
         return Err(LoginError::Invalid);
     };
-    let Some(user) = users::find_by_email(&state.db, email.as_str()).await? else {
+    let Some(user) = users::find_by_email(&deps.db, email.as_str()).await? else {
         passwords::verify_dummy(password).await?;
         return Err(LoginError::Invalid);
     };
@@ -239,7 +262,7 @@ pub async fn authenticate(
     if !user.is_active {
         return Err(LoginError::Inactive);
     }
-    users::record_login(&state.db, user.id).await?;
+    users::record_login(&deps.db, user.id).await?;
     Ok(user)
 }
 
@@ -247,29 +270,28 @@ pub async fn authenticate(
 /// page cannot tell who has an account. Throttled per client and per address (the mail
 /// goes to someone who did not ask).
 pub async fn request_password_reset(
-    state: &AppState,
+    deps: Accounts<'_>,
     client: IpAddr,
     email: &str,
 ) -> Result<(), AccountError> {
     let email = Email::parse(email).map_err(|m| AccountError::field("email", m))?;
-    state
-        .throttle
+    deps.throttle
         .reset(client, email.as_str())
         .map_err(AccountError::TooMany)?;
-    if let Some(user) = users::find_by_email(&state.db, email.as_str()).await?
+    if let Some(user) = users::find_by_email(&deps.db, email.as_str()).await?
         && user.is_active
     {
-        let token = tokens::issue(&state.signer, Purpose::PasswordReset, &user);
-        let link = link(state, "/users/password-reset/", &token);
-        send(state, &user, emails::password_reset(&user, &link)).await;
+        let token = tokens::issue(&deps.signer, Purpose::PasswordReset, &user);
+        let link = link(deps, "/users/password-reset/", &token);
+        send(deps, &user, emails::password_reset(&user, &link)).await;
     }
     Ok(())
 }
 
 /// Checks a reset link without using it (for the form page).
-pub async fn check_reset_token(state: &AppState, token: &str) -> Result<User, TokenError> {
-    let user = user_for_token(state, token).await?;
-    tokens::check(&state.signer, Purpose::PasswordReset, token, &user)?;
+pub async fn check_reset_token(deps: Accounts<'_>, token: &str) -> Result<User, TokenError> {
+    let user = user_for_token(deps, token).await?;
+    tokens::check(&deps.signer, Purpose::PasswordReset, token, &user)?;
     if !user.is_active {
         return Err(TokenError::Invalid);
     }
@@ -286,22 +308,22 @@ pub struct NewPasswordForm {
 
 /// Sets the new password of a reset link; the link stops working (the hash it covers changes).
 pub async fn reset_password(
-    state: &AppState,
+    deps: Accounts<'_>,
     user: &User,
     form: &NewPasswordForm,
 ) -> Result<(), AccountError> {
     let password = Password::parse_new(&form.password, &form.password2, &user.email)
         .map_err(|m| AccountError::field("password", m))?;
     let hash = passwords::hash(password.expose()).await?;
-    users::set_password(&state.db, user.id, &hash, false).await?;
-    sessions::end_all(state, user.id).await;
+    users::set_password(&deps.db, user.id, &hash, false).await?;
+    sessions::end_all(deps, user.id).await;
     tracing::info!(user_id = user.id, "password reset");
     Ok(())
 }
 
 /// Changes the password of a logged-in user who knows the old one.
 pub async fn change_password(
-    state: &AppState,
+    deps: Accounts<'_>,
     user: &User,
     form: &NewPasswordForm,
 ) -> Result<User, AccountError> {
@@ -326,10 +348,10 @@ pub async fn change_password(
         return Err(AccountError::Validation(errors));
     };
     let hash = passwords::hash(password.expose()).await?;
-    users::set_password(&state.db, user.id, &hash, false).await?;
-    sessions::end_all(state, user.id).await;
+    users::set_password(&deps.db, user.id, &hash, false).await?;
+    sessions::end_all(deps, user.id).await;
     tracing::info!(user_id = user.id, "password changed");
-    users::find_by_id(&state.db, user.id)
+    users::find_by_id(&deps.db, user.id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("user vanished during password change").into())
 }
@@ -370,7 +392,7 @@ fn time_zone(input: &str) -> Result<Option<String>, String> {
     if zone.is_empty() {
         return Ok(None);
     }
-    match crate::domain::time_zone(zone) {
+    match crate::domain::TimeZone::parse(zone) {
         Some(_) => Ok(Some(zone.to_string())),
         None => Err(format!(
             "{} is not a time zone; use a name like Europe/Berlin.",
@@ -380,7 +402,7 @@ fn time_zone(input: &str) -> Result<Option<String>, String> {
 }
 
 pub async fn update_profile(
-    state: &AppState,
+    deps: Accounts<'_>,
     user: &User,
     form: &ProfileForm,
 ) -> Result<(), AccountError> {
@@ -402,8 +424,40 @@ pub async fn update_profile(
     if !errors.is_empty() {
         return Err(AccountError::Validation(errors));
     }
-    users::update_profile(&state.db, user.id, &profile).await?;
+    users::update_profile(&deps.db, user.id, &profile).await?;
     Ok(())
+}
+
+/// The user of that id, if there is one.
+pub async fn find_user(db: &Db, id: i64) -> anyhow::Result<Option<User>> {
+    users::find_by_id(db, id).await
+}
+
+/// A page of users whose e-mail or name matches `search` (the superuser's list), and how many
+/// match in all.
+pub async fn search_users(
+    db: &Db,
+    search: &str,
+    page: crate::domain::PageRequest,
+) -> anyhow::Result<(Vec<User>, i64)> {
+    users::search(db, search, page.per_page, page.offset()).await
+}
+
+/// A superuser sets a user's access flags; a deactivated user's sessions end at once.
+/// Returns the user as saved, `None` when there is no such user.
+pub async fn set_access(
+    deps: Accounts<'_>,
+    id: i64,
+    flags: AccessFlags,
+) -> anyhow::Result<Option<User>> {
+    if !users::set_access(deps.db, id, flags).await? {
+        return Ok(None);
+    }
+    if !flags.is_active {
+        sessions::end_all(deps, id).await;
+    }
+    tracing::info!(target_user = id, ?flags, "user access changed");
+    users::find_by_id(deps.db, id).await
 }
 
 /// How often [`purge_idle`] runs.
@@ -411,14 +465,18 @@ pub const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_se
 
 /// Drops what accounts keep that has run out: idle throttle keys and expired sessions in
 /// the database (Redis expires its own). Returns the sessions purged.
-pub async fn purge_idle(state: &AppState) -> anyhow::Result<u64> {
-    state.throttle.shrink();
-    crate::db::sessions::purge_expired(&state.db).await
+pub async fn purge_idle(db: &Db, throttle: &Throttle) -> anyhow::Result<u64> {
+    throttle.shrink();
+    crate::db::sessions::purge_expired(db).await
 }
 
 /// Runs [`purge_idle`] at once and then every [`HOUSEKEEPING_EVERY`] until `stop` turns
-/// `true`; a failure is logged and tried again next time.
-pub async fn housekeeping(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// `true`; a failure is logged and tried again next time. `serve` and `scheduler` both run it.
+pub async fn housekeeping(
+    db: Db,
+    throttle: Arc<Throttle>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut every = tokio::time::interval(HOUSEKEEPING_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -426,10 +484,10 @@ pub async fn housekeeping(state: AppState, mut stop: tokio::sync::watch::Receive
             _ = every.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        match purge_idle(&state).await {
+        match purge_idle(&db, &throttle).await {
             Ok(sessions) => tracing::debug!(
                 sessions_purged = sessions,
-                throttle_keys = state.throttle.len(),
+                throttle_keys = throttle.len(),
                 "housekeeping"
             ),
             Err(err) => tracing::warn!(error = %format!("{err:#}"), "housekeeping failed"),
@@ -437,13 +495,13 @@ pub async fn housekeeping(state: AppState, mut stop: tokio::sync::watch::Receive
     }
 }
 
-fn link(state: &AppState, path: &str, token: &str) -> String {
-    let base = state.settings.base_url.as_str().trim_end_matches('/');
+fn link(deps: Accounts<'_>, path: &str, token: &str) -> String {
+    let base = deps.settings.base_url.as_str().trim_end_matches('/');
     format!("{base}{path}{token}")
 }
 
 /// Sends an account e-mail; a failure is logged and reported as `false`, never a 500.
-async fn send(state: &AppState, user: &User, email: emails::AccountEmail) -> bool {
+async fn send(deps: Accounts<'_>, user: &User, email: emails::AccountEmail) -> bool {
     let to = match user.email.parse::<Mailbox>() {
         Ok(to) => to,
         Err(err) => {
@@ -452,7 +510,7 @@ async fn send(state: &AppState, user: &User, email: emails::AccountEmail) -> boo
         }
     };
     let message = match compose(
-        &state.settings.default_from_email,
+        &deps.settings.default_from_email,
         &to,
         &email.subject,
         email.text,
@@ -464,7 +522,7 @@ async fn send(state: &AppState, user: &User, email: emails::AccountEmail) -> boo
             return false;
         }
     };
-    match state.mailer.send(message).await {
+    match deps.mailer.send(message).await {
         Ok(_) => true,
         Err(err) => {
             tracing::warn!(user_id = user.id, error = %err, "account e-mail not sent");

@@ -17,7 +17,6 @@ use sha2::{Digest, Sha256};
 
 use crate::cache::Cache;
 use crate::db::{self, Db, now_ms};
-use crate::state::AppState;
 
 /// Session keys autosend uses.
 pub const USER_ID: &str = "user_id";
@@ -126,7 +125,7 @@ impl SessionStorage for SessionStore {
 
 /// Ends every session of a user. The auth_version check refuses them in any case; this
 /// removes the database rows too, so nothing stale lingers.
-pub async fn end_all(state: &AppState, user_id: i64) {
+pub async fn end_all(state: super::Accounts<'_>, user_id: i64) {
     if state.cache.redis_pool().is_none()
         && let Err(err) = db::sessions::remove_for_user(&state.db, user_id).await
     {

@@ -68,11 +68,7 @@ fn cut_chars(text: &str, max: usize) -> String {
     }
 }
 
-/// Unix milliseconds (as stored) to a time.
-pub fn from_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
+pub use crate::domain::instant::from_ms;
 
 /// Counts one occurrence: creates the group or bumps it. With `reopen`, a resolved group is
 /// reopened as new: `resolved_at`, `last_emailed_at` and `suppressed` are cleared, so it is

@@ -7,7 +7,7 @@ use time_tz::Tz;
 
 use super::{Db, versions};
 use crate::config::DatabaseBackend;
-use crate::domain::mailing::{from_ms, to_ms};
+use crate::domain::instant::{from_ms, to_ms};
 use crate::domain::{MailingStatus, Period};
 
 /// A mailing as stored. Times are unix milliseconds UTC.
@@ -292,6 +292,17 @@ pub async fn recipient_ids(db: &Db, mailing_id: i64) -> anyhow::Result<Vec<i64>>
     .fetch_all(&db.pool)
     .await
     .context("cannot load mailing recipients")
+}
+
+/// How many recipients the mailing has (its detail page shows the number, not the list).
+pub async fn count_recipients(db: &Db, mailing_id: i64) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM mailing_recipients WHERE mailing_id = $1",
+    )
+    .bind(mailing_id)
+    .fetch_one(&db.pool)
+    .await
+    .context("cannot count mailing recipients")
 }
 
 /// The owner's own time zone (profile), if set.

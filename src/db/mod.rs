@@ -484,8 +484,6 @@ fn write_marker(database: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write the database marker {}", marker.display()))
 }
 
-/// Now as unix milliseconds, the form every timestamp column stores.
-pub fn now_ms() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    (now.unix_timestamp_nanos() / 1_000_000) as i64
-}
+/// Now as unix milliseconds (the clock's home is [`crate::clock`]; named here too because
+/// every query that stamps a row asks for it).
+pub use crate::clock::now_ms;

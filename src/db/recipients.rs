@@ -33,11 +33,17 @@ pub struct ListedRecipient {
     pub version: i64,
 }
 
+/// A recipient list's order (`?sort=name`, else newest first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Sort {
     #[default]
     Newest,
     Name,
+}
+
+impl crate::domain::choice::Choice for Sort {
+    // The default's word is empty: its links carry no `sort=`.
+    const WORDS: &'static [(Self, &'static str)] = &[(Sort::Newest, ""), (Sort::Name, "name")];
 }
 
 /// What a list shows: whose recipients, matching what, in which order.

@@ -7,62 +7,25 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Mutex, Semaphore, mpsc, oneshot, watch};
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::deliveries::{self, ClaimRequest, Claimed, Outcome};
 use crate::db::mailings::{self, Disabled, MailingError};
 use crate::db::runs::{self, FinishedRun, NewRun, SendContext, StartRunError, StartedRun};
 use crate::db::unsubscribes;
+use crate::delivery::Delivery;
 use crate::delivery::compose::{self, Ids, Personal, Template};
 use crate::delivery::unsubscribe;
 use crate::domain::mailing::retry_delay;
 use crate::domain::{DeliveryStatus, Trigger};
 use crate::mail::SendError;
-use crate::state::AppState;
 use crate::telemetry::JOBS_TARGET;
-
-/// Where "now" comes from: the system in production, a hand-moved clock in tests.
-pub trait Clock: Send + Sync {
-    /// Unix milliseconds UTC.
-    fn now_ms(&self) -> i64;
-}
-
-/// The real time.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        crate::db::now_ms()
-    }
-}
-
-/// A clock that moves only when told to (tests drive the scheduler through time with it).
-#[derive(Debug, Clone)]
-pub struct ManualClock(Arc<AtomicI64>);
-
-impl ManualClock {
-    pub fn at(ms: i64) -> Self {
-        Self(Arc::new(AtomicI64::new(ms)))
-    }
-    pub fn set(&self, ms: i64) {
-        self.0.store(ms, Ordering::SeqCst);
-    }
-    pub fn advance(&self, by: Duration) {
-        self.0.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 /// Deliveries one worker claims at a time. A claim is a write transaction (SQLite's one
 /// writer, a commit on PostgreSQL), so one per 16 messages rather than per 4 leaves the
@@ -166,8 +129,8 @@ impl std::fmt::Debug for SendGate {
 /// finished, inside or outside its window. A run with nothing to send (an empty audience,
 /// everyone unsubscribed) finishes at once.
 pub async fn start_run(
-    state: &AppState,
-    clock: &dyn Clock,
+    state: &Delivery,
+    clock: &Clock,
     mailing_id: i64,
     trigger: Trigger,
     dry_run: bool,
@@ -203,12 +166,12 @@ pub(crate) fn log_started(started: &StartedRun, new: &NewRun) {
 /// "dry run"): the request returns while the messages go out; temporary failures are left
 /// for the scheduler to retry.
 pub async fn send_now(
-    state: &AppState,
+    state: &Delivery,
     mailing_id: i64,
     trigger: Trigger,
     dry_run: bool,
 ) -> Result<StartedRun, StartRunError> {
-    let started = start_run(state, &SystemClock, mailing_id, trigger, dry_run).await?;
+    let started = start_run(state, &Clock::System, mailing_id, trigger, dry_run).await?;
     let state = state.clone();
     let run_id = started.run_id;
     crate::telemetry::spawn(async move {
@@ -216,7 +179,7 @@ pub async fn send_now(
             run_id: Some(run_id),
             ..DriveLimits::default()
         };
-        if let Err(err) = drive(&state, &SystemClock, &limits).await {
+        if let Err(err) = drive(&state, &Clock::System, &limits).await {
             tracing::error!(run_id, error = %format!("{err:#}"), "sending the run failed");
         }
     });
@@ -226,8 +189,8 @@ pub async fn send_now(
 /// Finishes the mailing and cancels its active run's pending deliveries (SPEC §7 disable).
 /// The run ends `cancelled` as soon as what was in flight has finished.
 pub async fn disable(
-    state: &AppState,
-    clock: &dyn Clock,
+    state: &Delivery,
+    clock: &Clock,
     mailing_id: i64,
 ) -> Result<Disabled, MailingError> {
     let disabled = mailings::disable(&state.db, mailing_id, clock.now_ms()).await?;
@@ -246,8 +209,8 @@ pub async fn disable(
 /// Finishes every running run (or only `run_id`) whose deliveries are all final, logging
 /// each to the jobs log.
 pub async fn finish_runs(
-    state: &AppState,
-    clock: &dyn Clock,
+    state: &Delivery,
+    clock: &Clock,
     run_id: Option<i64>,
 ) -> anyhow::Result<Vec<FinishedRun>> {
     let ids = match run_id {
@@ -330,8 +293,8 @@ struct Counters {
 
 /// One drive: workers sharing the run contexts and the counters.
 struct Driver<'a> {
-    state: &'a AppState,
-    clock: &'a dyn Clock,
+    state: &'a Delivery,
+    clock: &'a Clock,
     limits: &'a DriveLimits,
     lease: Duration,
     contexts: Mutex<HashMap<i64, Option<Arc<SendContext>>>>,
@@ -345,8 +308,8 @@ struct Driver<'a> {
 /// Sends due deliveries with `SEND_CONCURRENCY` workers until none is claimable (the rest
 /// wait for their retry time) or a limit is reached, then finishes the runs that are done.
 pub async fn drive(
-    state: &AppState,
-    clock: &dyn Clock,
+    state: &Delivery,
+    clock: &Clock,
     limits: &DriveLimits,
 ) -> anyhow::Result<DriveOutcome> {
     let _going = state.send_gate.enter();

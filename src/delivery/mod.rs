@@ -1,5 +1,5 @@
 //! Delivering mailings (SPEC §7): the engine that starts, sends and finishes runs, the
-//! scheduler that ticks it, message composition, one-click unsubscribe, and demo data.
+//! scheduler that ticks it, message composition and one-click unsubscribe (demo data is seeded by `crate::demo`).
 //!
 //! What the mailing pages call: [`engine::send_now`] (send now / dry run; refused with
 //! [`StartRunError::AlreadyActive`] or [`StartRunError::Finished`]), [`engine::disable`],
@@ -7,16 +7,40 @@
 //! `db::deliveries::list` for the history and logs pages.
 
 pub mod compose;
-pub mod demo;
 pub mod engine;
 pub mod scheduler;
 pub mod unsubscribe;
 
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::mail::Mailer;
+use crate::metrics::Metrics;
+use crate::reporting::ErrorNotifier;
+use crate::signing::Signer;
+
+pub use crate::clock::Clock;
 pub use crate::db::runs::StartRunError;
-pub use engine::{Clock, ManualClock, SendGate, SystemClock};
+pub use engine::SendGate;
+
+/// What delivering uses, and nothing more: the database, the mailer, the settings (send
+/// limits, base URL, zone), the signer (unsubscribe links), the metrics, this instance's
+/// send gate and the error notifier (a failed background run is reported). Cheap to clone
+/// (handles and `Arc`s); `AppState::delivery` lends it, so this module never sees the whole
+/// state (no `delivery ↔ state` cycle).
+#[derive(Clone)]
+pub struct Delivery {
+    pub db: Db,
+    pub mailer: Mailer,
+    pub settings: Arc<Settings>,
+    pub signer: Signer,
+    pub metrics: Arc<Metrics>,
+    pub send_gate: Arc<SendGate>,
+    pub reporter: ErrorNotifier,
+}
 pub use scheduler::{TickOutcome, tick};
 
-use crate::db::Db;
 use crate::db::runs::{self, Run};
 use crate::domain::RunStatus;
 

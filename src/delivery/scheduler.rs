@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt as _;
 use tokio::sync::watch;
 
+use crate::clock::Clock;
 use crate::db::mailings;
 use crate::db::runs::{self, Claim, NewRun, StartRunError};
-use crate::delivery::engine::{self, Clock, DriveLimits, DriveOutcome, SystemClock};
-use crate::domain::mailing::{from_ms, to_ms};
+use crate::delivery::Delivery;
+use crate::delivery::engine::{self, DriveLimits, DriveOutcome};
+use crate::domain::TimeZone;
+use crate::domain::instant::{from_ms, to_ms};
 use crate::domain::{Period, Trigger};
-use crate::state::AppState;
 use crate::telemetry::SCHEDULER_TARGET;
 
 /// Due mailings started per tick at most; the rest start on the next tick.
@@ -47,7 +49,7 @@ pub struct TickOutcome {
 }
 
 /// A tick with the default budget and no shutdown signal (tests, `send-due`).
-pub async fn tick(state: &AppState, clock: &dyn Clock) -> anyhow::Result<TickOutcome> {
+pub async fn tick(state: &Delivery, clock: &Clock) -> anyhow::Result<TickOutcome> {
     let budget = tick_budget(state.settings.scheduler_interval_secs);
     tick_with(
         state,
@@ -72,8 +74,8 @@ fn tick_budget(interval_secs: u64) -> Duration {
 
 /// One tick within `limits` (deadline and shutdown; `run_id` is ignored).
 pub async fn tick_with(
-    state: &AppState,
-    clock: &dyn Clock,
+    state: &Delivery,
+    clock: &Clock,
     limits: DriveLimits,
 ) -> anyhow::Result<TickOutcome> {
     let db = &state.db;
@@ -98,19 +100,13 @@ pub async fn tick_with(
     outcome.resumed.retain(|id| !outcome.finished.contains(id));
 
     for due in mailings::due(db, now, DUE_PER_TICK).await? {
-        let zone = due
-            .owner_time_zone
-            .as_deref()
-            .unwrap_or(&state.settings.time_zone);
-        let tz = crate::domain::time_zone(zone)
-            .or_else(|| crate::domain::time_zone("UTC"))
-            .expect("UTC exists");
+        let tz = TimeZone::for_user(due.owner_time_zone.as_deref(), &state.settings.time_zone);
         // The next occurrence after now: missed ones (the scheduler was down) are not
         // sent in a burst; `once` has none.
         let next = match due.period {
             Period::Once => None,
             period => period
-                .next_after(from_ms(due.start_at), from_ms(now), tz)
+                .next_after(from_ms(due.start_at), from_ms(now), tz.tz())
                 .map(to_ms),
         };
         let new = NewRun {
@@ -184,7 +180,7 @@ pub fn sleep_after_tick(now: i64, wake_at: Option<i64>, interval: Duration) -> D
 /// The scheduler loop: a tick every `SCHEDULER_INTERVAL_SECS` until `stop` turns `true`.
 /// A tick that fails or panics is logged and the loop goes on; a tick that ran out of budget
 /// with work left is followed by another at once.
-pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+pub async fn run(state: Delivery, mut stop: watch::Receiver<bool>) {
     let interval_secs = state.settings.scheduler_interval_secs.max(1);
     tracing::info!(
         target: SCHEDULER_TARGET,
@@ -194,7 +190,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     );
     let mut interval = tokio::time::interval(Duration::from_secs(interval_secs));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let clock = SystemClock;
+    let clock = Clock::System;
     loop {
         tokio::select! {
             _ = interval.tick() => {}
@@ -286,9 +282,9 @@ fn log_tick(outcome: &TickOutcome, took: Duration) {
 }
 
 /// One tick logged like the loop's (`autosend send-due`).
-pub async fn tick_once(state: &AppState) -> anyhow::Result<TickOutcome> {
+pub async fn tick_once(state: &Delivery) -> anyhow::Result<TickOutcome> {
     let started = Instant::now();
-    let outcome = tick(state, &SystemClock).await?;
+    let outcome = tick(state, &Clock::System).await?;
     log_tick(&outcome, started.elapsed());
     Ok(outcome)
 }

@@ -15,8 +15,8 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
 use crate::db::unsubscribes;
+use crate::delivery::Delivery;
 use crate::signing::Signer;
-use crate::state::AppState;
 
 /// The MAC purpose of the first, readable tokens.
 const PURPOSE: &str = "unsubscribe";
@@ -126,12 +126,12 @@ pub enum UnsubscribeError {
 }
 
 /// Checks a token without changing anything (the confirmation page).
-pub fn check(state: &AppState, token: &str) -> Result<Subscriber, UnsubscribeError> {
+pub fn check(state: &Delivery, token: &str) -> Result<Subscriber, UnsubscribeError> {
     verify(&state.signer, token).ok_or(UnsubscribeError::InvalidToken)
 }
 
 /// Unsubscribes the token's address from its owner's mailings; doing it twice is harmless.
-pub async fn unsubscribe(state: &AppState, token: &str) -> Result<Subscriber, UnsubscribeError> {
+pub async fn unsubscribe(state: &Delivery, token: &str) -> Result<Subscriber, UnsubscribeError> {
     let subscriber = check(state, token)?;
     let added = unsubscribes::add(
         &state.db,

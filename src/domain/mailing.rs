@@ -19,17 +19,6 @@ pub(crate) use archived_word;
 
 pub const ARCHIVED: &str = archived_word!();
 
-/// Unix milliseconds, the form every timestamp is stored in.
-pub fn to_ms(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// The instant of `ms` unix milliseconds (clamped to what `time` can represent).
-pub fn from_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
 /// Days since the unix epoch (UTC) of `ms`: the key of `daily_stats`.
 pub fn epoch_day(ms: i64) -> i64 {
     ms.div_euclid(86_400_000)

@@ -1,15 +1,18 @@
 //! Pure types of the product: no framework, no I/O. Parse, don't validate: a value of these
 //! types is valid by construction.
 
+pub mod choice;
 pub mod csv_cell;
 mod email;
 mod fields;
+pub mod instant;
 pub mod local_time;
 pub mod mailing;
 mod page;
 mod password;
 mod scope;
 pub mod template;
+mod zone;
 
 pub use email::{Email, MAX_LEN as MAX_EMAIL_LEN};
 pub use fields::FieldErrors;
@@ -17,13 +20,7 @@ pub use mailing::{DeliveryStatus, MailingStatus, Period, RunStatus, RunTotals, T
 pub use page::{COUNT_CAP, PER_PAGE, PageRequest, count_label};
 pub use password::{MAX_LEN as MAX_PASSWORD_LEN, Password};
 pub use scope::Scope;
-
-use time_tz::Tz;
-
-/// The IANA zone of that name, if it exists.
-pub fn time_zone(name: &str) -> Option<&'static Tz> {
-    time_tz::timezones::get_by_name(name)
-}
+pub use zone::TimeZone;
 
 /// `value` quoted for an error message, cut to a few dozen characters: a message names
 /// what was typed, it does not send megabytes of it back.

@@ -1,11 +1,15 @@
-//! Recipients (SPEC §6 `/clients/…`): parsing what users type, the visibility rules, and
-//! CSV import and export.
+//! Recipients (SPEC §6 `/clients/…`): parsing what users type, the visibility rules, the
+//! list and CSV import and export (the routes call this module, never `db`).
 
 pub mod csv_io;
 
+use crate::db::Db;
 use crate::db::recipients::{self as db, ListedRecipient, WriteError};
-use crate::domain::{Email, FieldErrors, Scope, one_line};
-use crate::objects::{ObjectError, changeable, expected_version, stale_unless_gone, visible};
+pub use crate::db::recipients::{ImportStopped, ListQuery, Sort};
+use crate::domain::{Email, FieldErrors, PageRequest, Scope, one_line};
+use crate::objects::{
+    ObjectError, changeable, expected_version, stale_unless_gone, visible, with_total,
+};
 use crate::state::AppState;
 
 pub const MAX_NAME: usize = 200;
@@ -113,6 +117,31 @@ pub async fn create(
 }
 
 /// A recipient the viewer may see.
+/// A page of the recipients `query` selects, and how many it selects in all.
+pub async fn list(
+    db: &Db,
+    query: &ListQuery,
+    page: PageRequest,
+) -> anyhow::Result<(Vec<ListedRecipient>, i64)> {
+    let rows = db::list(db, query, page.per_page, page.offset()).await?;
+    with_total(page, rows, || db::count(db, query)).await
+}
+
+/// Every recipient `query` selects (the CSV export).
+pub async fn all(db: &Db, query: &ListQuery) -> anyhow::Result<Vec<ListedRecipient>> {
+    db::all(db, query).await
+}
+
+/// Imports parsed CSV rows for `owner_id`: new addresses are added, known ones updated.
+/// Returns (created, updated); a database that stops part-way says how far it got.
+pub async fn import(
+    db: &Db,
+    owner_id: i64,
+    rows: &[db::ImportRow],
+) -> Result<(u64, u64), ImportStopped> {
+    db::upsert_many(db, owner_id, rows).await
+}
+
 pub async fn get(state: &AppState, scope: &Scope, id: i64) -> Result<ListedRecipient, ObjectError> {
     let recipient = db::get_listed(&state.db, id)
         .await?

@@ -27,9 +27,10 @@ pub mod subject;
 pub mod text;
 pub mod worker;
 
+pub use crate::clock::Clock;
 pub use broken_links::{NotFound, Skip};
 pub use html::render_html;
-pub use notifier::{Clock, ErrorNotifier, NotifierOptions, ReportingStats};
+pub use notifier::{ErrorNotifier, NotifierOptions, ReportingStats};
 pub use report::{
     BackgroundTask, ErrorDetails, ErrorReport, RawRequest, ReportSource, RequestInfo,
 };

@@ -9,13 +9,13 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::cache::Cache;
+pub use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::mail::Mailer;
@@ -27,43 +27,6 @@ use crate::reporting::worker::ReportWorker;
 pub const QUEUE_CAPACITY: usize = 256;
 /// A full queue is logged at most once per this many milliseconds.
 const WARN_INTERVAL_MS: i64 = 60_000;
-
-/// The notifier's time: the system clock, or one that tests move by hand.
-#[derive(Debug, Clone, Default)]
-pub enum Clock {
-    #[default]
-    System,
-    Manual(Arc<AtomicI64>),
-}
-
-impl Clock {
-    /// A clock standing at `start_ms` (unix milliseconds) until advanced.
-    pub fn manual(start_ms: i64) -> Self {
-        Clock::Manual(Arc::new(AtomicI64::new(start_ms)))
-    }
-
-    pub fn now_ms(&self) -> i64 {
-        match self {
-            Clock::System => crate::db::now_ms(),
-            Clock::Manual(now) => now.load(Ordering::SeqCst),
-        }
-    }
-
-    /// Moves a manual clock forward; the system clock moves by itself.
-    pub fn advance(&self, by: Duration) {
-        if let Clock::Manual(now) = self {
-            now.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
-        }
-    }
-}
-
-impl governor::clock::Clock for Clock {
-    type Instant = Duration;
-
-    fn now(&self) -> Duration {
-        Duration::from_millis(self.now_ms().max(0) as u64)
-    }
-}
 
 /// What the notifier has done, for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -289,6 +252,8 @@ impl ErrorNotifier {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use std::collections::HashMap;
 

@@ -62,7 +62,7 @@ pub struct GroupState {
 impl From<&ErrorGroup> for GroupState {
     fn from(group: &ErrorGroup) -> Self {
         Self {
-            last_emailed_at: group.last_emailed_at.map(crate::domain::mailing::to_ms),
+            last_emailed_at: group.last_emailed_at.map(crate::domain::instant::to_ms),
             resolved: group.resolved_at.is_some(),
         }
     }

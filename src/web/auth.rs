@@ -21,8 +21,8 @@ pub struct CurrentUser(pub Arc<User>);
 
 impl CurrentUser {
     /// The zone this user sees and enters times in: their profile's, else the server's.
-    pub fn zone<'a>(&'a self, settings: &'a crate::config::Settings) -> &'a str {
-        self.0.time_zone.as_deref().unwrap_or(&settings.time_zone)
+    pub fn zone(&self, settings: &crate::config::Settings) -> crate::domain::TimeZone {
+        crate::domain::TimeZone::for_user(self.0.time_zone.as_deref(), &settings.time_zone)
     }
 
     pub fn scope(&self) -> Scope {

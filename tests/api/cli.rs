@@ -513,3 +513,49 @@ async fn seed_managers_prints_one_line_per_account_and_forces_a_password_change(
     assert!(stdout.is_empty());
     assert!(stderr.contains("already exists"), "{stderr}");
 }
+
+/// Issue 13 item 6: the `scheduler` command runs the accounts housekeeping too (before, only
+/// `serve` did, so a deployment that split them never purged expired sessions from the
+/// scheduler side). An expired session row disappears once the scheduler has started.
+#[tokio::test]
+async fn the_scheduler_command_purges_expired_sessions() {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = output(autosend(dir.path(), &["migrate"], &[])).await;
+    assert_eq!(code, 0, "{stderr}");
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite://{}", dir.path().join("data/autosend.db").display());
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, entries, expires_at, created_at, updated_at) \
+         VALUES ('stale-session', NULL, '{}', 1, 1, 1)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let left = || async {
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM sessions WHERE id = 'stale-session'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        n
+    };
+    assert_eq!(left().await, 1);
+    drop(conn);
+
+    let child = autosend(dir.path(), &["scheduler"], &[]).spawn().unwrap();
+    // The housekeeping runs as soon as the process starts; a bounded wait for that event.
+    let mut purged = false;
+    for _ in 0..300 {
+        if left().await == 0 {
+            purged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    terminate(child).await;
+    assert!(purged, "the scheduler never purged the expired session");
+}

@@ -98,7 +98,7 @@ async fn editing_the_message_mid_run_changes_the_next_run_only() {
         run_id: Some(run.id),
         ..Default::default()
     };
-    autosend::delivery::engine::drive(&other, &autosend::delivery::SystemClock, &limits)
+    autosend::delivery::engine::drive(&other.delivery(), &autosend::clock::Clock::System, &limits)
         .await
         .unwrap();
     app.wait_until_finished(id).await;
@@ -398,7 +398,7 @@ async fn a_run_is_never_claimed_on_a_mailing_archived_after_the_look() {
         .await
         .unwrap()
         .unwrap();
-    let now = autosend::domain::mailing::to_ms(time::OffsetDateTime::now_utc());
+    let now = autosend::domain::instant::to_ms(time::OffsetDateTime::now_utc());
     // The scheduler's claim (it read the mailing as due just before the archive) and a
     // manual start (checked just before) both meet the claim UPDATE: it must refuse.
     for claim in [
@@ -434,7 +434,7 @@ async fn restoring_a_mailing_asks_first_and_sends_nothing_until_its_next_occurre
     let id = archived_mailing(&app, &s).await;
     // Time passed while it was archived: its window opened and the scheduled run went by.
     let day = 86_400_000;
-    let now = autosend::domain::mailing::to_ms(time::OffsetDateTime::now_utc());
+    let now = autosend::domain::instant::to_ms(time::OffsetDateTime::now_utc());
     sqlx::query(
         "UPDATE mailings SET start_at = $2, next_run_at = $2, status = 'running' WHERE id = $1",
     )
@@ -468,9 +468,10 @@ async fn restoring_a_mailing_asks_first_and_sends_nothing_until_its_next_occurre
     let next = m.next_run_at.expect("a daily mailing has a next run");
     assert!(next > now, "the missed run is not due: {next} <= {now}");
     assert!(next <= now + day + 60_000);
-    let tick = autosend::delivery::scheduler::tick(&app.state, &autosend::delivery::SystemClock)
-        .await
-        .unwrap();
+    let tick =
+        autosend::delivery::scheduler::tick(&app.state.delivery(), &autosend::clock::Clock::System)
+            .await
+            .unwrap();
     assert!(tick.started.is_empty(), "{tick:?}");
     assert_eq!(
         app.outbox.messages().len(),

@@ -10,7 +10,7 @@ use autosend::db::mailings::{self, Mailing, NewMailing};
 use autosend::db::runs::{self, Run};
 use autosend::db::{messages, recipients, unsubscribes};
 use autosend::delivery::engine::{self, DriveLimits};
-use autosend::delivery::{Clock, ManualClock, StartRunError, TickOutcome, scheduler};
+use autosend::delivery::{Clock, StartRunError, TickOutcome, scheduler};
 use autosend::domain::{DeliveryStatus, MailingStatus, Period, RunStatus, Trigger};
 
 use crate::helpers::{ACTIVE, Page, SUPERUSER, TestApp, spawn_app, spawn_app_with};
@@ -25,7 +25,7 @@ const DAY: i64 = 24 * HOUR;
 /// An app, a clock, an owner and a message to mail.
 struct World {
     app: TestApp,
-    clock: ManualClock,
+    clock: Clock,
     owner: i64,
     message: i64,
 }
@@ -47,7 +47,7 @@ async fn world_on(app: TestApp) -> World {
     .unwrap();
     World {
         app,
-        clock: ManualClock::at(T0),
+        clock: Clock::manual(T0),
         owner,
         message,
     }
@@ -107,7 +107,9 @@ impl World {
 
     async fn tick_at(&self, at: i64) -> TickOutcome {
         self.clock.set(at);
-        scheduler::tick(&self.app.state, &self.clock).await.unwrap()
+        scheduler::tick(&self.app.state.delivery(), &self.clock)
+            .await
+            .unwrap()
     }
 
     async fn get(&self, mailing_id: i64) -> Mailing {
@@ -140,7 +142,7 @@ impl World {
 
     async fn start(&self, mailing_id: i64, dry_run: bool) -> Result<i64, StartRunError> {
         engine::start_run(
-            &self.app.state,
+            &self.app.state.delivery(),
             &self.clock,
             mailing_id,
             Trigger::Manual("owner@example.com".into()),
@@ -151,9 +153,13 @@ impl World {
     }
 
     async fn drive(&self) -> engine::DriveOutcome {
-        engine::drive(&self.app.state, &self.clock, &DriveLimits::default())
-            .await
-            .unwrap()
+        engine::drive(
+            &self.app.state.delivery(),
+            &self.clock,
+            &DriveLimits::default(),
+        )
+        .await
+        .unwrap()
     }
 
     /// Addresses the memory mailer sent to, sorted.
@@ -353,7 +359,9 @@ async fn only_one_run_is_active_at_a_time_and_finished_mailings_refuse_runs() {
     let again = w.start(id, false).await.unwrap();
     assert_ne!(again, first);
     w.drive().await;
-    engine::disable(&w.app.state, &w.clock, id).await.unwrap();
+    engine::disable(&w.app.state.delivery(), &w.clock, id)
+        .await
+        .unwrap();
     assert!(matches!(
         w.start(id, false).await,
         Err(StartRunError::Finished)
@@ -399,7 +407,7 @@ async fn a_due_run_waits_while_a_manual_run_is_active() {
 async fn changing_a_mailing_replaces_its_audience_and_follows_the_new_schedule() {
     let w = world().await;
     let db = &w.app.state.db;
-    let utc = autosend::domain::time_zone("UTC").unwrap();
+    let utc = autosend::domain::TimeZone::UTC.tz();
     let a = w.recipient("a@example.com", "Ann").await;
     let b = w.recipient("b@example.com", "Bob").await;
     let stranger = w.app.create_user("stranger@example.com", ACTIVE).await;
@@ -501,7 +509,7 @@ async fn send_now_sends_in_the_background_and_progress_follows_the_run() {
             .is_none()
     );
     let started = engine::send_now(
-        &w.app.state,
+        &w.app.state.delivery(),
         id,
         Trigger::Manual("owner@example.com".into()),
         false,
@@ -593,7 +601,9 @@ async fn disable_finishes_the_mailing_and_cancels_pending_deliveries() {
     )
     .await
     .unwrap();
-    let disabled = engine::disable(&w.app.state, &w.clock, id).await.unwrap();
+    let disabled = engine::disable(&w.app.state.delivery(), &w.clock, id)
+        .await
+        .unwrap();
     assert!(disabled.finished_now);
     assert_eq!(disabled.cancelled, 2);
     let m = w.get(id).await;
@@ -631,7 +641,7 @@ async fn disable_finishes_the_mailing_and_cancels_pending_deliveries() {
     // Disabling a run with nothing in flight cancels it at once.
     let other = w.mailing(&ids, T0, T0 + 10 * DAY, Period::Weekly).await;
     let run = w.start(other, false).await.unwrap();
-    engine::disable(&w.app.state, &w.clock, other)
+    engine::disable(&w.app.state.delivery(), &w.clock, other)
         .await
         .unwrap();
     assert_eq!(w.run(run).await.status, RunStatus::Cancelled);
@@ -899,7 +909,7 @@ async fn the_scheduler_loop_sends_due_mailings_and_stops_on_the_signal() {
     let now = autosend::db::now_ms();
     w.mailing(&ids, now - MINUTE, now + DAY, Period::Once).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(scheduler::run(w.app.state.clone(), stop_rx));
+    let task = tokio::spawn(scheduler::run(w.app.state.delivery(), stop_rx));
     for _ in 0..100 {
         if !w.app.outbox.messages().is_empty() {
             break;
@@ -923,6 +933,7 @@ async fn two_instances_send_each_message_once() {
     let w = world().await;
     let other = w.app.another_instance().await;
     let other_outbox = other.mailer.outbox().unwrap();
+    let (mine, theirs) = (w.app.state.delivery(), other.delivery());
     let emails: Vec<String> = (0..60).map(|i| format!("p{i:02}@example.com")).collect();
     let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
     let ids = w.recipients(&refs).await;
@@ -931,8 +942,8 @@ async fn two_instances_send_each_message_once() {
     let id = w.mailing(&ids, T0, T0 + DAY, Period::Once).await;
     w.clock.set(T0);
     let (a, b) = tokio::join!(
-        scheduler::tick(&w.app.state, &w.clock),
-        scheduler::tick(&other, &w.clock)
+        scheduler::tick(&mine, &w.clock),
+        scheduler::tick(&theirs, &w.clock)
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.started.len() + b.started.len(), 1, "{a:?} {b:?}");
@@ -946,8 +957,8 @@ async fn two_instances_send_each_message_once() {
     let run = w.start(second, false).await.unwrap();
     let limits = DriveLimits::default();
     let (x, y) = tokio::join!(
-        engine::drive(&w.app.state, &w.clock, &limits),
-        engine::drive(&other, &w.clock, &limits)
+        engine::drive(&mine, &w.clock, &limits),
+        engine::drive(&theirs, &w.clock, &limits)
     );
     let (x, y) = (x.unwrap(), y.unwrap());
     assert_eq!(x.sent + y.sent, 60);
@@ -971,14 +982,14 @@ async fn two_instances_send_each_message_once() {
 #[tokio::test]
 async fn seed_demo_creates_every_status_and_is_idempotent() {
     let app = spawn_app().await;
-    let counts = autosend::delivery::demo::seed(&app.state, false)
+    let counts = autosend::demo::seed(&app.state.db, false)
         .await
         .unwrap()
         .expect("seeded");
     assert_eq!(counts.mailings, 6);
     assert!(counts.runs >= 7);
     assert!(
-        autosend::delivery::demo::seed(&app.state, false)
+        autosend::demo::seed(&app.state.db, false)
             .await
             .unwrap()
             .is_none(),
@@ -1005,7 +1016,7 @@ async fn seed_demo_creates_every_status_and_is_idempotent() {
             .unwrap();
     assert_eq!(active, 0, "no demo run is left for a scheduler to send");
 
-    let again = autosend::delivery::demo::seed(&app.state, true)
+    let again = autosend::demo::seed(&app.state.db, true)
         .await
         .unwrap()
         .expect("flushed and seeded again");
@@ -1411,9 +1422,15 @@ async fn a_deactivated_owners_mailings_wait_until_the_owner_is_active_again() {
         .mailing(&ids, T0 + 5 * DAY, T0 + 10 * DAY, Period::Once)
         .await;
     w.clock.set(T0 - MINUTE);
-    let started = engine::start_run(&w.app.state, &w.clock, going, Trigger::Cli, false)
-        .await
-        .unwrap();
+    let started = engine::start_run(
+        &w.app.state.delivery(),
+        &w.clock,
+        going,
+        Trigger::Cli,
+        false,
+    )
+    .await
+    .unwrap();
 
     set_owner_active(&w, false).await;
     let tick = w.tick_at(T0).await;
@@ -1452,7 +1469,7 @@ async fn a_deactivated_owners_mailings_wait_until_the_owner_is_active_again() {
     }
     assert!(
         matches!(
-            engine::start_run(&w.app.state, &w.clock, due, Trigger::Cli, false).await,
+            engine::start_run(&w.app.state.delivery(), &w.clock, due, Trigger::Cli, false).await,
             Err(StartRunError::OwnerInactive)
         ),
         "the CLI's start is refused too"

@@ -78,7 +78,10 @@ async fn a_mailing_is_created_in_the_users_time_zone_and_shown() {
         .unwrap();
     // 09:00 in Berlin (UTC+1 in January) is 08:00 UTC.
     assert_eq!(
-        autosend::domain::local_time::format_local(mailing.start_at, "UTC"),
+        autosend::domain::local_time::format_local(
+            mailing.start_at,
+            autosend::domain::TimeZone::UTC
+        ),
         "2030-01-01T08:00"
     );
     assert_eq!(

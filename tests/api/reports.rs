@@ -1,9 +1,9 @@
 //! Statistics, period reports and the dashboard (SPEC §9): figures that agree with the
 //! delivery log, visibility, parameters, CSV, and HTTP validation (ETag / Last-Modified / 304).
 
+use autosend::clock::Clock;
 use autosend::db::mailings::{self, NewMailing};
 use autosend::db::{messages, recipients};
-use autosend::delivery::SystemClock;
 use autosend::delivery::engine::{self, DriveLimits};
 use autosend::domain::{Period, Trigger};
 
@@ -46,17 +46,21 @@ async fn mailing(app: &TestApp, owner: i64, emails: &[&str]) -> i64 {
 /// Runs the mailing now and sends everything, on the real clock (so today's figures move).
 async fn run(app: &TestApp, mailing_id: i64, dry_run: bool) {
     engine::start_run(
-        &app.state,
-        &SystemClock,
+        &app.state.delivery(),
+        &Clock::System,
         mailing_id,
         Trigger::Manual("test@example.com".into()),
         dry_run,
     )
     .await
     .unwrap();
-    engine::drive(&app.state, &SystemClock, &DriveLimits::default())
-        .await
-        .unwrap();
+    engine::drive(
+        &app.state.delivery(),
+        &Clock::System,
+        &DriveLimits::default(),
+    )
+    .await
+    .unwrap();
 }
 
 /// Values of `data-col="{col}"` cells in the table with this id, in row order.
@@ -504,7 +508,7 @@ async fn reports_still_answer_uncached_while_redis_is_down() {
         .await
         .unwrap();
     assert_eq!(stats.totals.sent, 2);
-    let today = autosend::reports::today_in("UTC", autosend::db::now_ms());
+    let today = autosend::domain::TimeZone::UTC.date_at(autosend::db::now_ms());
     let query = autosend::reports::resolve(
         &app.state,
         &scope,

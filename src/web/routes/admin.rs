@@ -4,8 +4,10 @@ use poem::web::{Data, Form, Path, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use crate::db::users::{self as user_db, AccessFlags};
+use crate::accounts;
+use crate::db::users::AccessFlags;
 use crate::domain::PageRequest;
+use crate::domain::TimeZone;
 use crate::state::AppState;
 use crate::web::auth::Superuser;
 use crate::web::error::{AppError, AppResult};
@@ -28,10 +30,10 @@ pub async fn users(
 ) -> AppResult<Response> {
     let q = query.q.trim().chars().take(200).collect::<String>();
     let page = PageRequest::parse(query.page.as_deref());
-    let (list, total) = user_db::search(&state.db, &q, page.per_page, page.offset()).await?;
+    let (list, total) = accounts::search_users(&state.db, &q, page).await?;
     Ok(ctx.render(
         "Users",
-        views::users(&ctx, &list, &q, page, total, &state.settings.time_zone),
+        views::users(&ctx, &list, &q, page, total, server_zone(state)),
     ))
 }
 
@@ -70,22 +72,20 @@ pub async fn update_user(
             "You cannot deactivate your own account: ask another superuser.".into(),
         ));
     }
-    if !user_db::set_access(&state.db, id, flags).await? {
-        return Err(AppError::NotFound);
-    }
-    if !flags.is_active {
-        crate::accounts::sessions::end_all(state, id).await;
-    }
-    tracing::info!(target_user = id, ?flags, "user access changed");
+    let user = accounts::set_access(state.accounts(), id, flags)
+        .await?
+        .ok_or(AppError::NotFound)?;
     if ctx.fragment {
-        let user = user_db::find_by_id(&state.db, id)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        let row = views::user_row(&ctx, &user, &state.settings.time_zone);
+        let row = views::user_row(&ctx, &user, server_zone(state));
         return Ok(htmx::fragment(row)
             .with_header("HX-Trigger", "user-saved")
             .into_response());
     }
     flash(req, "The user was saved.");
     Ok(see_other("/admin/users"))
+}
+
+/// Users' dates are shown in the server's zone: the list mixes users of every zone.
+fn server_zone(state: &AppState) -> TimeZone {
+    TimeZone::for_user(None, &state.settings.time_zone)
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::db::error_groups;
 use crate::domain::PageRequest;
+use crate::domain::TimeZone;
 use crate::state::AppState;
 use crate::web::auth::Superuser;
 use crate::web::error::{AppError, AppResult};
@@ -30,11 +31,8 @@ pub async fn list(
     let page = PageRequest::parse(query.page.as_deref());
     let groups = error_groups::list_groups(&state.db, page.per_page, page.offset()).await?;
     let total = error_groups::count_groups(&state.db).await?;
-    let zone = admin
-        .time_zone
-        .clone()
-        .unwrap_or_else(|| state.settings.time_zone.clone());
-    Ok(ctx.render("Errors", views::list(&ctx, &groups, page, total, &zone)))
+    let zone = TimeZone::for_user(admin.time_zone.as_deref(), &state.settings.time_zone);
+    Ok(ctx.render("Errors", views::list(&ctx, &groups, page, total, zone)))
 }
 
 /// Marks a group resolved: its next occurrence is e-mailed as a new error.
@@ -55,11 +53,8 @@ pub async fn resolve(
         let group = error_groups::find_by_id(&state.db, id)
             .await?
             .ok_or(AppError::NotFound)?;
-        let zone = admin
-            .time_zone
-            .clone()
-            .unwrap_or_else(|| state.settings.time_zone.clone());
-        return Ok(htmx::fragment(views::group_row(&ctx, &group, &zone)));
+        let zone = TimeZone::for_user(admin.time_zone.as_deref(), &state.settings.time_zone);
+        return Ok(htmx::fragment(views::group_row(&ctx, &group, zone)));
     }
     flash(
         req,

@@ -5,11 +5,10 @@ use poem::web::{Data, Form, Path, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use crate::db::mailings::{self as db, Mailing, Removed};
-use crate::db::recipients::{self as recipient_db, ListQuery};
-use crate::db::{deliveries, messages as message_db, now_ms, runs, users};
+use crate::clock::now_ms;
+use crate::db::mailings::{Mailing, Removed};
 use crate::delivery;
-use crate::domain::{DeliveryStatus, FieldErrors, MailingStatus, PageRequest, RunStatus};
+use crate::domain::{DeliveryStatus, FieldErrors, MailingStatus, PageRequest};
 use crate::mailings::{self, MailingForm};
 use crate::objects::ObjectError;
 use crate::state::AppState;
@@ -17,9 +16,6 @@ use crate::web::auth::{AuthUser, CurrentUser};
 use crate::web::error::AppResult;
 use crate::web::htmx::{PageCtx, after_action, flash, see_other, wants_fragment};
 use crate::web::views::mailings as views;
-
-/// Recipients shown in the picker at once; "all matching" covers the rest.
-const PICKER_ROWS: i64 = 200;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -39,15 +35,7 @@ pub async fn list(
     let archived = params.status.trim() == views::ARCHIVED;
     let status = MailingStatus::parse(params.status.trim()).ok();
     let page = PageRequest::parse(params.page.as_deref());
-    let (rows, total) = db::list(
-        &state.db,
-        scope.owner_filter(),
-        status,
-        archived,
-        page.per_page,
-        page.offset(),
-    )
-    .await?;
+    let (rows, total) = mailings::list(&state.db, &scope, status, archived, page).await?;
     let view = views::ListView {
         rows: &rows,
         status,
@@ -82,35 +70,20 @@ async fn render_form(
     status: StatusCode,
     editing: Editing<'_>,
 ) -> AppResult<Response> {
-    let sending = match editing.mailing_id {
-        Some(id) => runs::active(&state.db, id).await?.is_some(),
-        None => false,
-    };
-    let zone = mailings::owner_zone(state, owner_id).await?;
-    let messages: Vec<(i64, String)> = message_db::list(&state.db, Some(owner_id), "", 1000, 0)
-        .await?
-        .into_iter()
-        .map(|m| (m.id, m.subject))
-        .collect();
-    let query = ListQuery {
-        owner: Some(owner_id),
-        search: form.recipient_q.trim().to_string(),
-        ..ListQuery::default()
-    };
-    let candidates = recipient_db::list(&state.db, &query, PICKER_ROWS, 0).await?;
-    let matching = recipient_db::count(&state.db, &query).await?;
+    let choices =
+        mailings::form_choices(state, owner_id, editing.mailing_id, &form.recipient_q).await?;
     let view = views::FormView {
         action,
         page_url,
         title,
         form,
         errors,
-        messages: &messages,
-        candidates: &candidates,
-        matching,
-        zone: &zone,
+        messages: &choices.messages,
+        candidates: &choices.candidates,
+        matching: choices.matching,
+        zone: choices.zone,
         saved: editing.saved,
-        sending,
+        sending: choices.sending,
     };
     Ok(ctx.render_status(status, title, views::form(ctx, &view)))
 }
@@ -199,22 +172,15 @@ pub async fn detail(
 ) -> AppResult<Response> {
     let scope = user.scope();
     let mailing = mailings::get(state, &scope, &id).await?;
-    let subject = subject_of(state, &mailing).await?;
-    let owner_user = users::find_by_id(&state.db, mailing.owner_id).await?;
-    // A deactivated owner's mailings wait (nothing is claimed or started) until reactivated.
-    let owner_paused = owner_user.as_ref().is_some_and(|u| !u.is_active);
-    let owner = owner_user.map(|u| u.email).unwrap_or_default();
-    let recipients = db::recipient_ids(&state.db, mailing.id).await?.len();
-    let (history, _) = runs::list_for_mailing(&state.db, mailing.id, 20, 0).await?;
-    let current = delivery::progress(&state.db, mailing.id, now_ms()).await?;
+    let detail = mailings::detail(&state.db, &mailing).await?;
     let view = views::DetailView {
         mailing: &mailing,
-        subject: &subject,
-        owner: &owner,
-        owner_paused,
-        recipients,
-        runs: &history,
-        progress: current.as_ref(),
+        subject: &detail.subject,
+        owner: &detail.owner,
+        owner_paused: detail.owner_paused,
+        recipients: detail.recipients,
+        runs: &detail.runs,
+        progress: detail.progress.as_ref(),
         can_change: scope.can_change(mailing.owner_id),
         can_disable: may_disable(&user, mailing.owner_id),
         zone: user.zone(&state.settings),
@@ -236,27 +202,16 @@ pub async fn edit_page(
     let mailing = mailings::get_for_edit(state, &user.scope(), &id).await?;
     let form = match picker_form(req) {
         Some(form) => form,
-        None => {
-            let zone = mailings::owner_zone(state, mailing.owner_id).await?;
-            let ids = db::recipient_ids(&state.db, mailing.id).await?;
-            MailingForm::from_mailing(&mailing, &ids, &zone)
-        }
+        None => mailings::saved_form(state, &mailing).await?.0,
     };
-    let url = format!("/mailings/{}/edit", mailing.id);
-    render_form(
+    edit_form(
         &ctx,
         state,
-        mailing.owner_id,
-        &url,
-        &url,
-        "Edit mailing",
+        &mailing,
         &form,
         &FieldErrors::new(),
         StatusCode::OK,
-        Editing {
-            mailing_id: Some(mailing.id),
-            saved: None,
-        },
+        None,
     )
     .await
 }
@@ -278,21 +233,14 @@ pub async fn edit(
         }
         Err(ObjectError::Validation(errors)) => {
             let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
-            let url = format!("/mailings/{}/edit", mailing.id);
-            render_form(
+            edit_form(
                 &ctx,
                 state,
-                mailing.owner_id,
-                &url,
-                &url,
-                "Edit mailing",
+                &mailing,
                 &form,
                 &errors,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Editing {
-                    mailing_id: Some(mailing.id),
-                    saved: None,
-                },
+                None,
             )
             .await
         }
@@ -300,36 +248,27 @@ pub async fn edit(
             // Someone saved it since this form was loaded: show theirs beside the user's
             // input, and let a second save (made from their version) replace it knowingly.
             let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
-            let zone = mailings::owner_zone(state, mailing.owner_id).await?;
-            let ids = db::recipient_ids(&state.db, mailing.id).await?;
-            let theirs = MailingForm::from_mailing(&mailing, &ids, &zone);
-            let subject = subject_of(state, &mailing).await?;
+            let (theirs, recipients) = mailings::saved_form(state, &mailing).await?;
+            let subject = mailings::subject_of(&state.db, &mailing).await?;
             let saved = [
                 ("Message", subject),
                 ("Start", theirs.start_at.clone()),
                 ("End", theirs.end_at.clone()),
                 ("Repeat", mailing.period.label().to_string()),
-                ("Recipients", format!("{} chosen", ids.len())),
+                ("Recipients", format!("{recipients} chosen")),
             ];
             let form = MailingForm {
                 version: theirs.version,
                 ..form
             };
-            let url = format!("/mailings/{}/edit", mailing.id);
-            render_form(
+            edit_form(
                 &ctx,
                 state,
-                mailing.owner_id,
-                &url,
-                &url,
-                "Edit mailing",
+                &mailing,
                 &form,
                 &FieldErrors::new(),
                 StatusCode::CONFLICT,
-                Editing {
-                    mailing_id: Some(mailing.id),
-                    saved: Some(&saved),
-                },
+                Some(&saved),
             )
             .await
         }
@@ -337,12 +276,57 @@ pub async fn edit(
     }
 }
 
-/// The subject of the mailing's message, as its pages name it.
-async fn subject_of(state: &AppState, mailing: &Mailing) -> AppResult<String> {
-    Ok(message_db::get(&state.db, mailing.message_id)
-        .await?
-        .map(|m| m.subject)
-        .unwrap_or_default())
+/// The edit form of `mailing` (the edit page, a refused save, a stale save beside the
+/// version `saved` since), one rendering for all three.
+async fn edit_form(
+    ctx: &PageCtx,
+    state: &AppState,
+    mailing: &Mailing,
+    form: &MailingForm,
+    errors: &FieldErrors,
+    status: StatusCode,
+    saved: Option<&[(&str, String)]>,
+) -> AppResult<Response> {
+    let url = format!("/mailings/{}/edit", mailing.id);
+    render_form(
+        ctx,
+        state,
+        mailing.owner_id,
+        &url,
+        &url,
+        "Edit mailing",
+        form,
+        errors,
+        status,
+        Editing {
+            mailing_id: Some(mailing.id),
+            saved,
+        },
+    )
+    .await
+}
+
+/// The confirmation pages of the actions on a mailing the viewer may change: each loads the
+/// mailing for change and shows [`confirm`] with its own title and view.
+macro_rules! confirm_pages {
+    ($($name:ident => $title:literal, $render:path;)+) => {$(
+        #[handler]
+        pub async fn $name(
+            ctx: PageCtx,
+            Data(state): Data<&AppState>,
+            AuthUser(user): AuthUser,
+            Path(id): Path<String>,
+        ) -> AppResult<Response> {
+            let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
+            confirm(&ctx, state, &mailing, $title, $render).await
+        }
+    )+};
+}
+
+confirm_pages! {
+    delete_page => "Delete mailing", views::delete_page;
+    restore_page => "Restore mailing", views::restore_page;
+    send_page => "Send mailing", views::send_page;
 }
 
 /// The confirmation page of `render`, for a mailing the viewer may act on.
@@ -353,33 +337,17 @@ async fn confirm(
     title: &str,
     render: fn(&PageCtx, &views::ConfirmView<'_>) -> maud::Markup,
 ) -> AppResult<Response> {
-    let subject = subject_of(state, mailing).await?;
-    let recipients = db::recipient_ids(&state.db, mailing.id).await?.len();
-    let (latest, runs) = runs::list_for_mailing(&state.db, mailing.id, 1, 0).await?;
-    let zone = mailings::owner_zone(state, mailing.owner_id).await?;
+    let summary = mailings::summary(state, mailing).await?;
     let view = views::ConfirmView {
         mailing,
-        subject: &subject,
-        recipients,
-        runs,
-        active_run: latest
-            .first()
-            .is_some_and(|r| r.status == RunStatus::Running),
-        next_run_after_restore: mailings::next_run_after_restore(mailing, &zone, now_ms()),
-        zone: &zone,
+        subject: &summary.subject,
+        recipients: summary.recipients,
+        runs: summary.runs,
+        active_run: summary.active_run,
+        next_run_after_restore: summary.next_run_after_restore,
+        zone: summary.zone,
     };
     Ok(ctx.render(title, render(ctx, &view)))
-}
-
-#[handler]
-pub async fn delete_page(
-    ctx: PageCtx,
-    Data(state): Data<&AppState>,
-    AuthUser(user): AuthUser,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
-    confirm(&ctx, state, &mailing, "Delete mailing", views::delete_page).await
 }
 
 #[handler]
@@ -402,24 +370,6 @@ pub async fn delete(
 }
 
 #[handler]
-pub async fn restore_page(
-    ctx: PageCtx,
-    Data(state): Data<&AppState>,
-    AuthUser(user): AuthUser,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
-    confirm(
-        &ctx,
-        state,
-        &mailing,
-        "Restore mailing",
-        views::restore_page,
-    )
-    .await
-}
-
-#[handler]
 pub async fn restore(
     req: &Request,
     Data(state): Data<&AppState>,
@@ -434,17 +384,6 @@ pub async fn restore(
         "mailing-restored",
         format!("Mailing #{} was restored.", mailing.id),
     ))
-}
-
-#[handler]
-pub async fn send_page(
-    ctx: PageCtx,
-    Data(state): Data<&AppState>,
-    AuthUser(user): AuthUser,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
-    confirm(&ctx, state, &mailing, "Send mailing", views::send_page).await
 }
 
 #[handler]
@@ -471,7 +410,8 @@ pub async fn disable_page(
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct SendForm {
-    dry_run: String,
+    #[serde(deserialize_with = "crate::domain::choice::flag")]
+    dry_run: bool,
 }
 
 #[handler]
@@ -482,7 +422,7 @@ pub async fn send(
     Path(id): Path<String>,
     Form(form): Form<SendForm>,
 ) -> AppResult<Response> {
-    let dry_run = matches!(form.dry_run.trim(), "1" | "true" | "on");
+    let dry_run = form.dry_run;
     let run_id = mailings::send_now(state, &user.scope(), &user.email, &id, dry_run).await?;
     let what = if dry_run { "Dry run" } else { "Run" };
     Ok(after_action(
@@ -555,8 +495,7 @@ pub async fn logs(
     let mailing = mailings::get(state, &user.scope(), &id).await?;
     let status = DeliveryStatus::parse(params.status.trim()).ok();
     let page = PageRequest::parse(params.page.as_deref());
-    let (rows, total) =
-        deliveries::list(&state.db, mailing.id, status, page.per_page, page.offset()).await?;
+    let (rows, total) = mailings::deliveries(&state.db, &mailing, status, page).await?;
     Ok(ctx.render(
         &format!("Delivery log of mailing #{}", mailing.id),
         views::logs(

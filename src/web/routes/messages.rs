@@ -5,8 +5,6 @@ use poem::web::{Data, Form, Path, Query};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 
-use crate::db::messages as db;
-use crate::db::users;
 use crate::domain::{FieldErrors, PageRequest};
 use crate::messages::{self, MessageForm};
 use crate::objects::{ObjectError, parse_id};
@@ -39,11 +37,7 @@ pub async fn list(
     let q: String = params.q.trim().chars().take(200).collect();
     let page = PageRequest::parse(params.page.as_deref());
     let owner = scope.owner_filter();
-    let rows = db::list(&state.db, owner, &q, page.per_page, page.offset()).await?;
-    let total = match page.known_total(rows.len()) {
-        Some(total) => total,
-        None => db::count(&state.db, owner, &q).await?,
-    };
+    let (rows, total) = messages::list(&state.db, &scope, &q, page).await?;
     let can_change = |owner: i64| scope.can_change(owner);
     let view = views::ListView {
         rows: &rows,
@@ -113,8 +107,8 @@ pub async fn detail(
 ) -> AppResult<Response> {
     let scope = user.scope();
     let message = messages::get(state, &scope, parse_id(&id)?).await?;
-    let used_by = db::used_by(&state.db, message.id).await?;
-    let owner = users::find_by_id(&state.db, message.owner_id)
+    let used_by = messages::used_by(&state.db, message.id).await?;
+    let owner = crate::accounts::find_user(&state.db, message.owner_id)
         .await?
         .map(|u| u.email)
         .unwrap_or_default();
@@ -162,7 +156,7 @@ async fn render_edit(
     errors: &FieldErrors,
     saved: Option<(&[(&str, String)], StatusCode)>,
 ) -> AppResult<Response> {
-    let sending = db::sending_mailings(&state.db, id).await?;
+    let sending = messages::sending_mailings(&state.db, id).await?;
     let status = match (&saved, errors.is_empty()) {
         (Some((_, status)), _) => *status,
         (None, true) => StatusCode::OK,
@@ -198,7 +192,7 @@ pub async fn edit(
     let id = parse_id(&id)?;
     match messages::update(state, &user.scope(), id, &form).await {
         Ok(()) => {
-            let sending = db::sending_mailings(&state.db, id).await?;
+            let sending = messages::sending_mailings(&state.db, id).await?;
             flash(
                 req,
                 if sending.is_empty() {
@@ -248,7 +242,7 @@ pub async fn delete_page(
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let message = messages::get_for_change(state, &user.scope(), parse_id(&id)?).await?;
-    let used_by = db::used_by(&state.db, message.id).await?;
+    let used_by = messages::used_by(&state.db, message.id).await?;
     Ok(ctx.render(
         "Delete message",
         views::delete_page(&ctx, &message, &used_by),

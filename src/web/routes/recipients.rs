@@ -5,10 +5,9 @@ use poem::web::{Data, Form, Multipart, Path, Query};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 
-use crate::db::recipients::{self as db, ListQuery, Sort};
 use crate::domain::{FieldErrors, PageRequest};
 use crate::objects::{ObjectError, parse_id};
-use crate::recipients::{self, RecipientForm, csv_io};
+use crate::recipients::{self, ListQuery, RecipientForm, Sort, csv_io};
 use crate::state::AppState;
 use crate::web::auth::AuthUser;
 use crate::web::error::AppResult;
@@ -22,7 +21,8 @@ const MAX_QUERY: usize = 200;
 #[serde(default)]
 pub struct ListParams {
     q: String,
-    sort: String,
+    #[serde(deserialize_with = "crate::domain::choice::choice")]
+    sort: Sort,
     page: Option<String>,
 }
 
@@ -31,11 +31,7 @@ impl ListParams {
         ListQuery {
             owner,
             search: self.q.trim().chars().take(MAX_QUERY).collect(),
-            sort: if self.sort == "name" {
-                Sort::Name
-            } else {
-                Sort::Newest
-            },
+            sort: self.sort,
         }
     }
 }
@@ -51,11 +47,7 @@ pub async fn list(
     let scope = user.scope();
     let query = params.query(scope.owner_filter());
     let page = PageRequest::parse(params.page.as_deref());
-    let rows = db::list(&state.db, &query, page.per_page, page.offset()).await?;
-    let total = match page.known_total(rows.len()) {
-        Some(total) => total,
-        None => db::count(&state.db, &query).await?,
-    };
+    let (rows, total) = recipients::list(&state.db, &query, page).await?;
     let can_change = |owner: i64| scope.can_change(owner);
     let view = views::ListView {
         rows: &rows,
@@ -239,7 +231,7 @@ pub async fn export(
     Query(params): Query<ListParams>,
 ) -> AppResult<Response> {
     let query = params.query(user.scope().owner_filter());
-    let rows = db::all(&state.db, &query).await?;
+    let rows = recipients::all(&state.db, &query).await?;
     let csv = csv_io::export(&rows)?;
     Ok(Response::builder()
         .header(header::CONTENT_TYPE, "text/csv; charset=utf-8")
@@ -261,7 +253,7 @@ pub async fn import_page(ctx: PageCtx, AuthUser(_user): AuthUser) -> Response {
 /// passing trouble (a warning); anything else is a bug the operator must see (an error with
 /// how far it got), but on SQLite the chunks before it are saved all the same, so a bare 500
 /// would hide from the user that part of the file is in.
-fn import_stopped(ctx: &PageCtx, stopped: db::ImportStopped) -> AppResult<Response> {
+fn import_stopped(ctx: &PageCtx, stopped: recipients::ImportStopped) -> AppResult<Response> {
     let transient = crate::db::is_transient_chain(&stopped.error);
     if transient {
         tracing::warn!(
@@ -333,7 +325,7 @@ pub async fn import(
         Ok(parsed) => parsed,
         Err(err) => return Ok(refuse(err.to_string())),
     };
-    let (created, updated) = match db::upsert_many(&state.db, user.id, &parsed.rows).await {
+    let (created, updated) = match recipients::import(&state.db, user.id, &parsed.rows).await {
         Ok(counts) => counts,
         Err(stopped) => return import_stopped(&ctx, stopped),
     };

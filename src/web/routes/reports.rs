@@ -7,7 +7,9 @@ use poem::{Request, Response, handler};
 use serde::Deserialize;
 
 use crate::domain::PageRequest;
-use crate::reports::{self, ReportError, ReportParams, StatsSort};
+use crate::domain::choice::Choice as _;
+use crate::domain::choice::SortDir;
+use crate::reports::{self, ReportError, ReportParams, ReportRows, StatsSort};
 use crate::state::AppState;
 use crate::web::auth::AuthUser;
 use crate::web::conditional;
@@ -18,8 +20,10 @@ use crate::web::views::reports as views;
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct StatsParams {
-    sort: String,
-    dir: String,
+    #[serde(deserialize_with = "crate::domain::choice::choice")]
+    sort: StatsSort,
+    #[serde(deserialize_with = "crate::domain::choice::choice")]
+    dir: SortDir,
     page: Option<String>,
 }
 
@@ -32,8 +36,8 @@ pub async fn stats(
     Query(params): Query<StatsParams>,
 ) -> AppResult<Response> {
     let scope = user.scope();
-    let sort = StatsSort::parse(&params.sort);
-    let ascending = params.dir == "asc";
+    let sort = params.sort;
+    let ascending = params.dir.ascending();
     let page = PageRequest::parse(params.page.as_deref());
     let version = reports::viewer_version(state, &scope).await?;
     let variant = format!("{}:{ascending}:{}", sort.word(), page.page);
@@ -90,7 +94,7 @@ async fn respond(
     csv: bool,
 ) -> AppResult<Response> {
     let scope = user.scope();
-    let today = reports::today_in(user.zone(&state.settings), crate::db::now_ms());
+    let today = user.zone(&state.settings).date_at(crate::db::now_ms());
     let query = match reports::resolve(state, &scope, params, today).await {
         Ok(query) => query,
         Err(ReportError::NotFound) => return Err(AppError::NotFound),
@@ -111,7 +115,7 @@ async fn respond(
         Err(ReportError::Unexpected(err)) => return Err(err.into()),
     };
     let version = crate::db::versions::of_user(&state.db, query.user_id).await?;
-    let days = params.rows == "days";
+    let days = params.rows == ReportRows::Days;
     let variant = format!(
         "{}:{}:{}:{}:{}",
         query.user_id,

@@ -26,7 +26,7 @@ pub async fn confirm_page(
     Data(state): Data<&AppState>,
     Path(token): Path<String>,
 ) -> Response {
-    match service::check(state, &token) {
+    match service::check(&state.delivery(), &token) {
         Ok(subscriber) => ctx.render("Unsubscribe", views::confirm(&subscriber.email)),
         Err(err) => invalid(&ctx, &err),
     }
@@ -38,7 +38,7 @@ pub async fn confirm(
     Data(state): Data<&AppState>,
     Path(token): Path<String>,
 ) -> AppResult<Response> {
-    match service::unsubscribe(state, &token).await {
+    match service::unsubscribe(&state.delivery(), &token).await {
         Ok(subscriber) => Ok(ctx.render("Unsubscribed", views::done(&subscriber.email))),
         Err(err @ UnsubscribeError::InvalidToken) => Ok(invalid(&ctx, &err)),
         Err(UnsubscribeError::Unexpected(err)) => Err(err.into()),

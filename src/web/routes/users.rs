@@ -70,7 +70,7 @@ pub async fn login(
             ),
         ));
     }
-    match accounts::authenticate(state, &form.email, &form.password).await {
+    match accounts::authenticate(state.accounts(), &form.email, &form.password).await {
         Ok(user) => {
             // A new session id at login: a planted id (fixation) is worth nothing.
             session.renew();
@@ -118,7 +118,7 @@ pub async fn signup(
     Data(state): Data<&AppState>,
     Form(form): Form<SignupForm>,
 ) -> AppResult<Response> {
-    match accounts::signup(state, client_ip(req, &state.settings), &form).await {
+    match accounts::signup(state.accounts(), client_ip(req, &state.settings), &form).await {
         Ok(sent) => Ok(ctx.render(
             "Check your e-mail",
             views::signup_done(form.email.trim(), sent),
@@ -145,7 +145,7 @@ pub async fn activate(
     Data(state): Data<&AppState>,
     Path(token): Path<String>,
 ) -> Response {
-    match accounts::activate(state, &token).await {
+    match accounts::activate(state.accounts(), &token).await {
         Ok(_) => ctx.render(
             "Account activated",
             views::message(
@@ -184,7 +184,7 @@ pub async fn reset_request(
     Form(form): Form<EmailForm>,
 ) -> AppResult<Response> {
     let client = client_ip(req, &state.settings);
-    match accounts::request_password_reset(state, client, &form.email).await {
+    match accounts::request_password_reset(state.accounts(), client, &form.email).await {
         Ok(()) => Ok(ctx.render(
             "Check your e-mail",
             views::message(
@@ -220,7 +220,7 @@ pub async fn reset_page(
     Data(state): Data<&AppState>,
     Path(token): Path<String>,
 ) -> Response {
-    match accounts::check_reset_token(state, &token).await {
+    match accounts::check_reset_token(state.accounts(), &token).await {
         Ok(_) => ctx.render(
             "Choose a new password",
             views::reset_form(&ctx, &token, &FieldErrors::new()),
@@ -237,11 +237,11 @@ pub async fn reset(
     Path(token): Path<String>,
     Form(form): Form<NewPasswordForm>,
 ) -> AppResult<Response> {
-    let user = match accounts::check_reset_token(state, &token).await {
+    let user = match accounts::check_reset_token(state.accounts(), &token).await {
         Ok(user) => user,
         Err(err) => return Ok(bad_link(&ctx, &err.to_string())),
     };
-    match accounts::reset_password(state, &user, &form).await {
+    match accounts::reset_password(state.accounts(), &user, &form).await {
         Ok(()) => {
             flash(req, "Your password was changed. Log in with the new one.");
             Ok(see_other("/users/login"))
@@ -272,7 +272,7 @@ pub async fn password_change(
     AuthUser(user): AuthUser,
     Form(form): Form<NewPasswordForm>,
 ) -> AppResult<Response> {
-    match accounts::change_password(state, &user, &form).await {
+    match accounts::change_password(state.accounts(), &user, &form).await {
         Ok(updated) => {
             // Every other session ended with the change; this one carries on, renewed.
             session.renew();
@@ -336,7 +336,7 @@ pub async fn profile_edit(
     AuthUser(user): AuthUser,
     Form(form): Form<ProfileForm>,
 ) -> AppResult<Response> {
-    match accounts::update_profile(state, &user, &form).await {
+    match accounts::update_profile(state.accounts(), &user, &form).await {
         Ok(()) => {
             flash(req, "Your profile was saved.");
             Ok(see_other("/users/profile"))

@@ -4,6 +4,7 @@ use maud::{Markup, html};
 
 use crate::db::users::User;
 use crate::domain::PageRequest;
+use crate::domain::TimeZone;
 use crate::web::htmx::PageCtx;
 use crate::web::views::layout::{csrf_field, datetime, pager};
 
@@ -13,7 +14,7 @@ pub fn users(
     q: &str,
     page: PageRequest,
     total: i64,
-    zone: &str,
+    zone: TimeZone,
 ) -> Markup {
     let extra = if q.is_empty() {
         String::new()
@@ -49,7 +50,7 @@ pub fn users(
 }
 
 /// One row with its own form; htmx swaps the row in place after saving.
-pub fn user_row(ctx: &PageCtx, user: &User, zone: &str) -> Markup {
+pub fn user_row(ctx: &PageCtx, user: &User, zone: TimeZone) -> Markup {
     let form_id = format!("user-{}", user.id);
     html! {
         tr id=(form_id) {

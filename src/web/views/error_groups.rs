@@ -1,26 +1,22 @@
 //! `/admin/errors` (the groups reporting keeps) and `/admin/error-test` (a button that fails).
 
-use maud::{Markup, html};
-use time::OffsetDateTime;
-
 use crate::db::error_groups::{ErrorGroup, KIND_BROKEN_LINK};
 use crate::domain::PageRequest;
+use crate::domain::TimeZone;
+use crate::domain::instant::to_ms as ms;
 use crate::web::htmx::PageCtx;
 use crate::web::views::layout::{csrf_field, datetime, pager};
+use maud::{Markup, html};
 
 /// Characters of a fingerprint shown in the table (the full one is in its `title`).
 const SHORT_FINGERPRINT: usize = 12;
-
-fn ms(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000_000) as i64
-}
 
 pub fn list(
     ctx: &PageCtx,
     groups: &[ErrorGroup],
     page: PageRequest,
     total: i64,
-    zone: &str,
+    zone: TimeZone,
 ) -> Markup {
     html! {
         h1 { "Errors" }
@@ -49,7 +45,7 @@ pub fn list(
 }
 
 /// One group; its resolve form swaps the row in place under htmx.
-pub fn group_row(ctx: &PageCtx, group: &ErrorGroup, zone: &str) -> Markup {
+pub fn group_row(ctx: &PageCtx, group: &ErrorGroup, zone: TimeZone) -> Markup {
     let short: String = group.fingerprint.chars().take(SHORT_FINGERPRINT).collect();
     let kind = if group.kind == KIND_BROKEN_LINK {
         "broken link"

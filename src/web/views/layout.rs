@@ -3,6 +3,7 @@
 use maud::{DOCTYPE, Markup, html};
 
 use crate::domain::FieldErrors;
+use crate::domain::TimeZone;
 use crate::web::assets;
 use crate::web::csrf;
 use crate::web::htmx::PageCtx;
@@ -210,7 +211,7 @@ pub fn pager(path: &str, extra: &str, page: crate::domain::PageRequest, total: i
 }
 
 /// A timestamp (unix ms) as a readable date and time in `zone`.
-pub fn datetime(ms: i64, zone: &str) -> String {
+pub fn datetime(ms: i64, zone: TimeZone) -> String {
     crate::domain::local_time::format_local(ms, zone).replacen('T', " ", 1)
 }
 

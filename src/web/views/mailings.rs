@@ -8,6 +8,7 @@ use crate::db::mailings::{ListedMailing, Mailing};
 use crate::db::recipients::ListedRecipient;
 use crate::db::runs::Run;
 use crate::delivery::Progress;
+use crate::domain::TimeZone;
 use crate::domain::{DeliveryStatus, FieldErrors, MailingStatus, PageRequest, Period};
 use crate::mailings::MailingForm;
 use crate::web::htmx::PageCtx;
@@ -31,7 +32,7 @@ pub struct ListView<'a> {
     pub page: PageRequest,
     pub total: i64,
     pub everyone: bool,
-    pub zone: &'a str,
+    pub zone: TimeZone,
 }
 
 pub fn list(view: &ListView<'_>) -> Markup {
@@ -104,7 +105,7 @@ pub struct FormView<'a> {
     pub messages: &'a [(i64, String)],
     pub candidates: &'a [ListedRecipient],
     pub matching: i64,
-    pub zone: &'a str,
+    pub zone: TimeZone,
     /// The other version when a save was refused as stale (409).
     pub saved: Option<&'a [(&'a str, String)]>,
     /// A run of the mailing is sending now (it keeps its content and audience).
@@ -202,12 +203,12 @@ pub struct DetailView<'a> {
     pub owner: &'a str,
     /// The owner's account is deactivated: the mailing waits.
     pub owner_paused: bool,
-    pub recipients: usize,
+    pub recipients: i64,
     pub runs: &'a [Run],
     pub progress: Option<&'a Progress>,
     pub can_change: bool,
     pub can_disable: bool,
-    pub zone: &'a str,
+    pub zone: TimeZone,
 }
 
 /// What "Delete" will do: a mailing that ran is archived (its history stays), else deleted.
@@ -328,7 +329,7 @@ pub fn progress(mailing_id: i64, progress: Option<&Progress>) -> Markup {
     }
 }
 
-fn runs(runs: &[Run], zone: &str) -> Markup {
+fn runs(runs: &[Run], zone: TimeZone) -> Markup {
     html! {
         div.table-wrap {
             table.list {
@@ -361,7 +362,7 @@ pub fn logs(
     status: Option<DeliveryStatus>,
     page: PageRequest,
     total: i64,
-    zone: &str,
+    zone: TimeZone,
 ) -> Markup {
     let filter = status.map(|s| s.as_str()).unwrap_or("");
     let path = format!("/mailings/{}/logs", m.id);
@@ -407,13 +408,13 @@ pub fn logs(
 pub struct ConfirmView<'a> {
     pub mailing: &'a Mailing,
     pub subject: &'a str,
-    pub recipients: usize,
+    pub recipients: i64,
     pub runs: i64,
     /// A run of it is sending now.
     pub active_run: bool,
     /// Its next run if it is restored now.
     pub next_run_after_restore: Option<i64>,
-    pub zone: &'a str,
+    pub zone: TimeZone,
 }
 
 /// Why a mailing's send or delete would be refused now, if it would: the page says so

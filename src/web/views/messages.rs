@@ -3,6 +3,7 @@
 use maud::{Markup, html};
 
 use crate::db::messages::{ListedMessage, Message};
+use crate::domain::TimeZone;
 use crate::domain::template::PLACEHOLDERS;
 use crate::domain::{FieldErrors, PageRequest};
 use crate::messages::MessageForm;
@@ -19,7 +20,7 @@ pub struct ListView<'a> {
     pub total: i64,
     pub everyone: bool,
     pub can_change: &'a dyn Fn(i64) -> bool,
-    pub zone: &'a str,
+    pub zone: TimeZone,
 }
 
 pub fn list(view: &ListView<'_>) -> Markup {
@@ -148,7 +149,7 @@ pub fn detail(
     used_by: &[(i64, String)],
     can_change: bool,
     preview: &Preview<'_>,
-    zone: &str,
+    zone: TimeZone,
 ) -> Markup {
     html! {
         section {

@@ -3,6 +3,8 @@
 use maud::{Markup, html};
 
 use crate::db::recipients::{ListedRecipient, Sort};
+use crate::domain::TimeZone;
+use crate::domain::choice::Choice as _;
 use crate::domain::{FieldErrors, PageRequest};
 use crate::recipients::RecipientForm;
 use crate::recipients::csv_io::Rejected;
@@ -23,14 +25,7 @@ pub struct ListView<'a> {
     pub everyone: bool,
     /// The viewer's own id: only their rows (or all, for superusers) get edit buttons.
     pub can_change: &'a dyn Fn(i64) -> bool,
-    pub zone: &'a str,
-}
-
-fn sort_name(sort: Sort) -> &'static str {
-    match sort {
-        Sort::Newest => "",
-        Sort::Name => "name",
-    }
+    pub zone: TimeZone,
 }
 
 pub fn list(view: &ListView<'_>) -> Markup {
@@ -49,7 +44,7 @@ pub fn list(view: &ListView<'_>) -> Markup {
             input #q type="search" name="q" value=(view.q) placeholder="Search e-mail, name or comment"
                 hx-get="/clients/" hx-trigger="input changed delay:300ms, search"
                 hx-target="#results" hx-push-url="true" hx-include="#sort";
-            input #sort type="hidden" name="sort" value=(sort_name(view.sort));
+            input #sort type="hidden" name="sort" value=(view.sort.word());
             button type="submit" { "Search" }
             span.htmx-indicator { "Searching…" }
         }
@@ -62,10 +57,10 @@ pub fn results(view: &ListView<'_>) -> Markup {
     let link = |sort: Sort| {
         format!(
             "/clients/?{}",
-            query_string(&[("q", view.q), ("sort", sort_name(sort))])
+            query_string(&[("q", view.q), ("sort", sort.word())])
         )
     };
-    let extra = query_string(&[("q", view.q), ("sort", sort_name(view.sort))]);
+    let extra = query_string(&[("q", view.q), ("sort", view.sort.word())]);
     html! {
         div #results {
             p.muted {
@@ -149,7 +144,7 @@ pub fn form(
     }
 }
 
-pub fn detail(r: &ListedRecipient, can_change: bool, zone: &str) -> Markup {
+pub fn detail(r: &ListedRecipient, can_change: bool, zone: TimeZone) -> Markup {
     html! {
         section.narrow {
             h1 { (r.full_name) }

@@ -4,6 +4,8 @@
 use maud::{Markup, html};
 
 use crate::db::stats::{DayTotals, MailingStats, rate};
+use crate::domain::TimeZone;
+use crate::domain::choice::Choice as _;
 use crate::domain::mailing::ARCHIVED;
 use crate::domain::{FieldErrors, MailingStatus, PageRequest};
 use crate::reports::{Report, Stats, StatsSort, day_date, format_date};
@@ -15,7 +17,7 @@ pub struct StatsView<'a> {
     pub ascending: bool,
     pub page: PageRequest,
     pub everyone: bool,
-    pub zone: &'a str,
+    pub zone: TimeZone,
 }
 
 fn percent(value: Option<f64>) -> String {

@@ -2,7 +2,7 @@
 //! messages, and mailings in every status with a history of runs and deliveries.
 //!
 //! The history is recorded through the engine's own bookkeeping (runs started and claimed,
-//! outcomes recorded, runs finished, at past times on a [`ManualClock`]), so totals, daily
+//! outcomes recorded, runs finished, at past times on a manual [`Clock`]), so totals, daily
 //! statistics and data versions are exactly what real sends would have left. Nothing is sent,
 //! and no run is left active, so no scheduler picks demo work up. The demo addresses are at
 //! `example.com`, which accepts no mail (RFC 2606), should a demo mailing's next run ever go
@@ -13,15 +13,15 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::accounts::passwords;
+use crate::clock::Clock;
+use crate::db::Db;
 use crate::db::deliveries::{self, ClaimRequest, Outcome};
 use crate::db::mailings::{self, NewMailing};
 use crate::db::runs::{self, Claim, NewRun};
 use crate::db::users::{self, NewUser};
 use crate::db::{messages, recipients, unsubscribes};
-use crate::delivery::engine::{Clock, ManualClock};
-use crate::domain::mailing::{from_ms, to_ms};
+use crate::domain::instant::{from_ms, to_ms};
 use crate::domain::{DeliveryStatus, Period, Trigger};
-use crate::state::AppState;
 
 /// The demo logins, printed by `seed-demo`: (e-mail, password).
 pub const LOGINS: &[(&str, &str)] = &[
@@ -60,8 +60,7 @@ const DAY: i64 = 24 * HOUR;
 
 /// Creates the demo data; `None` when it is already there and `flush` is false.
 /// With `flush`, the previous demo users and everything they own are deleted first.
-pub async fn seed(state: &AppState, flush: bool) -> anyhow::Result<Option<SeedCounts>> {
-    let db = &state.db;
+pub async fn seed(db: &Db, flush: bool) -> anyhow::Result<Option<SeedCounts>> {
     let emails: Vec<&str> = LOGINS.iter().map(|(email, _)| *email).collect();
     if flush {
         let removed = users::delete_with_data(db, &emails).await?;
@@ -92,7 +91,7 @@ pub async fn seed(state: &AppState, flush: bool) -> anyhow::Result<Option<SeedCo
     let (demo, lena) = (ids[0], ids[1]);
 
     let now = crate::db::now_ms();
-    let clock = ManualClock::at(now);
+    let clock = Clock::manual(now);
     let mut audience = Vec::new();
     for (name, local) in PEOPLE {
         let comment = if audience.len() % 4 == 0 {
@@ -152,7 +151,7 @@ pub async fn seed(state: &AppState, flush: bool) -> anyhow::Result<Option<SeedCo
     counts.messages = 4;
 
     let mut history = History {
-        state,
+        db,
         clock: &clock,
         runs: 0,
     };
@@ -282,8 +281,8 @@ pub async fn seed(state: &AppState, flush: bool) -> anyhow::Result<Option<SeedCo
 
 /// Records past runs through the engine's bookkeeping.
 struct History<'a> {
-    state: &'a AppState,
-    clock: &'a ManualClock,
+    db: &'a Db,
+    clock: &'a Clock,
     runs: usize,
 }
 
@@ -292,7 +291,7 @@ const WORKER: &str = "seed-demo";
 impl History<'_> {
     async fn start(&mut self, new: NewRun, at: i64) -> anyhow::Result<i64> {
         self.clock.set(at);
-        let started = runs::start(&self.state.db, &new, at)
+        let started = runs::start(self.db, &new, at)
             .await
             .with_context(|| format!("cannot start demo run of mailing {}", new.mailing_id))?;
         self.runs += 1;
@@ -307,7 +306,7 @@ impl History<'_> {
         limit: i64,
         outcome: impl Fn(usize, &str) -> (DeliveryStatus, String),
     ) -> anyhow::Result<Vec<i64>> {
-        let db = &self.state.db;
+        let db = self.db;
         let now = self.clock.now_ms();
         let claimed = deliveries::claim(
             db,
@@ -346,7 +345,7 @@ impl History<'_> {
 
     async fn finish(&mut self, run_id: i64) -> anyhow::Result<()> {
         self.clock.advance(Duration::from_secs(1));
-        runs::finish_if_done(&self.state.db, run_id, self.clock.now_ms()).await?;
+        runs::finish_if_done(self.db, run_id, self.clock.now_ms()).await?;
         Ok(())
     }
 
@@ -367,11 +366,11 @@ impl History<'_> {
         at: i64,
         bounce: bool,
     ) -> anyhow::Result<()> {
-        let expected = mailings::get(&self.state.db, mailing_id)
+        let expected = mailings::get(self.db, mailing_id)
             .await?
             .and_then(|m| m.next_run_at)
             .unwrap_or(start_at);
-        let utc = crate::domain::time_zone("UTC").expect("UTC exists");
+        let utc = crate::domain::TimeZone::UTC.tz();
         let next = match period {
             Period::Once => None,
             p => p.next_after(from_ms(start_at), from_ms(at), utc).map(to_ms),
@@ -444,7 +443,7 @@ impl History<'_> {
         let run_id = self.start(new, at).await?;
         self.record(run_id, 4, Self::delivered).await?;
         self.clock.advance(Duration::from_secs(30));
-        mailings::disable(&self.state.db, mailing_id, self.clock.now_ms()).await?;
+        mailings::disable(self.db, mailing_id, self.clock.now_ms()).await?;
         self.finish(run_id).await
     }
 }
