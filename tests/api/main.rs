@@ -10,9 +10,9 @@ mod delivery;
 mod errors;
 mod health;
 mod helpers;
+mod house;
 #[path = "../support/html.rs"]
 mod html;
-mod house;
 mod mail;
 mod mailings;
 mod messages;
