@@ -10,7 +10,6 @@ use crate::domain::{FieldErrors, PageRequest, Scope, one_line};
 use crate::objects::{
     ObjectError, changeable, expected_version, stale_unless_gone, visible, with_total,
 };
-use crate::state::AppState;
 
 pub const MAX_SUBJECT: usize = 255;
 /// Bodies are letters, not archives: generous caps that still bound a row.
@@ -102,14 +101,10 @@ impl TryFrom<&MessageForm> for NewMessage {
     }
 }
 
-pub async fn create(
-    state: &AppState,
-    scope: &Scope,
-    form: &MessageForm,
-) -> Result<i64, ObjectError> {
+pub async fn create(db: &Db, scope: &Scope, form: &MessageForm) -> Result<i64, ObjectError> {
     let new = NewMessage::try_from(form).map_err(ObjectError::Validation)?;
     Ok(db::insert(
-        &state.db,
+        db,
         scope.user_id,
         &new.subject,
         &new.body,
@@ -143,32 +138,28 @@ pub async fn sending_mailings(db: &Db, id: i64) -> anyhow::Result<Vec<i64>> {
     db::sending_mailings(db, id).await
 }
 
-pub async fn get(state: &AppState, scope: &Scope, id: i64) -> Result<Message, ObjectError> {
-    let message = db::get(&state.db, id).await?.ok_or(ObjectError::NotFound)?;
+pub async fn get(db: &Db, scope: &Scope, id: i64) -> Result<Message, ObjectError> {
+    let message = db::get(db, id).await?.ok_or(ObjectError::NotFound)?;
     visible(scope, message.owner_id)?;
     Ok(message)
 }
 
-pub async fn get_for_change(
-    state: &AppState,
-    scope: &Scope,
-    id: i64,
-) -> Result<Message, ObjectError> {
-    let message = get(state, scope, id).await?;
+pub async fn get_for_change(db: &Db, scope: &Scope, id: i64) -> Result<Message, ObjectError> {
+    let message = get(db, scope, id).await?;
     changeable(scope, message.owner_id)?;
     Ok(message)
 }
 
 pub async fn update(
-    state: &AppState,
+    db: &Db,
     scope: &Scope,
     id: i64,
     form: &MessageForm,
 ) -> Result<(), ObjectError> {
-    get_for_change(state, scope, id).await?;
+    get_for_change(db, scope, id).await?;
     let new = NewMessage::try_from(form).map_err(ObjectError::Validation)?;
     let saved = db::update(
-        &state.db,
+        db,
         id,
         expected_version(&form.version),
         &new.subject,
@@ -177,27 +168,27 @@ pub async fn update(
     )
     .await?;
     if !saved {
-        return Err(stale_unless_gone(get_for_change(state, scope, id)).await);
+        return Err(stale_unless_gone(get_for_change(db, scope, id)).await);
     }
     Ok(())
 }
 
 /// Deletes a message no mailing uses; otherwise says which mailings use it.
-pub async fn delete(state: &AppState, scope: &Scope, id: i64) -> Result<Message, ObjectError> {
-    let message = get_for_change(state, scope, id).await?;
-    if !db::used_by(&state.db, id).await?.is_empty() {
-        return Err(in_use(state, id).await);
+pub async fn delete(db: &Db, scope: &Scope, id: i64) -> Result<Message, ObjectError> {
+    let message = get_for_change(db, scope, id).await?;
+    if !db::used_by(db, id).await?.is_empty() {
+        return Err(in_use(db, id).await);
     }
     // The foreign key still guards against a mailing created in between.
-    match db::delete(&state.db, id).await {
+    match db::delete(db, id).await {
         Ok(()) => Ok(message),
-        Err(DeleteError::InUse) => Err(in_use(state, id).await),
+        Err(DeleteError::InUse) => Err(in_use(db, id).await),
         Err(DeleteError::Unexpected(err)) => Err(err.into()),
     }
 }
 
-async fn in_use(state: &AppState, id: i64) -> ObjectError {
-    match db::used_by(&state.db, id).await {
+async fn in_use(db: &Db, id: i64) -> ObjectError {
+    match db::used_by(db, id).await {
         Ok(mailings) => {
             let list = mailings
                 .iter()

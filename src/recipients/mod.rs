@@ -10,7 +10,6 @@ use crate::domain::{Email, FieldErrors, PageRequest, Scope, one_line};
 use crate::objects::{
     ObjectError, changeable, expected_version, stale_unless_gone, visible, with_total,
 };
-use crate::state::AppState;
 
 pub const MAX_NAME: usize = 200;
 pub const MAX_COMMENT: usize = 2000;
@@ -99,14 +98,10 @@ fn write_error(err: WriteError) -> ObjectError {
 }
 
 /// Creates a recipient owned by the viewer.
-pub async fn create(
-    state: &AppState,
-    scope: &Scope,
-    form: &RecipientForm,
-) -> Result<i64, ObjectError> {
+pub async fn create(db: &Db, scope: &Scope, form: &RecipientForm) -> Result<i64, ObjectError> {
     let new = NewRecipient::try_from(form).map_err(ObjectError::Validation)?;
     db::insert(
-        &state.db,
+        db,
         scope.user_id,
         new.email.as_str(),
         &new.full_name,
@@ -142,35 +137,33 @@ pub async fn import(
     db::upsert_many(db, owner_id, rows).await
 }
 
-pub async fn get(state: &AppState, scope: &Scope, id: i64) -> Result<ListedRecipient, ObjectError> {
-    let recipient = db::get_listed(&state.db, id)
-        .await?
-        .ok_or(ObjectError::NotFound)?;
+pub async fn get(db: &Db, scope: &Scope, id: i64) -> Result<ListedRecipient, ObjectError> {
+    let recipient = db::get_listed(db, id).await?.ok_or(ObjectError::NotFound)?;
     visible(scope, recipient.owner_id)?;
     Ok(recipient)
 }
 
 /// A recipient the viewer may change.
 pub async fn get_for_change(
-    state: &AppState,
+    db: &Db,
     scope: &Scope,
     id: i64,
 ) -> Result<ListedRecipient, ObjectError> {
-    let recipient = get(state, scope, id).await?;
+    let recipient = get(db, scope, id).await?;
     changeable(scope, recipient.owner_id)?;
     Ok(recipient)
 }
 
 pub async fn update(
-    state: &AppState,
+    db: &Db,
     scope: &Scope,
     id: i64,
     form: &RecipientForm,
 ) -> Result<(), ObjectError> {
-    get_for_change(state, scope, id).await?;
+    get_for_change(db, scope, id).await?;
     let new = NewRecipient::try_from(form).map_err(ObjectError::Validation)?;
     let saved = db::update(
-        &state.db,
+        db,
         id,
         expected_version(&form.version),
         new.email.as_str(),
@@ -180,17 +173,13 @@ pub async fn update(
     .await
     .map_err(write_error);
     if let Err(ObjectError::Stale) = saved {
-        return Err(stale_unless_gone(get_for_change(state, scope, id)).await);
+        return Err(stale_unless_gone(get_for_change(db, scope, id)).await);
     }
     saved
 }
 
-pub async fn delete(
-    state: &AppState,
-    scope: &Scope,
-    id: i64,
-) -> Result<ListedRecipient, ObjectError> {
-    let recipient = get_for_change(state, scope, id).await?;
-    db::delete(&state.db, id).await?;
+pub async fn delete(db: &Db, scope: &Scope, id: i64) -> Result<ListedRecipient, ObjectError> {
+    let recipient = get_for_change(db, scope, id).await?;
+    db::delete(db, id).await?;
     Ok(recipient)
 }

@@ -77,7 +77,7 @@ pub async fn create(
     AuthUser(user): AuthUser,
     Form(form): Form<MessageForm>,
 ) -> AppResult<Response> {
-    match messages::create(state, &user.scope(), &form).await {
+    match messages::create(&state.db, &user.scope(), &form).await {
         Ok(id) => {
             flash(req, "The message was saved.");
             Ok(see_other(&format!("/messages/{id}")))
@@ -106,7 +106,7 @@ pub async fn detail(
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let scope = user.scope();
-    let message = messages::get(state, &scope, parse_id(&id)?).await?;
+    let message = messages::get(&state.db, &scope, parse_id(&id)?).await?;
     let used_by = messages::used_by(&state.db, message.id).await?;
     let owner = crate::accounts::find_user(&state.db, message.owner_id)
         .await?
@@ -141,7 +141,7 @@ pub async fn edit_page(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let message = messages::get_for_change(state, &user.scope(), parse_id(&id)?).await?;
+    let message = messages::get_for_change(&state.db, &user.scope(), parse_id(&id)?).await?;
     let form = MessageForm::from_message(&message);
     render_edit(&ctx, state, message.id, &form, &FieldErrors::new(), None).await
 }
@@ -190,7 +190,7 @@ pub async fn edit(
     Form(form): Form<MessageForm>,
 ) -> AppResult<Response> {
     let id = parse_id(&id)?;
-    match messages::update(state, &user.scope(), id, &form).await {
+    match messages::update(&state.db, &user.scope(), id, &form).await {
         Ok(()) => {
             let sending = messages::sending_mailings(&state.db, id).await?;
             flash(
@@ -210,7 +210,7 @@ pub async fn edit(
         Err(ObjectError::Stale) => {
             // Someone saved it since this form was loaded: show theirs beside the user's
             // input, and let a second save (made from their version) replace it knowingly.
-            let current = messages::get_for_change(state, &user.scope(), id).await?;
+            let current = messages::get_for_change(&state.db, &user.scope(), id).await?;
             let saved = [
                 ("Subject", current.subject.clone()),
                 ("Text", current.body.clone()),
@@ -241,7 +241,7 @@ pub async fn delete_page(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let message = messages::get_for_change(state, &user.scope(), parse_id(&id)?).await?;
+    let message = messages::get_for_change(&state.db, &user.scope(), parse_id(&id)?).await?;
     let used_by = messages::used_by(&state.db, message.id).await?;
     Ok(ctx.render(
         "Delete message",
@@ -256,7 +256,7 @@ pub async fn delete(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    messages::delete(state, &user.scope(), parse_id(&id)?).await?;
+    messages::delete(&state.db, &user.scope(), parse_id(&id)?).await?;
     Ok(after_action(
         req,
         "/messages/",

@@ -88,7 +88,7 @@ pub async fn create(
     AuthUser(user): AuthUser,
     Form(form): Form<RecipientForm>,
 ) -> AppResult<Response> {
-    match recipients::create(state, &user.scope(), &form).await {
+    match recipients::create(&state.db, &user.scope(), &form).await {
         Ok(_) => {
             flash(req, format!("{} was added.", form.email.trim()));
             Ok(see_other("/clients/"))
@@ -110,7 +110,7 @@ pub async fn detail(
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let scope = user.scope();
-    let recipient = recipients::get(state, &scope, parse_id(&id)?).await?;
+    let recipient = recipients::get(&state.db, &scope, parse_id(&id)?).await?;
     let zone = user.zone(&state.settings);
     Ok(ctx.render(
         &recipient.full_name.clone(),
@@ -125,7 +125,7 @@ pub async fn edit_page(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let recipient = recipients::get_for_change(state, &user.scope(), parse_id(&id)?).await?;
+    let recipient = recipients::get_for_change(&state.db, &user.scope(), parse_id(&id)?).await?;
     let action = format!("/clients/{}/edit", recipient.id);
     Ok(ctx.render(
         "Edit recipient",
@@ -150,7 +150,7 @@ pub async fn edit(
     Form(form): Form<RecipientForm>,
 ) -> AppResult<Response> {
     let id = parse_id(&id)?;
-    match recipients::update(state, &user.scope(), id, &form).await {
+    match recipients::update(&state.db, &user.scope(), id, &form).await {
         Ok(()) => {
             flash(req, "The recipient was saved.");
             Ok(see_other(&format!("/clients/{id}")))
@@ -170,7 +170,7 @@ pub async fn edit(
         Err(ObjectError::Stale) => {
             // Someone saved it since this form was loaded: show theirs beside the user's
             // input, and let a second save (made from their version) replace it knowingly.
-            let current = recipients::get_for_change(state, &user.scope(), id).await?;
+            let current = recipients::get_for_change(&state.db, &user.scope(), id).await?;
             let saved = [
                 ("E-mail", current.email.clone()),
                 ("Full name", current.full_name.clone()),
@@ -204,7 +204,7 @@ pub async fn delete_page(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let recipient = recipients::get_for_change(state, &user.scope(), parse_id(&id)?).await?;
+    let recipient = recipients::get_for_change(&state.db, &user.scope(), parse_id(&id)?).await?;
     Ok(ctx.render("Delete recipient", views::delete_page(&ctx, &recipient)))
 }
 
@@ -215,7 +215,7 @@ pub async fn delete(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let removed = recipients::delete(state, &user.scope(), parse_id(&id)?).await?;
+    let removed = recipients::delete(&state.db, &user.scope(), parse_id(&id)?).await?;
     Ok(after_action(
         req,
         "/clients/",
