@@ -14,24 +14,34 @@ use serde::de::DeserializeOwned;
 use time::Date;
 use time::macros::format_description;
 
+use crate::cache::Cache;
+use crate::db::Db;
 use crate::db::dashboard::{self, Counters};
 use crate::db::stats::{self, MailingStats, PeriodFigures};
 use crate::db::users;
 use crate::db::versions::{self, DataVersion};
 use crate::domain::choice::Choice;
 use crate::domain::{FieldErrors, Scope, csv_cell};
-use crate::state::AppState;
 
 /// Default length of a report: the last 30 days, today included.
 pub const DEFAULT_DAYS: i64 = 30;
 /// Longest period a report covers (a leap year).
 pub const MAX_DAYS: i64 = 366;
 
+/// What the cached figures use: the database, the cache and how long a value is kept
+/// (`CACHE_TTL_SECS`); lent by [`crate::state::AppState::reports`].
+#[derive(Clone, Copy)]
+pub struct Reports<'a> {
+    pub db: &'a Db,
+    pub cache: &'a Cache,
+    pub ttl: Duration,
+}
+
 /// The data version the viewer's figures follow.
-pub async fn viewer_version(state: &AppState, scope: &Scope) -> anyhow::Result<DataVersion> {
+pub async fn viewer_version(db: &Db, scope: &Scope) -> anyhow::Result<DataVersion> {
     match scope.owner_filter() {
-        Some(owner) => versions::of_user(&state.db, owner).await,
-        None => versions::of_everyone(&state.db).await,
+        Some(owner) => versions::of_user(db, owner).await,
+        None => versions::of_everyone(db).await,
     }
 }
 
@@ -45,12 +55,12 @@ fn reach(scope: &Scope) -> String {
 
 /// The dashboard's counters, cached under the viewer's version.
 pub async fn dashboard(
-    state: &AppState,
+    reports: Reports<'_>,
     scope: &Scope,
     version: &DataVersion,
 ) -> anyhow::Result<Counters> {
     let key = format!("dashboard:{}:v{}", reach(scope), version.token());
-    cached(state, &key, dashboard::counters(&state.db, scope)).await
+    cached(reports, &key, dashboard::counters(reports.db, scope)).await
 }
 
 /// The totals of `/mailings/stats/`.
@@ -72,13 +82,13 @@ pub struct Stats {
 
 /// Every visible mailing's figures and their totals, cached under the viewer's version.
 pub async fn stats(
-    state: &AppState,
+    reports: Reports<'_>,
     scope: &Scope,
     version: &DataVersion,
 ) -> anyhow::Result<Stats> {
     let key = format!("stats:{}:v{}", reach(scope), version.token());
-    cached(state, &key, async {
-        let rows = stats::mailings(&state.db, scope.owner_filter()).await?;
+    cached(reports, &key, async {
+        let rows = stats::mailings(reports.db, scope.owner_filter()).await?;
         let mut totals = StatsTotals {
             mailings: rows.len() as i64,
             ..StatsTotals::default()
@@ -230,7 +240,7 @@ fn parse_date(field: &str, raw: &str) -> Result<Option<Date>, String> {
 /// A user id the viewer may not see, or that names nobody, is [`ReportError::NotFound`];
 /// that is checked before the dates, so a bad date never reveals whether a user exists.
 pub async fn resolve(
-    state: &AppState,
+    db: &Db,
     scope: &Scope,
     params: &ReportParams,
     today: Date,
@@ -246,7 +256,7 @@ pub async fn resolve(
     if !scope.can_view(user_id) {
         return Err(ReportError::NotFound);
     }
-    if user_id != scope.user_id && users::find_by_id(&state.db, user_id).await?.is_none() {
+    if user_id != scope.user_id && users::find_by_id(db, user_id).await?.is_none() {
         return Err(ReportError::NotFound);
     }
     let (from, to) = parse_period(params, today).map_err(ReportError::Invalid)?;
@@ -302,7 +312,7 @@ pub struct Report {
 
 /// The report of `query`, cached under its user's version and the viewer's reach.
 pub async fn report(
-    state: &AppState,
+    reports: Reports<'_>,
     scope: &Scope,
     query: &ReportQuery,
     version: &DataVersion,
@@ -315,13 +325,13 @@ pub async fn report(
         query.to_day(),
         version.token()
     );
-    cached(state, &key, async {
-        let user_email = users::find_by_id(&state.db, query.user_id)
+    cached(reports, &key, async {
+        let user_email = users::find_by_id(reports.db, query.user_id)
             .await?
             .map(|u| u.email)
             .unwrap_or_default();
         let figures =
-            stats::period(&state.db, query.user_id, query.from_day(), query.to_day()).await?;
+            stats::period(reports.db, query.user_id, query.from_day(), query.to_day()).await?;
         let sum = |f: fn(&stats::DayTotals) -> i64| figures.days.iter().map(f).sum::<i64>();
         Ok(Report {
             user_id: query.user_id,
@@ -388,21 +398,21 @@ pub fn to_csv(report: &Report, days: bool) -> anyhow::Result<String> {
 /// The value under `key` if cached, else computed and stored for `CACHE_TTL_SECS`. A value
 /// that no longer decodes (another version of the program wrote it) counts as a miss.
 async fn cached<T: Serialize + DeserializeOwned>(
-    state: &AppState,
+    reports: Reports<'_>,
     key: &str,
     compute: impl Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
-    if let Some(hit) = state.cache.get(key).await
+    if let Some(hit) = reports.cache.get(key).await
         && let Ok(value) = serde_json::from_str(&hit)
     {
         return Ok(value);
     }
     let value = compute.await?;
-    let ttl = Duration::from_secs(state.settings.cache_ttl_secs);
+    let ttl = reports.ttl;
     if !ttl.is_zero()
         && let Ok(json) = serde_json::to_string(&value)
     {
-        state.cache.set(key, &json, ttl).await;
+        reports.cache.set(key, &json, ttl).await;
     }
     Ok(value)
 }

@@ -95,6 +95,16 @@ impl AppState {
         }
     }
 
+    /// What the cached dashboard, stats and reports use (`crate::reports` never sees the
+    /// whole state).
+    pub fn reports(&self) -> crate::reports::Reports<'_> {
+        crate::reports::Reports {
+            db: &self.db,
+            cache: &self.cache,
+            ttl: Duration::from_secs(self.settings.cache_ttl_secs),
+        }
+    }
+
     /// What the delivery engine and scheduler use (`crate::delivery` never sees the whole
     /// state).
     pub fn delivery(&self) -> crate::delivery::Delivery {

@@ -131,7 +131,7 @@ pub async fn signup(
         full_name: name,
         ..NewUser::default()
     };
-    let id = match users::create(&deps.db, &new).await {
+    let id = match users::create(deps.db, &new).await {
         Ok(id) => {
             tracing::info!(user_id = id, "account created, awaiting activation");
             id
@@ -145,12 +145,12 @@ pub async fn signup(
 
 /// A sign-up for an address that has an account already.
 async fn signup_again(deps: Accounts<'_>, new: &NewUser) -> Result<bool, AccountError> {
-    let existing = users::find_by_email(&deps.db, &new.email)
+    let existing = users::find_by_email(deps.db, &new.email)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the account of a duplicate e-mail vanished"))?;
     if existing.is_pending_activation()
         && users::renew_pending(
-            &deps.db,
+            deps.db,
             existing.id,
             existing.updated_at,
             &new.password_hash,
@@ -177,13 +177,13 @@ async fn signup_again(deps: Accounts<'_>, new: &NewUser) -> Result<bool, Account
 }
 
 async fn load(deps: Accounts<'_>, id: i64) -> anyhow::Result<User> {
-    users::find_by_id(&deps.db, id)
+    users::find_by_id(deps.db, id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("user {id} vanished"))
 }
 
 async fn send_activation(deps: Accounts<'_>, user: &User) -> bool {
-    let token = tokens::issue(&deps.signer, Purpose::Activation, user);
+    let token = tokens::issue(deps.signer, Purpose::Activation, user);
     let link = link(deps, "/users/activate/", &token);
     send(deps, user, emails::activation(&link)).await
 }
@@ -191,9 +191,9 @@ async fn send_activation(deps: Accounts<'_>, user: &User) -> bool {
 /// Activates the account a link names.
 pub async fn activate(deps: Accounts<'_>, token: &str) -> Result<User, TokenError> {
     let user = user_for_token(deps, token).await?;
-    tokens::check(&deps.signer, Purpose::Activation, token, &user)?;
+    tokens::check(deps.signer, Purpose::Activation, token, &user)?;
     // Only if nothing changed since the check: the link names that very deps.
-    match users::activate(&deps.db, user.id, user.updated_at).await {
+    match users::activate(deps.db, user.id, user.updated_at).await {
         Ok(true) => {
             tracing::info!(user_id = user.id, "account activated");
             Ok(user)
@@ -208,7 +208,7 @@ pub async fn activate(deps: Accounts<'_>, token: &str) -> Result<User, TokenErro
 
 async fn user_for_token(deps: Accounts<'_>, token: &str) -> Result<User, TokenError> {
     let id = tokens::claimed_user(token)?;
-    match users::find_by_id(&deps.db, id).await {
+    match users::find_by_id(deps.db, id).await {
         Ok(Some(user)) => Ok(user),
         Ok(None) => Err(TokenError::Invalid),
         Err(err) => {
@@ -252,7 +252,7 @@ pub async fn authenticate(
         passwords::verify_dummy(password).await?;
         return Err(LoginError::Invalid);
     };
-    let Some(user) = users::find_by_email(&deps.db, email.as_str()).await? else {
+    let Some(user) = users::find_by_email(deps.db, email.as_str()).await? else {
         passwords::verify_dummy(password).await?;
         return Err(LoginError::Invalid);
     };
@@ -262,7 +262,7 @@ pub async fn authenticate(
     if !user.is_active {
         return Err(LoginError::Inactive);
     }
-    users::record_login(&deps.db, user.id).await?;
+    users::record_login(deps.db, user.id).await?;
     Ok(user)
 }
 
@@ -278,10 +278,10 @@ pub async fn request_password_reset(
     deps.throttle
         .reset(client, email.as_str())
         .map_err(AccountError::TooMany)?;
-    if let Some(user) = users::find_by_email(&deps.db, email.as_str()).await?
+    if let Some(user) = users::find_by_email(deps.db, email.as_str()).await?
         && user.is_active
     {
-        let token = tokens::issue(&deps.signer, Purpose::PasswordReset, &user);
+        let token = tokens::issue(deps.signer, Purpose::PasswordReset, &user);
         let link = link(deps, "/users/password-reset/", &token);
         send(deps, &user, emails::password_reset(&user, &link)).await;
     }
@@ -291,7 +291,7 @@ pub async fn request_password_reset(
 /// Checks a reset link without using it (for the form page).
 pub async fn check_reset_token(deps: Accounts<'_>, token: &str) -> Result<User, TokenError> {
     let user = user_for_token(deps, token).await?;
-    tokens::check(&deps.signer, Purpose::PasswordReset, token, &user)?;
+    tokens::check(deps.signer, Purpose::PasswordReset, token, &user)?;
     if !user.is_active {
         return Err(TokenError::Invalid);
     }
@@ -315,7 +315,7 @@ pub async fn reset_password(
     let password = Password::parse_new(&form.password, &form.password2, &user.email)
         .map_err(|m| AccountError::field("password", m))?;
     let hash = passwords::hash(password.expose()).await?;
-    users::set_password(&deps.db, user.id, &hash, false).await?;
+    users::set_password(deps.db, user.id, &hash, false).await?;
     sessions::end_all(deps, user.id).await;
     tracing::info!(user_id = user.id, "password reset");
     Ok(())
@@ -348,10 +348,10 @@ pub async fn change_password(
         return Err(AccountError::Validation(errors));
     };
     let hash = passwords::hash(password.expose()).await?;
-    users::set_password(&deps.db, user.id, &hash, false).await?;
+    users::set_password(deps.db, user.id, &hash, false).await?;
     sessions::end_all(deps, user.id).await;
     tracing::info!(user_id = user.id, "password changed");
-    users::find_by_id(&deps.db, user.id)
+    users::find_by_id(deps.db, user.id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("user vanished during password change").into())
 }
@@ -424,7 +424,7 @@ pub async fn update_profile(
     if !errors.is_empty() {
         return Err(AccountError::Validation(errors));
     }
-    users::update_profile(&deps.db, user.id, &profile).await?;
+    users::update_profile(deps.db, user.id, &profile).await?;
     Ok(())
 }
 

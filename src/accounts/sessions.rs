@@ -127,7 +127,7 @@ impl SessionStorage for SessionStore {
 /// removes the database rows too, so nothing stale lingers.
 pub async fn end_all(state: super::Accounts<'_>, user_id: i64) {
     if state.cache.redis_pool().is_none()
-        && let Err(err) = db::sessions::remove_for_user(&state.db, user_id).await
+        && let Err(err) = db::sessions::remove_for_user(state.db, user_id).await
     {
         tracing::warn!(user_id, error = %format!("{err:#}"), "sessions not removed");
     }

@@ -501,27 +501,27 @@ async fn reports_still_answer_uncached_while_redis_is_down() {
         view_all: false,
         superuser: false,
     };
-    let version = autosend::reports::viewer_version(&app.state, &scope)
+    let version = autosend::reports::viewer_version(&app.state.db, &scope)
         .await
         .unwrap();
-    let stats = autosend::reports::stats(&app.state, &scope, &version)
+    let stats = autosend::reports::stats(app.state.reports(), &scope, &version)
         .await
         .unwrap();
     assert_eq!(stats.totals.sent, 2);
     let today = autosend::domain::TimeZone::UTC.date_at(autosend::db::now_ms());
     let query = autosend::reports::resolve(
-        &app.state,
+        &app.state.db,
         &scope,
         &autosend::reports::ReportParams::default(),
         today,
     )
     .await
     .unwrap();
-    let report = autosend::reports::report(&app.state, &scope, &query, &version)
+    let report = autosend::reports::report(app.state.reports(), &scope, &query, &version)
         .await
         .unwrap();
     assert_eq!(report.sent, 2);
-    let counters = autosend::reports::dashboard(&app.state, &scope, &version)
+    let counters = autosend::reports::dashboard(app.state.reports(), &scope, &version)
         .await
         .unwrap();
     assert_eq!(counters.mailings, 1);

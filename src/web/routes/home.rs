@@ -21,12 +21,12 @@ pub async fn index(
         return Ok(ctx.render("Welcome", home::landing()));
     };
     let scope = user.scope();
-    let version = reports::viewer_version(state, &scope).await?;
+    let version = reports::viewer_version(&state.db, &scope).await?;
     let validator = conditional::for_page(&ctx, &user, &version, "dashboard", "");
     if let Some(resp) = conditional::not_modified(req, &ctx, &validator) {
         return Ok(resp);
     }
-    let counters = reports::dashboard(state, &scope, &version).await?;
+    let counters = reports::dashboard(state.reports(), &scope, &version).await?;
     let mut resp = ctx.render(
         "Dashboard",
         home::dashboard(&user, &counters, scope.owner_filter().is_none()),

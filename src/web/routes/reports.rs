@@ -39,13 +39,13 @@ pub async fn stats(
     let sort = params.sort;
     let ascending = params.dir.ascending();
     let page = PageRequest::parse(params.page.as_deref());
-    let version = reports::viewer_version(state, &scope).await?;
+    let version = reports::viewer_version(&state.db, &scope).await?;
     let variant = format!("{}:{ascending}:{}", sort.word(), page.page);
     let validator = conditional::for_page(&ctx, &user, &version, "stats", &variant);
     if let Some(resp) = conditional::not_modified(req, &ctx, &validator) {
         return Ok(resp);
     }
-    let mut stats = reports::stats(state, &scope, &version).await?;
+    let mut stats = reports::stats(state.reports(), &scope, &version).await?;
     reports::sort_rows(&mut stats.rows, sort, ascending);
     let view = views::StatsView {
         stats: &stats,
@@ -95,7 +95,7 @@ async fn respond(
 ) -> AppResult<Response> {
     let scope = user.scope();
     let today = user.zone(&state.settings).date_at(crate::db::now_ms());
-    let query = match reports::resolve(state, &scope, params, today).await {
+    let query = match reports::resolve(&state.db, &scope, params, today).await {
         Ok(query) => query,
         Err(ReportError::NotFound) => return Err(AppError::NotFound),
         Err(ReportError::Invalid(errors)) => {
@@ -128,7 +128,7 @@ async fn respond(
     if let Some(resp) = conditional::not_modified(req, ctx, &validator) {
         return Ok(resp);
     }
-    let rep = reports::report(state, &scope, &query, &version).await?;
+    let rep = reports::report(state.reports(), &scope, &query, &version).await?;
     let mut resp = if csv {
         let body = reports::to_csv(&rep, days)?;
         let name = format!(
