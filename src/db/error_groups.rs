@@ -12,10 +12,40 @@ use time::OffsetDateTime;
 
 use crate::db::Db;
 
-/// `error_groups.kind` of unhandled errors and panics.
-pub const KIND_ERROR: &str = "error";
-/// `error_groups.kind` of broken links.
-pub const KIND_BROKEN_LINK: &str = "broken_link";
+/// What a group collects; stored as `error_groups.kind` (`error` or `broken_link`) and parsed
+/// once, where a row is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKind {
+    /// Unhandled errors and panics.
+    Error,
+    /// Broken links (404s with a referer from this site).
+    BrokenLink,
+}
+
+impl GroupKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupKind::Error => "error",
+            GroupKind::BrokenLink => "broken_link",
+        }
+    }
+
+    fn parse(stored: &str) -> Option<Self> {
+        match stored {
+            "error" => Some(GroupKind::Error),
+            "broken_link" => Some(GroupKind::BrokenLink),
+            _ => None,
+        }
+    }
+
+    /// How the admin page names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            GroupKind::Error => "error",
+            GroupKind::BrokenLink => "broken link",
+        }
+    }
+}
 
 /// Stored messages are cut to this many characters (the e-mail has the whole text).
 const MAX_MESSAGE_CHARS: usize = 1000;
@@ -24,7 +54,7 @@ const MAX_MESSAGE_CHARS: usize = 1000;
 #[derive(Debug, Clone, Copy)]
 pub struct Occurrence<'a> {
     pub fingerprint: &'a str,
-    pub kind: &'a str,
+    pub kind: GroupKind,
     pub error_type: &'a str,
     pub message: &'a str,
     pub route: &'a str,
@@ -36,7 +66,7 @@ pub struct Occurrence<'a> {
 pub struct ErrorGroup {
     pub id: i64,
     pub fingerprint: String,
-    pub kind: String,
+    pub kind: GroupKind,
     pub error_type: String,
     pub message: String,
     pub route: String,
@@ -100,7 +130,7 @@ pub async fn record(
          RETURNING occurrences",
     )
     .bind(occ.fingerprint)
-    .bind(occ.kind)
+    .bind(occ.kind.as_str())
     .bind(cut_chars(occ.error_type, 200))
     .bind(cut_chars(occ.message, MAX_MESSAGE_CHARS))
     .bind(cut_chars(occ.route, 200))
@@ -270,7 +300,13 @@ fn group_from_row(row: &AnyRow) -> Result<ErrorGroup, sqlx::Error> {
     Ok(ErrorGroup {
         id: row.try_get("id")?,
         fingerprint: row.try_get("fingerprint")?,
-        kind: row.try_get("kind")?,
+        kind: {
+            let stored: String = row.try_get("kind")?;
+            GroupKind::parse(&stored).ok_or_else(|| sqlx::Error::ColumnDecode {
+                index: "kind".into(),
+                source: format!("unknown error group kind {stored:?}").into(),
+            })?
+        },
         error_type: row.try_get("error_type")?,
         message: row.try_get("message")?,
         route: row.try_get("route")?,
@@ -372,7 +408,7 @@ mod tests {
     fn occ<'a>(fingerprint: &'a str, request_id: &'a str) -> Occurrence<'a> {
         Occurrence {
             fingerprint,
-            kind: KIND_ERROR,
+            kind: GroupKind::Error,
             error_type: "anyhow::Error",
             message: "boom",
             route: "/clients/{id}",
@@ -391,7 +427,7 @@ mod tests {
         assert_eq!(a.first_seen_at, from_ms(1_000));
         assert_eq!(a.last_seen_at, from_ms(2_000));
         assert_eq!(a.last_request_id, "r2");
-        assert_eq!(a.kind, "error");
+        assert_eq!(a.kind, GroupKind::Error);
         let groups = list_groups(&db, 10, 0).await.unwrap();
         assert_eq!(
             groups

@@ -737,7 +737,10 @@ mod tests {
 
         let groups = error_groups::list_groups(&env.db, 10, 0).await.unwrap();
         assert_eq!(groups.len(), 1);
-        assert_eq!(groups[0].kind, "broken_link");
+        assert_eq!(
+            groups[0].kind,
+            crate::db::error_groups::GroupKind::BrokenLink
+        );
         assert_eq!(groups[0].occurrences, 5);
 
         // A 404 without a referer never reaches the queue.

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::Db;
-use crate::db::error_groups::{self, EmailClaim, KIND_BROKEN_LINK, KIND_ERROR, Occurrence};
+use crate::db::error_groups::{self, EmailClaim, GroupKind, Occurrence};
 use crate::mail::Mailer;
 use crate::reporting::broken_links::{self, LinkStorm, MaskedLink, NotFound};
 use crate::reporting::compose::{self, MailHead, compose_parts};
@@ -245,7 +245,7 @@ impl ReportWorker {
         let route = report.route();
         let occurrence = Occurrence {
             fingerprint: &report.fingerprint,
-            kind: KIND_ERROR,
+            kind: GroupKind::Error,
             error_type: &report.error_type,
             message: &report.message,
             route: &route,
@@ -425,7 +425,7 @@ impl ReportWorker {
         let message = format!("Broken link to {} from {}", link.path, link.referer);
         let occurrence = Occurrence {
             fingerprint: &fingerprint,
-            kind: KIND_BROKEN_LINK,
+            kind: GroupKind::BrokenLink,
             error_type: "404 Not Found",
             message: &message,
             route: &link.path,

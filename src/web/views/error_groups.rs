@@ -1,6 +1,6 @@
 //! `/admin/errors` (the groups reporting keeps) and `/admin/error-test` (a button that fails).
 
-use crate::db::error_groups::{ErrorGroup, KIND_BROKEN_LINK};
+use crate::db::error_groups::ErrorGroup;
 use crate::domain::PageRequest;
 use crate::domain::TimeZone;
 use crate::domain::instant::to_ms as ms;
@@ -47,11 +47,7 @@ pub fn list(
 /// One group; its resolve form swaps the row in place under htmx.
 pub fn group_row(ctx: &PageCtx, group: &ErrorGroup, zone: TimeZone) -> Markup {
     let short: String = group.fingerprint.chars().take(SHORT_FINGERPRINT).collect();
-    let kind = if group.kind == KIND_BROKEN_LINK {
-        "broken link"
-    } else {
-        "error"
-    };
+    let kind = group.kind.label();
     html! {
         tr id={ "group-" (group.id) } {
             td { code title=(group.fingerprint) { (short) } }
