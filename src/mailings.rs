@@ -9,6 +9,7 @@ use crate::db::mailings::{self as db, ListedMailing, Mailing, MailingError, NewM
 use crate::db::recipients::{self as recipient_db, ListQuery, ListedRecipient};
 use crate::db::runs::{self, Run};
 use crate::db::{messages as message_db, now_ms, users};
+use crate::delivery::Delivery;
 use crate::delivery::engine;
 use crate::delivery::{Progress, StartRunError};
 use crate::domain::instant::{from_ms, to_ms};
@@ -17,7 +18,6 @@ use crate::domain::{
     FieldErrors, MailingStatus, PageRequest, Period, RunStatus, Scope, TimeZone, Trigger,
 };
 use crate::objects::{ObjectError, cap_version, changeable, expected_version, parse_id, visible};
-use crate::state::AppState;
 
 /// At most this many recipients are linked by "select all matching" (the import's limit).
 pub const MAX_AUDIENCE: i64 = 100_000;
@@ -80,14 +80,14 @@ impl MailingForm {
 
 /// Turns the form into a mailing of `owner_id`, checking every field against what the owner has.
 async fn parse(
-    state: &AppState,
+    delivery: &Delivery,
     owner_id: i64,
     zone: TimeZone,
     form: &MailingForm,
 ) -> Result<NewMailing, ObjectError> {
     let mut errors = FieldErrors::new();
     let message_id = match form.message_id.trim().parse::<i64>() {
-        Ok(id) => match message_db::get(&state.db, id).await? {
+        Ok(id) => match message_db::get(&delivery.db, id).await? {
             Some(m) if m.owner_id == owner_id => Some(id),
             _ => {
                 errors.add("message_id", "Choose one of your messages.");
@@ -115,12 +115,12 @@ async fn parse(
             search: form.recipient_q.clone(),
             ..ListQuery::default()
         };
-        let matching = recipient_db::list(&state.db, &query, MAX_AUDIENCE, 0).await?;
+        let matching = recipient_db::list(&delivery.db, &query, MAX_AUDIENCE, 0).await?;
         ids.extend(matching.iter().map(|r| r.id));
     }
     ids.sort_unstable();
     ids.dedup();
-    let owned = recipient_db::owned_ids(&state.db, owner_id, &ids).await?;
+    let owned = recipient_db::owned_ids(&delivery.db, owner_id, &ids).await?;
     if owned.len() != ids.len() {
         errors.add("recipient_ids", "Only your own recipients can be chosen.");
     } else if owned.is_empty() {
@@ -173,19 +173,19 @@ fn mailing_error(err: MailingError) -> ObjectError {
 }
 
 pub async fn create(
-    state: &AppState,
+    delivery: &Delivery,
     scope: &Scope,
     zone: TimeZone,
     form: &MailingForm,
 ) -> Result<i64, ObjectError> {
-    let new = parse(state, scope.user_id, zone, form).await?;
-    db::create_mailing(&state.db, &new, now_ms())
+    let new = parse(delivery, scope.user_id, zone, form).await?;
+    db::create_mailing(&delivery.db, &new, now_ms())
         .await
         .map_err(mailing_error)
 }
 
-pub async fn get(state: &AppState, scope: &Scope, raw_id: &str) -> Result<Mailing, ObjectError> {
-    let mailing = db::get(&state.db, parse_id(raw_id)?)
+pub async fn get(delivery: &Delivery, scope: &Scope, raw_id: &str) -> Result<Mailing, ObjectError> {
+    let mailing = db::get(&delivery.db, parse_id(raw_id)?)
         .await?
         .ok_or(ObjectError::NotFound)?;
     visible(scope, mailing.owner_id)?;
@@ -193,11 +193,11 @@ pub async fn get(state: &AppState, scope: &Scope, raw_id: &str) -> Result<Mailin
 }
 
 pub async fn get_for_change(
-    state: &AppState,
+    delivery: &Delivery,
     scope: &Scope,
     raw_id: &str,
 ) -> Result<Mailing, ObjectError> {
-    let mailing = get(state, scope, raw_id).await?;
+    let mailing = get(delivery, scope, raw_id).await?;
     changeable(scope, mailing.owner_id)?;
     Ok(mailing)
 }
@@ -206,11 +206,11 @@ pub async fn get_for_change(
 /// message and schedule; editing it would rewrite that history (SPEC §12), so it is
 /// restored first.
 pub async fn get_for_edit(
-    state: &AppState,
+    delivery: &Delivery,
     scope: &Scope,
     raw_id: &str,
 ) -> Result<Mailing, ObjectError> {
-    let mailing = get_for_change(state, scope, raw_id).await?;
+    let mailing = get_for_change(delivery, scope, raw_id).await?;
     if mailing.archived_at.is_some() {
         return Err(ObjectError::Refused(
             "This mailing is archived: its history is kept as it ran. Restore it to edit it."
@@ -221,11 +221,11 @@ pub async fn get_for_edit(
 }
 
 /// The owner's zone: times of a mailing are entered in it.
-pub async fn owner_zone(state: &AppState, owner_id: i64) -> Result<TimeZone, ObjectError> {
-    let owner = users::find_by_id(&state.db, owner_id).await?;
+pub async fn owner_zone(delivery: &Delivery, owner_id: i64) -> Result<TimeZone, ObjectError> {
+    let owner = users::find_by_id(&delivery.db, owner_id).await?;
     Ok(TimeZone::for_user(
         owner.and_then(|u| u.time_zone).as_deref(),
-        &state.settings.time_zone,
+        &delivery.settings.time_zone,
     ))
 }
 
@@ -244,17 +244,17 @@ pub fn next_run_after_restore(mailing: &Mailing, zone: TimeZone, now: i64) -> Op
 }
 
 pub async fn update(
-    state: &AppState,
+    delivery: &Delivery,
     scope: &Scope,
     raw_id: &str,
     form: &MailingForm,
 ) -> Result<i64, ObjectError> {
-    let mailing = get_for_edit(state, scope, raw_id).await?;
-    let zone = owner_zone(state, mailing.owner_id).await?;
-    let new = parse(state, mailing.owner_id, zone, form).await?;
+    let mailing = get_for_edit(delivery, scope, raw_id).await?;
+    let zone = owner_zone(delivery, mailing.owner_id).await?;
+    let new = parse(delivery, mailing.owner_id, zone, form).await?;
     let tz = zone.tz();
     let expected = expected_version(&form.version);
-    db::update_mailing(&state.db, mailing.id, expected, &new, tz, now_ms())
+    db::update_mailing(&delivery.db, mailing.id, expected, &new, tz, now_ms())
         .await
         .map_err(mailing_error)?;
     Ok(mailing.id)
@@ -262,17 +262,17 @@ pub async fn update(
 
 /// Deletes a mailing that never ran; archives one that ran, so its history stays.
 pub async fn delete(
-    state: &AppState,
+    delivery: &Delivery,
     scope: &Scope,
     raw_id: &str,
 ) -> Result<(Mailing, Removed), ObjectError> {
-    let mailing = get_for_change(state, scope, raw_id).await?;
+    let mailing = get_for_change(delivery, scope, raw_id).await?;
     if mailing.archived_at.is_some() {
         return Err(ObjectError::Refused(
             "This mailing is already archived.".into(),
         ));
     }
-    let removed = db::remove(&state.db, mailing.id, mailing.owner_id, now_ms())
+    let removed = db::remove(&delivery.db, mailing.id, mailing.owner_id, now_ms())
         .await
         .map_err(mailing_error)?;
     Ok((mailing, removed))
@@ -280,15 +280,15 @@ pub async fn delete(
 
 /// Brings an archived mailing back (its owner, or a superuser).
 pub async fn restore(
-    state: &AppState,
+    delivery: &Delivery,
     scope: &Scope,
     raw_id: &str,
 ) -> Result<Mailing, ObjectError> {
-    let mailing = get_for_change(state, scope, raw_id).await?;
+    let mailing = get_for_change(delivery, scope, raw_id).await?;
     let now = now_ms();
-    let zone = owner_zone(state, mailing.owner_id).await?;
+    let zone = owner_zone(delivery, mailing.owner_id).await?;
     let next = next_run_after_restore(&mailing, zone, now);
-    if !db::restore(&state.db, mailing.id, mailing.owner_id, next, now).await? {
+    if !db::restore(&delivery.db, mailing.id, mailing.owner_id, next, now).await? {
         return Err(ObjectError::Refused("This mailing is not archived.".into()));
     }
     Ok(mailing)
@@ -301,18 +301,18 @@ fn archived_refusal() -> ObjectError {
 /// Starts a manual run (or a dry run) now; refused with a message while one is active or
 /// once the mailing is finished.
 pub async fn send_now(
-    state: &AppState,
+    delivery: &Delivery,
     scope: &Scope,
     who: &str,
     raw_id: &str,
     dry_run: bool,
 ) -> Result<i64, ObjectError> {
-    let mailing = get_for_change(state, scope, raw_id).await?;
+    let mailing = get_for_change(delivery, scope, raw_id).await?;
     if mailing.archived_at.is_some() {
         return Err(archived_refusal());
     }
     match engine::send_now(
-        &state.delivery(),
+        delivery,
         mailing.id,
         Trigger::Manual(who.to_string()),
         dry_run,
@@ -349,16 +349,16 @@ pub fn may_disable(scope: &Scope, disable_mailing: bool, owner_id: i64) -> bool 
 
 /// Finishes the mailing and cancels what is still pending. `Ok(cancelled deliveries)`.
 pub async fn disable(
-    state: &AppState,
+    delivery: &Delivery,
     scope: &Scope,
     disable_mailing: bool,
     raw_id: &str,
 ) -> Result<u64, ObjectError> {
-    let mailing = get(state, scope, raw_id).await?;
+    let mailing = get(delivery, scope, raw_id).await?;
     if !may_disable(scope, disable_mailing, mailing.owner_id) {
         return Err(ObjectError::ReadOnly);
     }
-    let disabled = engine::disable(&state.delivery(), &Clock::System, mailing.id)
+    let disabled = engine::disable(delivery, &Clock::System, mailing.id)
         .await
         .map_err(mailing_error)?;
     Ok(disabled.cancelled)
@@ -407,17 +407,17 @@ pub struct FormChoices {
 pub const PICKER_ROWS: i64 = 200;
 
 pub async fn form_choices(
-    state: &AppState,
+    delivery: &Delivery,
     owner_id: i64,
     editing: Option<i64>,
     recipient_q: &str,
 ) -> Result<FormChoices, ObjectError> {
     let sending = match editing {
-        Some(id) => runs::active(&state.db, id).await?.is_some(),
+        Some(id) => runs::active(&delivery.db, id).await?.is_some(),
         None => false,
     };
-    let zone = owner_zone(state, owner_id).await?;
-    let messages = message_db::list(&state.db, Some(owner_id), "", 1000, 0)
+    let zone = owner_zone(delivery, owner_id).await?;
+    let messages = message_db::list(&delivery.db, Some(owner_id), "", 1000, 0)
         .await?
         .into_iter()
         .map(|m| (m.id, m.subject))
@@ -427,8 +427,8 @@ pub async fn form_choices(
         search: recipient_q.trim().to_string(),
         ..ListQuery::default()
     };
-    let candidates = recipient_db::list(&state.db, &query, PICKER_ROWS, 0).await?;
-    let matching = recipient_db::count(&state.db, &query).await?;
+    let candidates = recipient_db::list(&delivery.db, &query, PICKER_ROWS, 0).await?;
+    let matching = recipient_db::count(&delivery.db, &query).await?;
     Ok(FormChoices {
         messages,
         candidates,
@@ -441,11 +441,11 @@ pub async fn form_choices(
 /// The form filled from the mailing as saved (times in its owner's zone), and how many
 /// recipients it has.
 pub async fn saved_form(
-    state: &AppState,
+    delivery: &Delivery,
     mailing: &Mailing,
 ) -> Result<(MailingForm, usize), ObjectError> {
-    let zone = owner_zone(state, mailing.owner_id).await?;
-    let ids = db::recipient_ids(&state.db, mailing.id).await?;
+    let zone = owner_zone(delivery, mailing.owner_id).await?;
+    let ids = db::recipient_ids(&delivery.db, mailing.id).await?;
     Ok((MailingForm::from_mailing(mailing, &ids, zone), ids.len()))
 }
 
@@ -497,12 +497,12 @@ pub struct Summary {
     pub zone: TimeZone,
 }
 
-pub async fn summary(state: &AppState, mailing: &Mailing) -> Result<Summary, ObjectError> {
-    let (latest, runs) = runs::list_for_mailing(&state.db, mailing.id, 1, 0).await?;
-    let zone = owner_zone(state, mailing.owner_id).await?;
+pub async fn summary(delivery: &Delivery, mailing: &Mailing) -> Result<Summary, ObjectError> {
+    let (latest, runs) = runs::list_for_mailing(&delivery.db, mailing.id, 1, 0).await?;
+    let zone = owner_zone(delivery, mailing.owner_id).await?;
     Ok(Summary {
-        subject: subject_of(&state.db, mailing).await?,
-        recipients: db::count_recipients(&state.db, mailing.id).await?,
+        subject: subject_of(&delivery.db, mailing).await?,
+        recipients: db::count_recipients(&delivery.db, mailing.id).await?,
         runs,
         active_run: latest
             .first()

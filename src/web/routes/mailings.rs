@@ -70,8 +70,13 @@ async fn render_form(
     status: StatusCode,
     editing: Editing<'_>,
 ) -> AppResult<Response> {
-    let choices =
-        mailings::form_choices(state, owner_id, editing.mailing_id, &form.recipient_q).await?;
+    let choices = mailings::form_choices(
+        &state.delivery(),
+        owner_id,
+        editing.mailing_id,
+        &form.recipient_q,
+    )
+    .await?;
     let view = views::FormView {
         action,
         page_url,
@@ -135,7 +140,14 @@ pub async fn create(
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let form = MailingForm::from_pairs(&pairs);
-    match mailings::create(state, &user.scope(), user.zone(&state.settings), &form).await {
+    match mailings::create(
+        &state.delivery(),
+        &user.scope(),
+        user.zone(&state.settings),
+        &form,
+    )
+    .await
+    {
         Ok(id) => {
             flash(req, "The mailing was created.");
             Ok(see_other(&format!("/mailings/{id}")))
@@ -171,7 +183,7 @@ pub async fn detail(
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let scope = user.scope();
-    let mailing = mailings::get(state, &scope, &id).await?;
+    let mailing = mailings::get(&state.delivery(), &scope, &id).await?;
     let detail = mailings::detail(&state.db, &mailing).await?;
     let view = views::DetailView {
         mailing: &mailing,
@@ -199,10 +211,10 @@ pub async fn edit_page(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let mailing = mailings::get_for_edit(state, &user.scope(), &id).await?;
+    let mailing = mailings::get_for_edit(&state.delivery(), &user.scope(), &id).await?;
     let form = match picker_form(req) {
         Some(form) => form,
-        None => mailings::saved_form(state, &mailing).await?.0,
+        None => mailings::saved_form(&state.delivery(), &mailing).await?.0,
     };
     edit_form(
         &ctx,
@@ -226,13 +238,13 @@ pub async fn edit(
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let form = MailingForm::from_pairs(&pairs);
-    match mailings::update(state, &user.scope(), &id, &form).await {
+    match mailings::update(&state.delivery(), &user.scope(), &id, &form).await {
         Ok(id) => {
             flash(req, "The mailing was saved.");
             Ok(see_other(&format!("/mailings/{id}")))
         }
         Err(ObjectError::Validation(errors)) => {
-            let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
+            let mailing = mailings::get_for_change(&state.delivery(), &user.scope(), &id).await?;
             edit_form(
                 &ctx,
                 state,
@@ -247,8 +259,8 @@ pub async fn edit(
         Err(ObjectError::Stale) => {
             // Someone saved it since this form was loaded: show theirs beside the user's
             // input, and let a second save (made from their version) replace it knowingly.
-            let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
-            let (theirs, recipients) = mailings::saved_form(state, &mailing).await?;
+            let mailing = mailings::get_for_change(&state.delivery(), &user.scope(), &id).await?;
+            let (theirs, recipients) = mailings::saved_form(&state.delivery(), &mailing).await?;
             let subject = mailings::subject_of(&state.db, &mailing).await?;
             let saved = [
                 ("Message", subject),
@@ -317,7 +329,7 @@ macro_rules! confirm_pages {
             AuthUser(user): AuthUser,
             Path(id): Path<String>,
         ) -> AppResult<Response> {
-            let mailing = mailings::get_for_change(state, &user.scope(), &id).await?;
+            let mailing = mailings::get_for_change(&state.delivery(), &user.scope(), &id).await?;
             confirm(&ctx, state, &mailing, $title, $render).await
         }
     )+};
@@ -337,7 +349,7 @@ async fn confirm(
     title: &str,
     render: fn(&PageCtx, &views::ConfirmView<'_>) -> maud::Markup,
 ) -> AppResult<Response> {
-    let summary = mailings::summary(state, mailing).await?;
+    let summary = mailings::summary(&state.delivery(), mailing).await?;
     let view = views::ConfirmView {
         mailing,
         subject: &summary.subject,
@@ -357,7 +369,7 @@ pub async fn delete(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let (mailing, removed) = mailings::delete(state, &user.scope(), &id).await?;
+    let (mailing, removed) = mailings::delete(&state.delivery(), &user.scope(), &id).await?;
     let message = match removed {
         Removed::Deleted => format!("Mailing #{} was deleted.", mailing.id),
         Removed::Archived => format!(
@@ -376,7 +388,7 @@ pub async fn restore(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let mailing = mailings::restore(state, &user.scope(), &id).await?;
+    let mailing = mailings::restore(&state.delivery(), &user.scope(), &id).await?;
     let target = format!("/mailings/{}", mailing.id);
     Ok(after_action(
         req,
@@ -393,7 +405,7 @@ pub async fn disable_page(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let mailing = mailings::get(state, &user.scope(), &id).await?;
+    let mailing = mailings::get(&state.delivery(), &user.scope(), &id).await?;
     if !may_disable(&user, mailing.owner_id) {
         return Err(ObjectError::ReadOnly.into());
     }
@@ -423,7 +435,8 @@ pub async fn send(
     Form(form): Form<SendForm>,
 ) -> AppResult<Response> {
     let dry_run = form.dry_run;
-    let run_id = mailings::send_now(state, &user.scope(), &user.email, &id, dry_run).await?;
+    let run_id =
+        mailings::send_now(&state.delivery(), &user.scope(), &user.email, &id, dry_run).await?;
     let what = if dry_run { "Dry run" } else { "Run" };
     Ok(after_action(
         req,
@@ -440,7 +453,8 @@ pub async fn disable(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let cancelled = mailings::disable(state, &user.scope(), user.disable_mailing, &id).await?;
+    let cancelled =
+        mailings::disable(&state.delivery(), &user.scope(), user.disable_mailing, &id).await?;
     Ok(after_action(
         req,
         &format!("/mailings/{}", id.trim()),
@@ -459,7 +473,7 @@ pub async fn progress(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let mailing = mailings::get(state, &user.scope(), &id).await?;
+    let mailing = mailings::get(&state.delivery(), &user.scope(), &id).await?;
     let current = delivery::progress(&state.db, mailing.id, now_ms()).await?;
     let active = current.as_ref().is_some_and(|p| p.active());
     let mut resp = views::progress(mailing.id, current.as_ref())
@@ -492,7 +506,7 @@ pub async fn logs(
     Path(id): Path<String>,
     Query(params): Query<LogParams>,
 ) -> AppResult<Response> {
-    let mailing = mailings::get(state, &user.scope(), &id).await?;
+    let mailing = mailings::get(&state.delivery(), &user.scope(), &id).await?;
     let status = DeliveryStatus::parse(params.status.trim()).ok();
     let page = PageRequest::parse(params.page.as_deref());
     let (rows, total) = mailings::deliveries(&state.db, &mailing, status, page).await?;
