@@ -45,6 +45,11 @@ pub async fn viewer_version(db: &Db, scope: &Scope) -> anyhow::Result<DataVersio
     }
 }
 
+/// The data version of one user's figures (a report of that user follows it).
+pub async fn user_version(db: &Db, user_id: i64) -> anyhow::Result<DataVersion> {
+    versions::of_user(db, user_id).await
+}
+
 /// The cache key segment of a viewer's reach: their own data, or everyone's.
 fn reach(scope: &Scope) -> String {
     match scope.owner_filter() {

@@ -18,6 +18,7 @@ pub mod broken_links;
 pub mod chunk;
 pub mod compose;
 pub mod fingerprint;
+pub mod groups;
 pub mod html;
 pub mod mask;
 pub mod notifier;

@@ -6,9 +6,9 @@ use poem::web::{Data, Path, Query};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 
-use crate::db::error_groups;
 use crate::domain::PageRequest;
 use crate::domain::TimeZone;
+use crate::reporting::groups;
 use crate::state::AppState;
 use crate::web::auth::Superuser;
 use crate::web::error::{AppError, AppResult};
@@ -29,8 +29,7 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> AppResult<Response> {
     let page = PageRequest::parse(query.page.as_deref());
-    let groups = error_groups::list_groups(&state.db, page.per_page, page.offset()).await?;
-    let total = error_groups::count_groups(&state.db).await?;
+    let (groups, total) = groups::list(&state.db, page).await?;
     let zone = TimeZone::for_user(admin.time_zone.as_deref(), &state.settings.time_zone);
     Ok(ctx.render("Errors", views::list(&ctx, &groups, page, total, zone)))
 }
@@ -45,14 +44,11 @@ pub async fn resolve(
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
-    if !error_groups::resolve(&state.db, id).await? {
-        return Err(AppError::NotFound);
-    }
+    let group = groups::resolve(&state.db, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     tracing::info!(group_id = id, "error group resolved");
     if ctx.fragment {
-        let group = error_groups::find_by_id(&state.db, id)
-            .await?
-            .ok_or(AppError::NotFound)?;
         let zone = TimeZone::for_user(admin.time_zone.as_deref(), &state.settings.time_zone);
         return Ok(htmx::fragment(views::group_row(&ctx, &group, zone)));
     }

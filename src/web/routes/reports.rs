@@ -94,7 +94,7 @@ async fn respond(
     csv: bool,
 ) -> AppResult<Response> {
     let scope = user.scope();
-    let today = user.zone(&state.settings).date_at(crate::db::now_ms());
+    let today = user.zone(&state.settings).date_at(crate::clock::now_ms());
     let query = match reports::resolve(&state.db, &scope, params, today).await {
         Ok(query) => query,
         Err(ReportError::NotFound) => return Err(AppError::NotFound),
@@ -114,7 +114,7 @@ async fn respond(
         }
         Err(ReportError::Unexpected(err)) => return Err(err.into()),
     };
-    let version = crate::db::versions::of_user(&state.db, query.user_id).await?;
+    let version = reports::user_version(&state.db, query.user_id).await?;
     let days = params.rows == ReportRows::Days;
     let variant = format!(
         "{}:{}:{}:{}:{}",
