@@ -58,11 +58,16 @@ impl World {
     /// The exit code and output of the binary running `args` to its end.
     pub async fn run_to_end(&self, args: &[&str]) -> (i32, String) {
         let mut app = self.spawn(args, &[]);
-        let status = tokio::time::timeout(Duration::from_secs(60), app.child.wait())
-            .await
-            .expect("the command ended in time")
-            .unwrap();
-        (status.code().unwrap_or(-1), app.output())
+        let Ok(status) = tokio::time::timeout(Duration::from_secs(60), app.child.wait()).await
+        else {
+            // Which command hung and what it printed until then: the failure must say.
+            let _ = app.child.kill().await;
+            panic!(
+                "autosend {args:?} did not end within 60 s; its output:\n{}",
+                app.output()
+            );
+        };
+        (status.unwrap().code().unwrap_or(-1), app.output())
     }
 
     /// PostgreSQL when `TEST_DATABASE_URL` is set, else SQLite (like the api tests).
