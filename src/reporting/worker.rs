@@ -360,13 +360,13 @@ impl ReportWorker {
             Err(err) => Err(err),
         };
         let counters = self.counters.clone();
-        self.count_summary(sent, &counters.sent, "cannot send an error storm summary");
+        self.count_outcome(sent, &counters.sent, "cannot send an error storm summary");
     }
 
-    /// Counts a storm summary's outcome: sent, or failed with one warning. Synchronous on
-    /// purpose: one more async frame on the summary paths made the worker outgrow a 2 MiB
-    /// stack in debug builds.
-    fn count_summary(&mut self, sent: anyhow::Result<()>, on_sent: &AtomicU64, what: &str) {
+    /// Counts a sent mail's outcome (a summary or a broken-link report): sent, or failed with
+    /// one warning. Synchronous on purpose: one more async frame on these paths made the worker
+    /// outgrow a 2 MiB stack in debug builds.
+    fn count_outcome(&mut self, sent: anyhow::Result<()>, on_sent: &AtomicU64, what: &str) {
         match sent {
             Ok(()) => Counters::bump(on_sent),
             Err(err) => {
@@ -400,7 +400,7 @@ impl ReportWorker {
             Err(err) => Err(err),
         };
         let counters = self.counters.clone();
-        self.count_summary(
+        self.count_outcome(
             sent,
             &counters.broken_links_sent,
             "cannot send a broken-link summary",
@@ -466,13 +466,12 @@ impl ReportWorker {
             Ok(message) => self.send_all(vec![message]).await,
             Err(err) => Err(err),
         };
-        match sent {
-            Ok(()) => Counters::bump(&self.counters.broken_links_sent),
-            Err(err) => {
-                Counters::bump(&self.counters.failed);
-                self.fail("send", "cannot send a broken-link report", &err);
-            }
-        }
+        let counters = self.counters.clone();
+        self.count_outcome(
+            sent,
+            &counters.broken_links_sent,
+            "cannot send a broken-link report",
+        );
     }
 
     /// Sends parts in order over one connection; stops at the first failure.
